@@ -1,0 +1,343 @@
+"""Pooling geometry: the only module that knows output sizes, padding forms, ceil rules and windows.
+
+Along one pooled axis every pooling op is "for output ``i``, reduce the taps
+``starts[i] + j * step`` for ``j < counts[i]``" -- the taps that lie inside the input.
+Regular pooling (any padding, ceil mode, SAME), adaptive bins and fractional intervals differ only
+in how that per-axis window table is built; the kernels never see the difference.
+
+Everything here is plain Python/NumPy and validates what it is given, so that the compiled kernels
+can trust every index they receive.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Largest number of output elements a call may ask for.  Anything larger is a mistake (a kernel or
+#: padding of 10**12), reported as a ValueError rather than an allocation failure or a hang.
+MAX_ELEMENTS = 2**40
+
+PADDING_STRINGS = ("valid", "same", "same_lower")
+
+
+@dataclass(frozen=True, eq=False)
+class AxisPlan:
+    """The window table of one pooled axis.
+
+    Output ``i`` reduces the input positions ``starts[i] + j * step`` for ``0 <= j < counts[i]``,
+    all inside ``[0, in_size)``.  ``pad_counts[i]`` is the number of taps of window ``i`` inside
+    the padded extent ``[-pad_before, in_size + pad_after)`` (the ``count_include_pad`` divisor
+    factor; the overhang of a ceil-mode window past the padding is not counted).
+    """
+
+    in_size: int
+    out_size: int
+    kernel: int
+    stride: int
+    dilation: int
+    pad_before: int
+    pad_after: int
+    starts: np.ndarray
+    counts: np.ndarray
+    pad_counts: np.ndarray
+
+    @property
+    def step(self) -> int:
+        return self.dilation
+
+    @property
+    def max_count(self) -> int:
+        return int(self.counts.max()) if self.out_size else 0
+
+
+def _frozen(a) -> np.ndarray:
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    a.flags.writeable = False
+    return a
+
+
+# --------------------------------------------------------------------------------------------
+# argument normalisation
+# --------------------------------------------------------------------------------------------
+
+
+def as_int(name: str, value) -> int:
+    """``value`` as a Python int; bools, floats and other types are a TypeError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
+    return operator.index(value)
+
+
+def int_tuple(name: str, value, n: int) -> tuple[int, ...]:
+    """Broadcast an int, or check a sequence of ``n`` ints, for one argument of the pooled axes."""
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return (operator.index(value),) * n
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}") from None
+    if len(items) != n:
+        raise ValueError(f"{name} must have one value per pooled axis ({n}), got {value!r}")
+    for v in items:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
+    return tuple(operator.index(v) for v in items)
+
+
+def positive_tuple(name: str, value, n: int) -> tuple[int, ...]:
+    out = int_tuple(name, value, n)
+    if any(v < 1 for v in out):
+        raise ValueError(f"{name} must be >= 1 on every axis, got {value!r}")
+    return out
+
+
+def normalize_axes(ndim: int, axes, n: int | None, what: str = "kernel_size") -> tuple[int, ...]:
+    """The pooled axes as non-negative ints, in the order given.
+
+    ``axes=None`` means the last ``n`` axes, where ``n`` is the number of values in ``what``
+    (``None`` when ``what`` was a bare int: then ``axes`` is required).
+    """
+    if axes is None:
+        if n is None:
+            raise ValueError(
+                f"an int {what} needs axes= to say which axes to pool; pass one value per axis, "
+                f"e.g. {what}=(2, 2), or give axes=(-2, -1)"
+            )
+        if n > ndim:
+            raise ValueError(f"{what} has {n} values but the input has only {ndim} dimensions")
+        return tuple(range(ndim - n, ndim))
+    if isinstance(axes, (numbers.Integral, np.integer)) and not isinstance(axes, (bool, np.bool_)):
+        axes = (axes,)
+    try:
+        items = tuple(axes)
+    except TypeError:
+        raise TypeError(f"axes must be an int or a sequence of ints, got {axes!r}") from None
+    out = []
+    for a in items:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"axes must be an int or a sequence of ints, got {axes!r}")
+        a = operator.index(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axes={axes!r} is out of range for an input with {ndim} dimensions")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axes must not repeat an axis, got {axes!r}")
+    if not out:
+        raise ValueError(f"axes must name at least one axis, got {axes!r}")
+    if n is not None and len(out) != n:
+        raise ValueError(f"{what} has {n} values but axes={axes!r} names {len(out)} axes")
+    return tuple(out)
+
+
+def count_of(value) -> int | None:
+    """How many pooled axes a kernel-like argument names (None for a bare int)."""
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"kernel_size must be an integer or a sequence of integers, got {value!r}")
+    try:
+        return len(value)
+    except TypeError:
+        raise TypeError(f"kernel_size must be an integer or a sequence of integers, got {value!r}") from None
+
+
+def parse_padding(padding, n: int):
+    """``padding`` as a lower-case string from PADDING_STRINGS or a tuple of ``n`` (before, after) pairs."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode not in PADDING_STRINGS:
+            raise ValueError(f"padding must be an int, pairs, or one of {PADDING_STRINGS}, got {padding!r}")
+        return mode
+    if isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, (bool, np.bool_)):
+        pairs = ((operator.index(padding),) * 2,) * n
+    else:
+        try:
+            items = tuple(padding)
+        except TypeError:
+            raise TypeError(f"padding must be an int, a sequence, or a string, got {padding!r}") from None
+        if len(items) != n:
+            raise ValueError(f"padding must have one entry per pooled axis ({n}), got {padding!r}")
+        pairs = []
+        for item in items:
+            if isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, (bool, np.bool_)):
+                pairs.append((operator.index(item),) * 2)
+                continue
+            try:
+                pair = tuple(item)
+            except TypeError:
+                raise TypeError(f"padding entries must be ints or (before, after) pairs, got {padding!r}") from None
+            if len(pair) != 2 or any(
+                isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in pair
+            ):
+                raise TypeError(f"padding entries must be ints or (before, after) pairs, got {padding!r}")
+            pairs.append(tuple(operator.index(v) for v in pair))
+        pairs = tuple(pairs)
+    if any(v < 0 for pair in pairs for v in pair):
+        raise ValueError(f"padding must be >= 0, got {padding!r}")
+    return tuple(pairs)
+
+
+def same_pads(in_size: int, kernel: int, stride: int, dilation: int, lower: bool) -> tuple[int, int]:
+    """TensorFlow/ONNX SAME padding: output ``ceil(in / stride)``, the odd cell at the end
+    (SAME_UPPER) or at the start (SAME_LOWER)."""
+    eff = dilation * (kernel - 1) + 1
+    out = -(-in_size // stride)
+    total = max((out - 1) * stride + eff - in_size, 0)
+    small, large = total // 2, total - total // 2
+    return (large, small) if lower else (small, large)
+
+
+def resolve_pads(in_sizes, kernels, strides, dilations, padding) -> tuple[tuple[int, int], ...]:
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * len(in_sizes)
+        lower = padding == "same_lower"
+        return tuple(same_pads(L, k, s, d, lower) for L, k, s, d in zip(in_sizes, kernels, strides, dilations))
+    return padding
+
+
+# --------------------------------------------------------------------------------------------
+# per-axis plans
+# --------------------------------------------------------------------------------------------
+
+
+def output_size(in_size, kernel, stride, dilation, pad_before, pad_after, ceil_mode) -> int:
+    """PyTorch's ``pooling_output_shape_pad_lr`` (aten/src/ATen/native/Pool.h).
+
+    ``floor_or_ceil((in + pad_before + pad_after - dilation*(kernel-1) - 1) / stride) + 1``, and in
+    ceil mode the last window must start inside the input or the left padding.
+    """
+    num = in_size + pad_before + pad_after - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)
+    out = num // stride + 1  # floor division: div_rtn
+    if ceil_mode and out > 0 and (out - 1) * stride >= in_size + pad_before:
+        out -= 1
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int,
+              ceil_mode: bool, axis: int = 0) -> AxisPlan:
+    """The window table of one axis for sliding-window pooling; validates the geometry."""
+    eff = dilation * (kernel - 1) + 1
+    out = output_size(in_size, kernel, stride, dilation, pad_before, pad_after, ceil_mode)
+    if out <= 0:
+        if in_size == 0:
+            raise ValueError(f"axis {axis} has size 0: there is nothing to pool")
+        raise ValueError(
+            f"kernel_size={kernel} (effective {eff} with dilation={dilation}) is larger than the padded "
+            f"input ({in_size} + {pad_before} + {pad_after}) on axis {axis}"
+        )
+    if out > MAX_ELEMENTS:
+        raise ValueError(f"the output would have {out} positions on axis {axis}; that is not a sensible pooling")
+    i = np.arange(out, dtype=np.int64)
+    start = i * stride - pad_before
+    j0 = np.maximum(0, (-start + dilation - 1) // dilation)
+    j1 = np.minimum(kernel, np.maximum(0, (in_size - start + dilation - 1) // dilation))
+    counts = np.maximum(j1 - j0, 0)
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        w = int(empty[0])
+        raise ValueError(
+            f"window {w} on axis {axis} lies wholly in the padding (padding=({pad_before}, {pad_after}), "
+            f"kernel_size={kernel}, stride={stride}, dilation={dilation}, input size {in_size}); "
+            "reduce the padding"
+        )
+    pad_counts = np.minimum(kernel, (in_size + pad_after - start + dilation - 1) // dilation)
+    return AxisPlan(in_size, out, kernel, stride, dilation, pad_before, pad_after,
+                    _frozen(start + j0 * dilation), _frozen(counts), _frozen(pad_counts))
+
+
+def table_plan(in_size: int, starts, counts) -> AxisPlan:
+    """A plan from an explicit table of contiguous windows (adaptive bins, fractional intervals).
+
+    ``starts`` and ``counts`` must describe windows inside ``[0, in_size)``, each non-empty; this is
+    checked, because the kernels trust it.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    if starts.ndim != 1 or starts.shape != counts.shape:
+        raise ValueError("window table: starts and counts must be 1-D and of one length")
+    if starts.size and (starts.min() < 0 or counts.min() < 1 or (starts + counts).max() > in_size):
+        raise ValueError("window table: every window must be non-empty and inside the input")
+    kernel = int(counts.max()) if counts.size else 0
+    return AxisPlan(in_size, int(starts.size), kernel, 0, 1, 0, 0, _frozen(starts), _frozen(counts), _frozen(counts))
+
+
+def adaptive_plan(in_size: int, out_size: int) -> AxisPlan:
+    """PyTorch's adaptive bins: ``start = floor(i*In/Out)``, ``end = ceil((i+1)*In/Out)``."""
+    i = np.arange(out_size, dtype=np.int64)
+    starts = (i * in_size) // out_size
+    ends = -((-(i + 1) * in_size) // out_size)
+    return table_plan(in_size, starts, ends - starts)
+
+
+# --------------------------------------------------------------------------------------------
+# whole-call planning
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Everything a pooling call needs: the pooled axes (ascending) and one AxisPlan per axis."""
+
+    in_shape: tuple[int, ...]
+    axes: tuple[int, ...]
+    axis_plans: tuple[AxisPlan, ...]
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        shape = list(self.in_shape)
+        for a, p in zip(self.axes, self.axis_plans):
+            shape[a] = p.out_size
+        return tuple(shape)
+
+    @property
+    def pads(self) -> tuple[tuple[int, int], ...]:
+        return tuple((p.pad_before, p.pad_after) for p in self.axis_plans)
+
+
+def check_shape(shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(operator.index(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a sequence of ints, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"input_shape must not have negative sizes, got {shape!r}")
+    return shape
+
+
+def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, axes=None) -> Plan:
+    """Validate sliding-window arguments against ``shape`` and build the plan."""
+    shape = check_shape(shape)
+    n = count_of(kernel_size)
+    axes = normalize_axes(len(shape), axes, n)
+    nax = len(axes)
+    kernels = positive_tuple("kernel_size", kernel_size, nax)
+    strides = kernels if stride is None else positive_tuple("stride", stride, nax)
+    dilations = positive_tuple("dilation", dilation, nax)
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    pads = resolve_pads([shape[a] for a in axes], kernels, strides, dilations, parse_padding(padding, nax))
+    order = sorted(range(nax), key=lambda i: axes[i])
+    plans = tuple(
+        plan_axis(shape[axes[i]], kernels[i], strides[i], dilations[i], pads[i][0], pads[i][1], bool(ceil_mode), axes[i])
+        for i in order
+    )
+    plan = Plan(shape, tuple(axes[i] for i in order), plans)
+    check_size(plan.out_shape)
+    return plan
+
+
+def check_size(shape) -> None:
+    total = 1
+    for s in shape:
+        total *= s
+    if total > MAX_ELEMENTS:
+        raise ValueError(f"the output would have {total} elements (shape {tuple(shape)}); that is not a sensible pooling")

@@ -1,0 +1,649 @@
+"""Max, average and Lp pooling over any number of axes, forward and backward.
+
+Public functions validate and normalise their arguments, ask :mod:`poolkit._geometry` for a plan,
+and run the compiled kernels of :mod:`poolkit._kernels` one pooled axis at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _geometry as geo
+from . import _kernels as K
+
+__all__ = [
+    "max_pool",
+    "avg_pool",
+    "lp_pool",
+    "max_pool_backward",
+    "avg_pool_backward",
+    "lp_pool_backward",
+    "max_unpool",
+    "output_shape",
+    "resolve_padding",
+]
+
+_NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_array(x, name: str = "x") -> np.ndarray:
+    """``x`` as an ndarray of a real numeric or bool dtype; anything else is a TypeError."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must have a real numeric or bool dtype, got dtype {arr.dtype}"
+            + (" (pool the real and imaginary parts separately)" if arr.dtype.kind == "c" else "")
+        )
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
+    return arr
+
+
+def _float_dtype(dtype) -> np.dtype:
+    """Result dtype of average/Lp pooling: floats keep theirs, everything else becomes float64."""
+    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
+
+
+def _grad_dtype(dtype) -> np.dtype:
+    """Gradient dtype for an input of ``dtype``: x's own float dtype, float64 for ints and bools."""
+    return _float_dtype(dtype)
+
+
+def _check_p(p) -> float:
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p must be a real number, got {p!r}")
+    p = float(p)
+    if not (p > 0 and math.isfinite(p)):
+        raise ValueError(f"p must be a finite number > 0, got {p!r} (for p=inf use max_pool(np.abs(x)))")
+    return p
+
+
+def _check_grad(grad_output, plan: geo.Plan) -> np.ndarray:
+    g = _check_array(grad_output, "grad_output")
+    if g.shape != plan.out_shape:
+        raise ValueError(f"grad_output must have the forward output's shape {plan.out_shape}, got {g.shape}")
+    return g
+
+
+def _check_indices(indices, shape, limit, name: str = "indices") -> np.ndarray:
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, got dtype {idx.dtype}")
+    if idx.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {idx.shape}")
+    if idx.size:
+        lo, hi = idx.min(), idx.max()
+        if lo < 0 or hi >= limit:
+            raise ValueError(f"{name} must lie in [0, {limit}) (flat positions over the pooled axes), got values in [{lo}, {hi}]")
+    return idx.astype(np.int64, copy=False)
+
+
+def _plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> geo.Plan:
+    return geo.make_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+
+
+# --------------------------------------------------------------------------------------------
+# the reductions every op is built from (also used by poolkit.fixed)
+# --------------------------------------------------------------------------------------------
+
+
+def _view3(shape, axis):
+    outer = math.prod(shape[:axis])
+    inner = math.prod(shape[axis + 1:])
+    return outer, shape[axis], inner
+
+
+def _pooled_scales(plan: geo.Plan):
+    """Flat-index weight of each pooled axis: row-major over the pooled axes (ascending)."""
+    scales, acc = [], 1
+    for ap in reversed(plan.axis_plans):
+        scales.append(acc)
+        acc *= ap.in_size
+    return scales[::-1]
+
+
+def _max_compute_view(x: np.ndarray):
+    """A contiguous array the max kernels can run on, and the dtype to give the result."""
+    if x.dtype == np.bool_:
+        return np.ascontiguousarray(x).view(np.uint8), np.dtype(np.bool_)
+    if x.dtype == np.float16:
+        return np.ascontiguousarray(x, dtype=np.float32), np.dtype(np.float16)  # exact both ways
+    return np.ascontiguousarray(x), x.dtype
+
+
+def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
+    """Window maxima (dtype of x) and, if asked, int64 flat indices over the pooled axes."""
+    cur, result_dtype = _max_compute_view(x)
+    idx = None
+    scales = _pooled_scales(plan)
+    for a, ap, scale in reversed(list(zip(plan.axes, plan.axis_plans, scales))):
+        outer, length, inner = _view3(cur.shape, a)
+        new_shape = cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:]
+        out = np.empty(new_shape, dtype=cur.dtype)
+        src = cur.reshape(outer, length, inner)
+        dst = out.reshape(outer, ap.out_size, inner)
+        if return_indices:
+            idx_out = np.empty(new_shape, dtype=np.int64)
+            idx_in = _NO_INDICES if idx is None else idx.reshape(outer, length, inner)
+            if out.size:
+                K.max_axis_indices(src, idx_in, idx is not None, ap.starts, ap.counts, ap.step, scale,
+                                   dst, idx_out.reshape(outer, ap.out_size, inner))
+            idx = idx_out
+        elif out.size:
+            K.max_axis(src, ap.starts, ap.counts, ap.step, dst)
+        cur = out
+    if result_dtype == np.bool_:
+        cur = cur.view(np.bool_)
+    elif cur.dtype != result_dtype:
+        cur = cur.astype(result_dtype)
+    return cur, idx
+
+
+def _sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    """Sum over each window's valid taps, in float64."""
+    cur = np.ascontiguousarray(x)
+    for a, ap in reversed(list(zip(plan.axes, plan.axis_plans))):
+        outer, length, inner = _view3(cur.shape, a)
+        out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
+        if out.size:
+            src = cur.reshape(outer, length, inner)
+            if src.dtype not in (np.float64, np.float32):
+                src = src.astype(np.float64)
+            K.sum_axis(src, ap.starts, ap.counts, ap.step, out.reshape(outer, ap.out_size, inner))
+        cur = out
+    return cur
+
+
+def _sum_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    """The transpose of :func:`_sum_reduce`: spread each value over its window's taps (float64)."""
+    cur = np.ascontiguousarray(g, dtype=np.float64)
+    for a, ap in zip(plan.axes, plan.axis_plans):
+        outer, _, inner = _view3(cur.shape, a)
+        out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
+        if out.size:
+            K.sum_axis_adjoint(cur.reshape(outer, ap.out_size, inner), ap.starts, ap.counts, ap.step,
+                               out.reshape(outer, ap.in_size, inner))
+        cur = out
+    return cur
+
+
+def _planes(shape, axes):
+    """The permutation that moves the pooled axes last, and the number of batch planes."""
+    rest = [a for a in range(len(shape)) if a not in axes]
+    perm = rest + list(axes)
+    return perm, math.prod(shape[a] for a in rest)
+
+
+def _scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, kernel) -> np.ndarray:
+    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``."""
+    perm, n_planes = _planes(values.shape, axes)
+    v = np.ascontiguousarray(values.transpose(perm), dtype=dtype).reshape(n_planes, -1)
+    i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(n_planes, -1)
+    moved_shape = tuple(out_shape[a] for a in perm)
+    out = np.empty(moved_shape, dtype=dtype)
+    if out.size:
+        kernel(v, i, out.reshape(n_planes, -1))
+    return out.transpose(np.argsort(perm))
+
+
+def _max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=None) -> np.ndarray:
+    """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape``."""
+    dtype = np.float64 if dtype is None else dtype
+    return _scatter(g, idx, plan.axes, plan.in_shape, dtype, K.scatter_add)
+
+
+def _divisor(plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray | float:
+    """The average-pooling divisor, broadcastable to the output shape."""
+    if divisor_override is not None:
+        return float(divisor_override)
+    div = np.ones((1,) * len(plan.in_shape))
+    for a, ap in zip(plan.axes, plan.axis_plans):
+        shape = [1] * len(plan.in_shape)
+        shape[a] = ap.out_size
+        div = div * (ap.pad_counts if count_include_pad else ap.counts).reshape(shape)
+    return div
+
+
+def _check_avg_options(count_include_pad, divisor_override):
+    if not isinstance(count_include_pad, (bool, np.bool_)):
+        raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
+    if divisor_override is not None:
+        if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, numbers.Integral):
+            raise TypeError(f"divisor_override must be an integer or None, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError("divisor_override must not be 0")
+
+
+def _abs_pow(x: np.ndarray, p: float) -> np.ndarray:
+    a = np.abs(np.asarray(x, dtype=np.float64))
+    if p == 1.0:
+        return a
+    if p == 2.0:
+        return a * a
+    return a**p
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+_SHARED_PARAMS = """\
+    kernel_size : int or sequence of int
+        Window size along each pooled axis.  An int needs ``axes`` (it is broadcast over them).
+    stride : int or sequence of int, optional
+        Step between windows; defaults to ``kernel_size``.
+    padding : int, sequence of int, sequence of (before, after), or {"valid", "same", "same_lower"}
+        Implicit padding.  Ints pad both sides; pairs pad each side; ``"same"`` is TensorFlow/ONNX
+        SAME_UPPER (output ``ceil(in / stride)``, the odd cell at the end), ``"same_lower"`` puts
+        it at the start.  See :func:`resolve_padding`.
+    dilation : int or sequence of int, optional
+        Spacing between window taps (1 = contiguous windows).
+    ceil_mode : bool, optional
+        Round the output size up instead of down; the last window must still start inside the
+        input or the left padding.
+    axes : int or sequence of int, optional
+        The pooled axes; by default the last ``len(kernel_size)`` axes.  All other axes are
+        batch-like, so NCHW pools with ``kernel_size=(kh, kw)`` and NHWC with ``axes=(1, 2)``."""
+
+_SIZE_RULE = """\
+    Along each pooled axis, with ``eff = dilation * (kernel_size - 1) + 1``::
+
+        out = floor_or_ceil((in + pad_before + pad_after - eff) / stride) + 1
+
+    and in ceil mode the last window is dropped if it would start at or past
+    ``in + pad_before`` (PyTorch's ``pooling_output_shape_pad_lr``)."""
+
+
+def _doc(func):
+    func.__doc__ = func.__doc__.replace("{SHARED}", _SHARED_PARAMS).replace("{SIZE_RULE}", _SIZE_RULE)
+    return func
+
+
+@_doc
+def max_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, axes=None,
+             return_indices=False):
+    """Max pooling over any number of axes.
+
+    Parameters
+    ----------
+    x : (..., *spatial) ndarray
+        Input of a real numeric or bool dtype; any strides.  It is never modified.
+{SHARED}
+    return_indices : bool, optional
+        Also return where each maximum came from.
+
+    Returns
+    -------
+    out : ndarray
+        ``x`` with each pooled axis replaced by its output size; dtype of ``x``.
+    indices : ndarray of int64, optional
+        Flat index of each maximum over the pooled axes of the unpadded input, row-major in
+        ascending axis order (PyTorch's per-plane index).  Only with ``return_indices=True``.
+
+    Notes
+    -----
+{SIZE_RULE}
+
+    Padded cells never win.  Ties go to the first maximum in row-major window order, and NaN
+    propagates: a window holding NaN gives NaN and its index points at the first NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> x = np.array([[1, 3, 2, 1],
+    ...               [2, 9, 1, 1],
+    ...               [1, 4, 2, 3],
+    ...               [5, 6, 1, 2]])
+    >>> poolkit.max_pool(x, (2, 2))
+    array([[9, 2],
+           [6, 3]])
+    >>> out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    >>> idx
+    array([[ 5,  2],
+           [13, 11]])
+
+    A channels-last batch ``(N, H, W, C)`` pools its spatial axes with ``axes``:
+
+    >>> poolkit.max_pool(np.zeros((8, 28, 28, 3)), 2, axes=(1, 2)).shape
+    (8, 14, 14, 3)
+    """
+    x = _check_array(x)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    out, idx = _max_reduce(x, plan, bool(return_indices))
+    return (out, idx) if return_indices else out
+
+
+@_doc
+def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, count_include_pad=True,
+             divisor_override=None, axes=None):
+    """Average pooling over any number of axes.
+
+    Parameters
+    ----------
+    x : (..., *spatial) ndarray
+        Input of a real numeric or bool dtype; any strides.  It is never modified.
+{SHARED}
+    count_include_pad : bool, optional
+        Divide by the number of window cells inside the padded input (True, PyTorch's default) or
+        only by the cells inside the input (False, TensorFlow's SAME behaviour).  In ceil mode the
+        overhang of the last window past the padding is never counted.
+    divisor_override : int, optional
+        Divide every window sum by this instead.
+
+    Returns
+    -------
+    out : ndarray
+        ``x`` with each pooled axis replaced by its output size.  Float inputs keep their dtype
+        (sums are accumulated in float64); integer and bool inputs give float64.
+
+    Notes
+    -----
+{SIZE_RULE}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> x = np.array([[1., 3, 2, 1],
+    ...               [2, 9, 1, 1],
+    ...               [1, 4, 2, 3],
+    ...               [5, 6, 1, 2]])
+    >>> poolkit.avg_pool(x, (2, 2))
+    array([[3.75, 1.25],
+           [4.  , 2.  ]])
+    >>> poolkit.avg_pool(np.ones((3, 3)), (2, 2), stride=2, padding=1, count_include_pad=False)
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    x = _check_array(x)
+    _check_avg_options(count_include_pad, divisor_override)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    sums = _sum_reduce(x, plan)
+    return (sums / _divisor(plan, bool(count_include_pad), divisor_override)).astype(_float_dtype(x.dtype), copy=False)
+
+
+@_doc
+def lp_pool(x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, axes=None):
+    """Lp-norm pooling: ``(sum |x|**p) ** (1/p)`` over each window.
+
+    Parameters
+    ----------
+    x : (..., *spatial) ndarray
+        Input of a real numeric or bool dtype; any strides.  It is never modified.
+    p : float
+        The norm's order, finite and > 0 (``p=1`` sums magnitudes, ``p=2`` is the Euclidean norm).
+{SHARED}
+
+    Returns
+    -------
+    out : ndarray
+        ``x`` with each pooled axis replaced by its output size; float inputs keep their dtype,
+        integer and bool inputs give float64.
+
+    Notes
+    -----
+{SIZE_RULE}
+
+    Padding counts as zeros, as in ONNX ``LpPool``.  PyTorch's ``lp_pool`` (signed, scaled by the
+    full kernel in ceil mode) is available in ``poolkit.compat.torch``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> poolkit.lp_pool(np.array([[3., -4, 1, 0]]), 2, (1, 2))
+    array([[5., 1.]])
+    """
+    x = _check_array(x)
+    p = _check_p(p)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    sums = _sum_reduce(_abs_pow(x, p), plan)
+    out = sums if p == 1.0 else (np.sqrt(sums) if p == 2.0 else sums ** (1.0 / p))
+    return out.astype(_float_dtype(x.dtype), copy=False)
+
+
+@_doc
+def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
+                      axes=None, indices=None):
+    """Gradient of max pooling: each output's gradient goes to its window's maximum.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient with respect to the output of ``max_pool(x, ...)``, of that output's shape.
+    x : ndarray
+        The forward input.
+{SHARED}
+    indices : ndarray of int, optional
+        The forward's ``indices`` (``return_indices=True``), to skip recomputing them.  Checked
+        for shape and range.
+
+    Returns
+    -------
+    grad_x : ndarray
+        The gradient of ``sum(grad_output * max_pool(x, ...))`` with respect to ``x``: shape of
+        ``x``, dtype of ``x`` for float inputs (float64 for integer and bool inputs).  Where
+        windows overlap, the gradients of all windows sharing a maximum add up.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> x = np.array([[1., 3, 2, 1],
+    ...               [2, 9, 1, 1],
+    ...               [1, 4, 2, 3],
+    ...               [5, 6, 1, 2]])
+    >>> poolkit.max_pool_backward(np.array([[1., 2], [3, 4]]), x, (2, 2))
+    array([[0., 0., 2., 0.],
+           [0., 1., 0., 0.],
+           [0., 0., 0., 4.],
+           [0., 3., 0., 0.]])
+    """
+    x = _check_array(x)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    g = _check_grad(grad_output, plan)
+    if indices is None:
+        _, idx = _max_reduce(x, plan, True)
+    else:
+        idx = _check_indices(indices, plan.out_shape, math.prod(p.in_size for p in plan.axis_plans))
+    return _max_scatter(g, idx, plan, _grad_dtype(x.dtype))
+
+
+@_doc
+def avg_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
+                      count_include_pad=True, divisor_override=None, axes=None):
+    """Gradient of average pooling: each output's gradient is spread evenly over its window.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient with respect to the output of ``avg_pool(x, ...)``, of that output's shape.
+    x : ndarray
+        The forward input (only its shape and dtype are used).
+{SHARED}
+    count_include_pad, divisor_override
+        As in :func:`avg_pool`.
+
+    Returns
+    -------
+    grad_x : ndarray
+        The gradient of ``sum(grad_output * avg_pool(x, ...))``: each input cell receives
+        ``grad_output / divisor`` from every window holding it.  Shape of ``x``, dtype of ``x``
+        for float inputs (float64 otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> poolkit.avg_pool_backward(np.array([[4., 8.]]), np.zeros((2, 4)), (2, 2))
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.]])
+    """
+    x = _check_array(x)
+    _check_avg_options(count_include_pad, divisor_override)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    g = _check_grad(grad_output, plan)
+    scaled = g / _divisor(plan, bool(count_include_pad), divisor_override)
+    return _sum_adjoint(scaled, plan).astype(_grad_dtype(x.dtype), copy=False)
+
+
+@_doc
+def lp_pool_backward(grad_output, x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
+                     axes=None):
+    """Gradient of Lp pooling.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient with respect to the output of ``lp_pool(x, p, ...)``, of that output's shape.
+    x : ndarray
+        The forward input.
+    p : float
+        As in :func:`lp_pool`.
+{SHARED}
+
+    Returns
+    -------
+    grad_x : ndarray
+        ``sign(x) * |x|**(p-1) * sum over windows of grad_output * y**(1-p)`` where ``y`` is the
+        forward output; a window whose norm is 0 passes no gradient (its subgradient 0 is chosen).
+        Shape of ``x``, dtype of ``x`` for float inputs (float64 otherwise).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> poolkit.lp_pool_backward(np.array([[1.]]), np.array([[3., -4.]]), 2, (1, 2))
+    array([[ 0.6, -0.8]])
+    """
+    x = _check_array(x)
+    p = _check_p(p)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    g = _check_grad(grad_output, plan)
+    y = _sum_reduce(_abs_pow(x, p), plan) ** (1.0 / p)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        factor = np.where(y > 0, g * y ** (1.0 - p), 0.0)
+        spread = _sum_adjoint(factor, plan)
+        xf = np.asarray(x, dtype=np.float64)
+        local = np.sign(xf) if p == 1.0 else np.where(xf != 0, np.sign(xf) * np.abs(xf) ** (p - 1.0), 0.0)
+        grad = spread * local
+    return grad.astype(_grad_dtype(x.dtype), copy=False)
+
+
+def max_unpool(values, indices, output_size, *, axes=None):
+    """Place pooled values back at their flat indices in a zero array (PyTorch's MaxUnpool).
+
+    Parameters
+    ----------
+    values : ndarray
+        Pooled values, e.g. the output of ``max_pool(..., return_indices=True)``.
+    indices : ndarray of int
+        Flat indices over the pooled axes (row-major), same shape as ``values``.
+    output_size : int or sequence of int
+        Size of each pooled axis of the result.
+    axes : sequence of int, optional
+        The pooled axes; by default the last ``len(output_size)``.
+
+    Returns
+    -------
+    out : ndarray
+        ``values``' shape with each pooled axis replaced by ``output_size``, dtype of ``values``;
+        zero everywhere except at the indices.  When two values share an index the later one (in
+        row-major order) wins.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> x = np.array([[1., 3, 2, 1],
+    ...               [2, 9, 1, 1]])
+    >>> v, i = poolkit.max_pool(x, (2, 2), return_indices=True)
+    >>> poolkit.max_unpool(v, i, (2, 4))
+    array([[0., 0., 2., 0.],
+           [0., 9., 0., 0.]])
+    """
+    v = _check_array(values, "values")
+    n = geo.count_of(output_size)
+    ax = geo.normalize_axes(v.ndim, axes, n, "output_size")
+    sizes = geo.positive_tuple("output_size", output_size, len(ax))
+    order = sorted(range(len(ax)), key=lambda i: ax[i])
+    ax = tuple(ax[i] for i in order)
+    sizes = tuple(sizes[i] for i in order)
+    out_shape = list(v.shape)
+    for a, s in zip(ax, sizes):
+        out_shape[a] = s
+    geo.check_size(out_shape)
+    idx = _check_indices(indices, v.shape, math.prod(sizes))
+    return _scatter(v, idx, ax, tuple(out_shape), v.dtype, K.scatter_set)
+
+
+@_doc
+def output_shape(input_shape, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, axes=None):
+    """The shape pooling gives, without pooling anything.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        Shape of the input.
+{SHARED}
+
+    Returns
+    -------
+    shape : tuple of int
+        ``input_shape`` with each pooled axis replaced by its output size.
+
+    Notes
+    -----
+{SIZE_RULE}
+
+    Examples
+    --------
+    >>> import poolkit
+    >>> poolkit.output_shape((1, 64, 112, 112), (3, 3), 2, 1)
+    (1, 64, 56, 56)
+    >>> poolkit.output_shape((1, 3, 5, 5), (2, 2), 2, ceil_mode=True)
+    (1, 3, 3, 3)
+    """
+    return _plan(input_shape, kernel_size, stride, padding, dilation, ceil_mode, axes).out_shape
+
+
+@_doc
+def resolve_padding(input_shape, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
+                    axes=None):
+    """The explicit ``(before, after)`` padding of every pooled axis, for any padding form.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        Shape of the input.
+{SHARED}
+
+    Returns
+    -------
+    pads : tuple of (int, int)
+        One ``(before, after)`` pair per pooled axis, in the order of ``axes`` (ascending when
+        ``axes`` is not given).  This shows what ``"same"`` means: TensorFlow and ONNX pad
+        asymmetrically, with the odd cell at the end.
+
+    Examples
+    --------
+    >>> import poolkit
+    >>> poolkit.resolve_padding((1, 5, 6), (3, 2), 2, "same")
+    ((1, 1), (0, 0))
+    >>> poolkit.resolve_padding((1, 6, 6), (3, 3), 2, "same")
+    ((0, 1), (0, 1))
+    """
+    plan = _plan(input_shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    shape = geo.check_shape(input_shape)
+    given = geo.normalize_axes(len(shape), axes, geo.count_of(kernel_size))
+    by_axis = dict(zip(plan.axes, plan.pads))
+    return tuple(by_axis[a] for a in given)
