@@ -45,6 +45,10 @@ class AxisPlan:
     starts: np.ndarray
     counts: np.ndarray
     pad_counts: np.ndarray
+    #: windows full_lo <= i < full_hi hold all ``kernel`` taps and start at ``i * stride - pad_before``
+    #: (empty for tables of irregular windows)
+    full_lo: int = 0
+    full_hi: int = 0
 
     @property
     def step(self) -> int:
@@ -250,8 +254,10 @@ def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before:
             "reduce the padding"
         )
     pad_counts = np.minimum(kernel, (in_size + pad_after - start + dilation - 1) // dilation)
+    full = np.flatnonzero(counts == kernel)
+    lo, hi = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
     return AxisPlan(in_size, out, kernel, stride, dilation, pad_before, pad_after,
-                    _frozen(start + j0 * dilation), _frozen(counts), _frozen(pad_counts))
+                    _frozen(start + j0 * dilation), _frozen(counts), _frozen(pad_counts), lo, hi)
 
 
 def table_plan(in_size: int, starts, counts) -> AxisPlan:

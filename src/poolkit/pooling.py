@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numba
 import numpy as np
 
 from . import _geometry as geo
@@ -119,9 +120,89 @@ def _max_compute_view(x: np.ndarray):
     return np.ascontiguousarray(x), x.dtype
 
 
+_UNIT_AXIS = geo.table_plan(1, [0], [1])
+_ONES = np.ones(1)
+
+
+class _Fused:
+    """The (outer, D, H, W * inner) view of a plan whose 2 or 3 pooled axes are adjacent."""
+
+    def __init__(self, plan: geo.Plan):
+        a0, a1 = plan.axes[0], plan.axes[-1]
+        shape = plan.in_shape
+        self.outer = math.prod(shape[:a0])
+        self.inner = math.prod(shape[a1 + 1:])
+        plans = plan.axis_plans
+        self.pd, self.ph, self.pw = ((_UNIT_AXIS,) + plans) if len(plans) == 2 else plans
+        self.in4 = (self.outer, self.pd.in_size, self.ph.in_size, self.pw.in_size * self.inner)
+        self.out4 = (self.outer, self.pd.out_size, self.ph.out_size, self.pw.out_size * self.inner)
+
+    @staticmethod
+    def applies(plan: geo.Plan) -> bool:
+        n = len(plan.axes)
+        return n in (2, 3) and plan.axes[-1] - plan.axes[0] == n - 1
+
+    def geometry(self):
+        """Starts, counts and dilation of D, H and W, as the fused kernels take them."""
+        out = []
+        for p in (self.pd, self.ph, self.pw):
+            out += [p.starts, p.counts, p.dilation]
+        return out
+
+    @staticmethod
+    def regular(p: geo.AxisPlan, min_kernel: int):
+        """(kernel, stride, lo, hi, use_blocks) of one axis for the fused kernel.
+
+        van Herk / Gil-Werman (about 3 operations per output) replaces the direct reduction
+        (``kernel`` operations) when windows are contiguous, at least ``min_kernel`` wide and
+        overlap by more than about two strides.
+        """
+        blocks = p.dilation == 1 and p.kernel >= min_kernel and p.kernel > 2 * p.stride + 2
+        return (p.kernel, p.stride, p.full_lo, p.full_hi, bool(blocks and p.full_hi > p.full_lo))
+
+    def regular_hw(self, inner_min_kernel=12):
+        """Both axes' descriptors.  Along W with a single inner element the tap-major loops
+        vectorise, so blocks only pay off for much wider windows."""
+        w_min = inner_min_kernel if self.inner == 1 else 4
+        return self.regular(self.ph, 4), self.regular(self.pw, w_min)
+
+    def divisors(self, count_include_pad, divisor_override):
+        """Per-axis divisor factors (D, H, W), one per output position of each axis."""
+        axes = (self.pd, self.ph, self.pw)
+        if count_include_pad is None:  # raw sums
+            return tuple(np.ones(p.out_size) for p in axes)
+        if divisor_override is not None:
+            return np.ones(self.pd.out_size), np.ones(self.ph.out_size), np.full(self.pw.out_size, float(divisor_override))
+        return tuple((p.pad_counts if count_include_pad else p.counts).astype(np.float64) for p in axes)
+
+
 def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     """Window maxima (dtype of x) and, if asked, int64 flat indices over the pooled axes."""
     cur, result_dtype = _max_compute_view(x)
+    if _Fused.applies(plan):
+        f = _Fused(plan)
+        out = np.empty(plan.out_shape, dtype=cur.dtype)
+        idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
+        if out.size:
+            src, dst = cur.reshape(f.in4), out.reshape(f.out4)
+            if return_indices:
+                K.max_fused_indices(src, f.inner, f.ph.in_size, f.pw.in_size, *f.geometry(), dst,
+                                    idx.reshape(f.out4), numba.get_num_threads())
+            else:
+                K.pool_fused(src, f.inner, *f.geometry(), *f.regular_hw(), False,
+                             np.empty(1, cur.dtype), *f.divisors(None, None), dst, numba.get_num_threads())
+        cur = out
+    else:
+        cur, idx = _max_separable(cur, plan, return_indices)
+    if result_dtype == np.bool_:
+        cur = cur.view(np.bool_)
+    elif cur.dtype != result_dtype:
+        cur = cur.astype(result_dtype)
+    return cur, idx
+
+
+def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
+    """The general path: one pooled axis at a time, the last first (any axes, any count)."""
     idx = None
     scales = _pooled_scales(plan)
     for a, ap, scale in reversed(list(zip(plan.axes, plan.axis_plans, scales))):
@@ -140,30 +221,75 @@ def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
         elif out.size:
             K.max_axis(src, ap.starts, ap.counts, ap.step, dst)
         cur = out
-    if result_dtype == np.bool_:
-        cur = cur.view(np.bool_)
-    elif cur.dtype != result_dtype:
-        cur = cur.astype(result_dtype)
     return cur, idx
+
+
+def _sum_input(x: np.ndarray) -> np.ndarray:
+    """A contiguous array the sum kernels read directly (they accumulate in float64)."""
+    if x.dtype == np.bool_:
+        return np.ascontiguousarray(x).view(np.uint8)
+    if x.dtype == np.float16:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x)
+
+
+def _pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
+    """Window sums divided by the average divisor (raw sums when count_include_pad is None)."""
+    x = _sum_input(x)
+    if _Fused.applies(plan):
+        f = _Fused(plan)
+        out = np.empty(plan.out_shape, dtype=out_dtype)
+        if out.size:
+            K.pool_fused(x.reshape(f.in4), f.inner, *f.geometry(), *f.regular_hw(), True,
+                         _ONES, *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4),
+                         numba.get_num_threads())
+        return out
+    sums = _sum_separable(x, plan)
+    if count_include_pad is not None:
+        sums /= _divisor(plan, count_include_pad, divisor_override)
+    return sums.astype(out_dtype, copy=False)
 
 
 def _sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
     """Sum over each window's valid taps, in float64."""
-    cur = np.ascontiguousarray(x)
+    return _pool_sums(x, plan, np.float64)
+
+
+def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
     for a, ap in reversed(list(zip(plan.axes, plan.axis_plans))):
         outer, length, inner = _view3(cur.shape, a)
         out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
-            src = cur.reshape(outer, length, inner)
-            if src.dtype not in (np.float64, np.float32):
-                src = src.astype(np.float64)
-            K.sum_axis(src, ap.starts, ap.counts, ap.step, out.reshape(outer, ap.out_size, inner))
+            K.sum_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.step,
+                       out.reshape(outer, ap.out_size, inner))
         cur = out
     return cur
 
 
+def _spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
+    """The adjoint of :func:`_pool_sums`: each g / divisor spread over its window's taps."""
+    if _Fused.applies(plan):
+        f = _Fused(plan)
+        if g.dtype.kind != "f":
+            g = g.astype(np.float64)
+        g = np.ascontiguousarray(g)
+        out = np.empty(plan.in_shape, dtype=out_dtype)
+        if out.size:
+            K.sum_fused_adjoint(g.reshape(f.out4), f.inner, *f.geometry(),
+                                *f.divisors(count_include_pad, divisor_override), out.reshape(f.in4),
+                                numba.get_num_threads())
+        return out
+    if count_include_pad is not None:
+        g = g / _divisor(plan, count_include_pad, divisor_override)
+    return _sum_separable_adjoint(g, plan).astype(out_dtype, copy=False)
+
+
 def _sum_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
     """The transpose of :func:`_sum_reduce`: spread each value over its window's taps (float64)."""
+    return _spread(g, plan, np.float64)
+
+
+def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
     cur = np.ascontiguousarray(g, dtype=np.float64)
     for a, ap in zip(plan.axes, plan.axis_plans):
         outer, _, inner = _view3(cur.shape, a)
@@ -175,22 +301,27 @@ def _sum_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
     return cur
 
 
-def _planes(shape, axes):
-    """The permutation that moves the pooled axes last, and the number of batch planes."""
-    rest = [a for a in range(len(shape)) if a not in axes]
-    perm = rest + list(axes)
-    return perm, math.prod(shape[a] for a in rest)
-
-
 def _scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, kernel) -> np.ndarray:
-    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``."""
-    perm, n_planes = _planes(values.shape, axes)
-    v = np.ascontiguousarray(values.transpose(perm), dtype=dtype).reshape(n_planes, -1)
-    i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(n_planes, -1)
-    moved_shape = tuple(out_shape[a] for a in perm)
-    out = np.empty(moved_shape, dtype=dtype)
+    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``.
+
+    Adjacent pooled axes are addressed in place through an (outer, positions, inner) view; other
+    layouts move the pooled axes last first.
+    """
+    axes = tuple(axes)
+    if axes[-1] - axes[0] == len(axes) - 1:
+        perm = list(range(len(out_shape)))
+    else:
+        perm = [a for a in range(len(out_shape)) if a not in axes] + list(axes)
+        axes = tuple(range(len(out_shape) - len(axes), len(out_shape)))
+    moved_in = tuple(values.shape[a] for a in perm)
+    moved_out = tuple(out_shape[a] for a in perm)
+    outer = math.prod(moved_in[:axes[0]])
+    inner = math.prod(moved_in[axes[-1] + 1:])
+    v = np.ascontiguousarray(values.transpose(perm), dtype=dtype).reshape(outer, -1, inner)
+    i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, -1, inner)
+    out = np.empty(moved_out, dtype=dtype)
     if out.size:
-        kernel(v, i, out.reshape(n_planes, -1))
+        kernel(v, i, out.reshape(outer, -1, inner))
     return out.transpose(np.argsort(perm))
 
 
@@ -367,8 +498,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     x = _check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    sums = _sum_reduce(x, plan)
-    return (sums / _divisor(plan, bool(count_include_pad), divisor_override)).astype(_float_dtype(x.dtype), copy=False)
+    return _pool_sums(x, plan, _float_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
 @_doc
@@ -492,8 +622,7 @@ def avg_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     g = _check_grad(grad_output, plan)
-    scaled = g / _divisor(plan, bool(count_include_pad), divisor_override)
-    return _sum_adjoint(scaled, plan).astype(_grad_dtype(x.dtype), copy=False)
+    return _spread(g, plan, _grad_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
 @_doc

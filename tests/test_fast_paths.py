@@ -1,0 +1,125 @@
+"""The fused 2-D/3-D kernels (direct, tap-major and van Herk / Gil-Werman paths) against the general
+separable path and against the NumPy oracle, on windows wide enough to reach every fast path."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import poolkit
+from poolkit import _geometry as geo
+from poolkit import pooling as P
+
+
+def _general_max(x, plan, return_indices=False):
+    cur, _ = P._max_compute_view(x)
+    out, idx = P._max_separable(cur, plan, return_indices)
+    return out.astype(x.dtype), idx
+
+
+def _general_avg(x, plan, count_include_pad=True, divisor_override=None):
+    sums = P._sum_separable(P._sum_input(x), plan)
+    return sums / P._divisor(plan, count_include_pad, divisor_override)
+
+
+def _window_view_max(x, k, s, pads):
+    """Independent check for 2-D NCHW max: pad with -inf and take strided window views."""
+    xp = np.pad(x.astype(np.float64), [(0, 0)] * (x.ndim - 2) + list(pads), constant_values=-np.inf)
+    v = np.lib.stride_tricks.sliding_window_view(xp, k, axis=(-2, -1))[..., :: s[0], :: s[1], :, :]
+    return v.max(axis=(-2, -1))
+
+
+geometries = st.tuples(
+    st.integers(1, 40), st.integers(1, 40),      # H, W
+    st.integers(1, 16), st.integers(1, 16),      # kh, kw
+    st.integers(1, 3), st.integers(1, 3),        # sh, sw
+    st.integers(1, 2), st.integers(1, 2),        # dh, dw
+    st.booleans(), st.sampled_from(["sym", "same", "valid"]),
+)
+
+
+def _plan_or_none(shape, k, s, pad, d, ceil, axes):
+    try:
+        return geo.make_plan(shape, k, s, pad, d, ceil, axes)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(geometries, st.sampled_from(["nchw", "nhwc", "plain"]), st.integers(0, 2**31 - 1))
+def test_fused_matches_general_path(g, layout, seed):
+    H, W, kh, kw, sh, sw, dh, dw, ceil, padkind = g
+    rng = np.random.default_rng(seed)
+    if padkind == "sym":
+        pad = ((dh * (kh - 1) + 1) // 2, (dw * (kw - 1) + 1) // 2)
+    else:
+        pad = padkind
+    shape, axes = {"nchw": ((2, 3, H, W), (2, 3)), "nhwc": ((2, H, W, 3), (1, 2)), "plain": ((H, W), (0, 1))}[layout]
+    plan = _plan_or_none(shape, (kh, kw), (sh, sw), pad, (dh, dw), ceil, axes)
+    if plan is None:
+        return
+    x = rng.integers(-4, 5, shape).astype(np.float32)  # small integers: many ties
+    x[rng.random(shape) < 0.02] = np.nan
+    out, idx = poolkit.max_pool(x, (kh, kw), (sh, sw), pad, dilation=(dh, dw), ceil_mode=ceil, axes=axes,
+                                return_indices=True)
+    ref, ref_idx = _general_max(x, plan, True)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_array_equal(poolkit.max_pool(x, (kh, kw), (sh, sw), pad, dilation=(dh, dw),
+                                                   ceil_mode=ceil, axes=axes), ref)
+    xf = np.nan_to_num(x).astype(np.float64)
+    for cip in (True, False):
+        got = poolkit.avg_pool(xf, (kh, kw), (sh, sw), pad, dilation=(dh, dw), ceil_mode=ceil,
+                               count_include_pad=cip, axes=axes)
+        np.testing.assert_allclose(got, _general_avg(xf, plan, cip), rtol=1e-12, atol=1e-12)
+    gout = rng.standard_normal(out.shape)
+    got = poolkit.avg_pool_backward(gout, xf, (kh, kw), (sh, sw), pad, dilation=(dh, dw), ceil_mode=ceil,
+                                    axes=axes)
+    want = P._sum_separable_adjoint(gout / P._divisor(plan, True, None), plan)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("k", [5, 9, 13, 31])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_wide_windows_stride_one(k, dtype):
+    """van Herk along H (and along W for k >= 12) against an independent window-view maximum."""
+    rng = np.random.default_rng(k)
+    x = rng.integers(-100, 100, (2, 3, 47, 53)).astype(dtype)
+    pad = k // 2
+    got = poolkit.max_pool(x, (k, k), 1, pad)
+    np.testing.assert_array_equal(got, _window_view_max(x, (k, k), (1, 1), [(pad, pad), (pad, pad)]).astype(dtype))
+    avg = poolkit.avg_pool(x, (k, k), 1, pad, count_include_pad=False)
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (pad, pad), (pad, pad)])
+    ones = np.pad(np.ones(x.shape[-2:]), pad)
+    v = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(-2, -1)).sum(axis=(-2, -1))
+    n = np.lib.stride_tricks.sliding_window_view(ones, (k, k)).sum(axis=(-2, -1))
+    np.testing.assert_allclose(avg, (v / n).astype(avg.dtype), rtol=2e-6 if dtype == np.float32 else 1e-12)
+
+
+def test_wide_windows_nan_and_ties():
+    x = np.zeros((1, 1, 30, 30), np.float32)
+    x[0, 0, 7, 11] = np.nan
+    x[0, 0, 20, 3] = 5
+    x[0, 0, 20, 4] = 5
+    out = poolkit.max_pool(x, (13, 13), 1, 6)
+    ref = _window_view_max(np.where(np.isnan(x), np.inf, x), (13, 13), (1, 1), [(6, 6), (6, 6)])
+    np.testing.assert_array_equal(np.isnan(out), np.isinf(ref))
+    np.testing.assert_array_equal(out[~np.isnan(out)], ref[~np.isinf(ref)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 12)),
+       st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
+       st.integers(1, 3), st.booleans(), st.integers(0, 2**31 - 1))
+def test_fused_3d_matches_general_path(dims, k, s, channels_last, seed):
+    rng = np.random.default_rng(seed)
+    shape, axes = ((2,) + dims + (3,), (1, 2, 3)) if channels_last else ((2, 3) + dims, (2, 3, 4))
+    plan = _plan_or_none(shape, k, s, "same", 1, False, axes)
+    if plan is None:
+        return
+    x = rng.integers(-3, 4, shape).astype(np.float64)
+    out, idx = poolkit.max_pool(x, k, s, "same", axes=axes, return_indices=True)
+    ref, ref_idx = _general_max(x, plan, True)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(poolkit.avg_pool(x, k, s, "same", axes=axes), _general_avg(x, plan), rtol=1e-12)
