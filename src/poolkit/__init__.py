@@ -12,6 +12,29 @@ from .pooling import (
     resolve_padding,
 )
 
+from .fixed import (
+    adaptive_avg_pool,
+    adaptive_avg_pool_backward,
+    adaptive_max_pool,
+    adaptive_max_pool_backward,
+    fractional_max_pool,
+    fractional_max_pool_backward,
+    global_avg_pool,
+    global_avg_pool_backward,
+    global_lp_pool,
+    global_lp_pool_backward,
+    global_max_pool,
+    global_max_pool_backward,
+    masked_pool,
+    masked_pool_backward,
+    roi_align,
+    roi_align_backward,
+    roi_pool,
+    roi_pool_backward,
+    spatial_pyramid_pool,
+    spatial_pyramid_pool_backward,
+)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -24,4 +47,24 @@ __all__ = [
     "max_unpool",
     "output_shape",
     "resolve_padding",
+    "global_max_pool",
+    "global_avg_pool",
+    "global_lp_pool",
+    "adaptive_max_pool",
+    "adaptive_avg_pool",
+    "spatial_pyramid_pool",
+    "masked_pool",
+    "fractional_max_pool",
+    "roi_pool",
+    "roi_align",
+    "global_max_pool_backward",
+    "global_avg_pool_backward",
+    "global_lp_pool_backward",
+    "adaptive_max_pool_backward",
+    "adaptive_avg_pool_backward",
+    "spatial_pyramid_pool_backward",
+    "masked_pool_backward",
+    "fractional_max_pool_backward",
+    "roi_pool_backward",
+    "roi_align_backward",
 ]

@@ -12,6 +12,7 @@ can trust every index they receive.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import operator
 from dataclasses import dataclass
@@ -238,6 +239,19 @@ def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before:
             f"kernel_size={kernel} (effective {eff} with dilation={dilation}) is larger than the padded "
             f"input ({in_size} + {pad_before} + {pad_after}) on axis {axis}"
         )
+    def empty_window(w):
+        raise ValueError(
+            f"window {w} on axis {axis} lies wholly in the padding (padding=({pad_before}, {pad_after}), "
+            f"kernel_size={kernel}, stride={stride}, dilation={dilation}, input size {in_size}); "
+            "reduce the padding"
+        )
+
+    # the first and last windows, in closed form, before any table is built (a padding of 10**12
+    # must fail at once, not after allocating 10**12 window starts)
+    for w in (0, out - 1):
+        start = w * stride - pad_before
+        if start >= in_size or start + eff <= 0:
+            empty_window(w)
     if out > MAX_ELEMENTS:
         raise ValueError(f"the output would have {out} positions on axis {axis}; that is not a sensible pooling")
     i = np.arange(out, dtype=np.int64)
@@ -247,12 +261,7 @@ def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before:
     counts = np.maximum(j1 - j0, 0)
     empty = np.flatnonzero(counts == 0)
     if empty.size:
-        w = int(empty[0])
-        raise ValueError(
-            f"window {w} on axis {axis} lies wholly in the padding (padding=({pad_before}, {pad_after}), "
-            f"kernel_size={kernel}, stride={stride}, dilation={dilation}, input size {in_size}); "
-            "reduce the padding"
-        )
+        empty_window(int(empty[0]))
     pad_counts = np.minimum(kernel, (in_size + pad_after - start + dilation - 1) // dilation)
     full = np.flatnonzero(counts == kernel)
     lo, hi = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
@@ -297,6 +306,14 @@ class Plan:
     axes: tuple[int, ...]
     axis_plans: tuple[AxisPlan, ...]
 
+    @functools.cached_property
+    def fused(self) -> FusedView | None:
+        """The fused kernels' view, when the plan has 2 or 3 adjacent pooled axes (else None)."""
+        n = len(self.axes)
+        if n in (2, 3) and self.axes[-1] - self.axes[0] == n - 1:
+            return FusedView(self)
+        return None
+
     @property
     def out_shape(self) -> tuple[int, ...]:
         shape = list(self.in_shape)
@@ -309,6 +326,60 @@ class Plan:
         return tuple((p.pad_before, p.pad_after) for p in self.axis_plans)
 
 
+#: the trivial D axis of 2-D pooling in the fused view
+_UNIT_AXIS = table_plan(1, [0], [1])
+
+
+class FusedView:
+    """A plan seen by the fused kernels: the input as (outer, D, H, W * inner), with 2-D pooling
+    as D = 1, and the per-axis tables and flags the kernels take, computed once per plan."""
+
+    def __init__(self, plan: Plan):
+        shape = plan.in_shape
+        self.outer = math.prod(shape[:plan.axes[0]])
+        self.inner = math.prod(shape[plan.axes[-1] + 1:])
+        plans = plan.axis_plans
+        self.pd, self.ph, self.pw = ((_UNIT_AXIS,) + plans) if len(plans) == 2 else plans
+        self.in4 = (self.outer, self.pd.in_size, self.ph.in_size, self.pw.in_size * self.inner)
+        self.out4 = (self.outer, self.pd.out_size, self.ph.out_size, self.pw.out_size * self.inner)
+        #: starts, counts and dilation of D, H and W, in the kernels' argument order
+        self.geometry = tuple(v for p in (self.pd, self.ph, self.pw) for v in (p.starts, p.counts, p.dilation))
+        self.regular = (self._regular_h(), self._regular_w())
+        self._divisors = {}
+
+    def _regular_h(self):
+        """(kernel, stride, lo, hi, blocks) of H: windows lo <= i < hi are full and regular, and
+        ``blocks`` selects van Herk / Gil-Werman row blocks (about 3 row operations per output row
+        instead of ``kernel``) for contiguous windows overlapping by more than about two strides."""
+        p = self.ph
+        blocks = p.dilation == 1 and p.kernel >= 4 and p.kernel > 2 * p.stride + 2 and p.full_hi > p.full_lo
+        return (p.kernel, p.stride, p.full_lo, p.full_hi, bool(blocks))
+
+    def _regular_w(self):
+        """(kernel, stride, lo, hi, doubling) of W: ``doubling`` combines taps in log2(kernel)
+        levels, ``log2(kernel) * stride + popcount(kernel)`` passes instead of ``kernel``."""
+        p = self.pw
+        k = p.kernel
+        doubling = (k.bit_length() - 1) * max(p.stride, 1) + bin(k).count("1") < k
+        return (k, p.stride, p.full_lo, p.full_hi, bool(doubling and p.full_hi > p.full_lo))
+
+    def divisors(self, count_include_pad, divisor_override):
+        """Per-axis divisor factors (D, H, W), one per output position of each axis; all ones
+        for raw sums (``count_include_pad=None``)."""
+        key = (count_include_pad, divisor_override)
+        if key not in self._divisors:
+            axes = (self.pd, self.ph, self.pw)
+            if count_include_pad is None:
+                div = tuple(np.ones(p.out_size) for p in axes)
+            elif divisor_override is not None:
+                div = (np.ones(self.pd.out_size), np.ones(self.ph.out_size),
+                       np.full(self.pw.out_size, float(divisor_override)))
+            else:
+                div = tuple((p.pad_counts if count_include_pad else p.counts).astype(np.float64) for p in axes)
+            self._divisors[key] = div
+        return self._divisors[key]
+
+
 def check_shape(shape) -> tuple[int, ...]:
     try:
         shape = tuple(operator.index(s) for s in shape)
@@ -319,8 +390,30 @@ def check_shape(shape) -> tuple[int, ...]:
     return shape
 
 
+_PLANS: dict = {}
+
+
 def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, axes=None) -> Plan:
-    """Validate sliding-window arguments against ``shape`` and build the plan."""
+    """Validate sliding-window arguments against ``shape`` and build the plan (memoised).
+
+    Repeated calls with the same arguments -- a layer applied to batch after batch -- reuse the
+    plan.  The key is the arguments' ``repr``, so ``True`` and ``1`` never share an entry; calls
+    with array-valued arguments are not memoised.
+    """
+    args = (shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    if any(isinstance(a, np.ndarray) for a in args):
+        return _make_plan(*args)
+    key = repr(args)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _make_plan(*args)
+        if len(_PLANS) >= 4096:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _make_plan(shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> Plan:
     shape = check_shape(shape)
     n = count_of(kernel_size)
     axes = normalize_axes(len(shape), axes, n)

@@ -5,95 +5,19 @@ reduces the positions ``starts[m] + j * step`` for ``j < counts[m]``.  A box win
 applying them axis by axis serves every dimension count and layout.  The contiguous ``inner`` axis
 is the innermost loop so that LLVM vectorises it.
 
+Every kernel exists twice, built from one source by ``_build``: ``parallel`` (``prange`` over a few
+chunks per thread) and ``serial``, which small calls use because waking a thread pool costs far
+more than they do.  The ``parallel`` flag is a closure variable of each kernel, so numba's on-disk
+cache keeps the two builds apart.
+
 Max kernels keep PyTorch's rules: the first maximum wins, and NaN beats every number (the first NaN
 wins).  No fastmath flag is used anywhere, so NaN comparisons stay exact.
 """
 
+from types import SimpleNamespace
+
 import numpy as np
 from numba import njit, prange
-
-
-@njit(cache=True, parallel=True)
-def max_axis(x, starts, counts, step, out):
-    """out[o, m, i] = max over the window m of x[o, :, i]."""
-    n_outer, _, n_inner = x.shape
-    n_out = starts.shape[0]
-    for t in prange(n_outer * n_out):
-        o = t // n_out
-        m = t - o * n_out
-        s = starts[m]
-        for i in range(n_inner):
-            out[o, m, i] = x[o, s, i]
-        for j in range(1, counts[m]):
-            pos = s + j * step
-            for i in range(n_inner):
-                v = x[o, pos, i]
-                b = out[o, m, i]
-                out[o, m, i] = v if _better(v, b) else b
-
-
-@njit(cache=True, parallel=True)
-def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, idx_out):
-    """max_axis that also tracks flat indices: idx_out = idx_in[winner] + winner_position * scale.
-
-    Axes are processed from the last pooled axis to the first, and a later tap replaces the current
-    best only when strictly greater (or the first NaN), so the winner is the first maximum in
-    row-major window order.
-    """
-    n_outer, _, n_inner = x.shape
-    n_out = starts.shape[0]
-    for t in prange(n_outer * n_out):
-        o = t // n_out
-        m = t - o * n_out
-        s = starts[m]
-        for i in range(n_inner):
-            out[o, m, i] = x[o, s, i]
-            if has_idx_in:
-                idx_out[o, m, i] = idx_in[o, s, i] + s * scale
-            else:
-                idx_out[o, m, i] = s * scale
-        for j in range(1, counts[m]):
-            pos = s + j * step
-            for i in range(n_inner):
-                v = x[o, pos, i]
-                b = out[o, m, i]
-                if _better(v, b):
-                    out[o, m, i] = v
-                    if has_idx_in:
-                        idx_out[o, m, i] = idx_in[o, pos, i] + pos * scale
-                    else:
-                        idx_out[o, m, i] = pos * scale
-
-
-@njit(cache=True, parallel=True)
-def sum_axis(x, starts, counts, step, out):
-    """out[o, m, i] = sum over the window m of x[o, :, i], accumulated in out's dtype (float64)."""
-    n_outer, _, n_inner = x.shape
-    n_out = starts.shape[0]
-    for t in prange(n_outer * n_out):
-        o = t // n_out
-        m = t - o * n_out
-        s = starts[m]
-        for i in range(n_inner):
-            out[o, m, i] = x[o, s, i]
-        for j in range(1, counts[m]):
-            pos = s + j * step
-            for i in range(n_inner):
-                out[o, m, i] += x[o, pos, i]
-
-
-@njit(cache=True, parallel=True)
-def sum_axis_adjoint(g, starts, counts, step, out):
-    """The transpose of sum_axis: out[o, p, i] = sum of g[o, m, i] over the windows m holding p."""
-    n_outer, n_out, n_inner = g.shape
-    for o in prange(n_outer):
-        out[o, :, :] = 0.0
-        for m in range(n_out):
-            s = starts[m]
-            for j in range(counts[m]):
-                pos = s + j * step
-                for i in range(n_inner):
-                    out[o, pos, i] += g[o, m, i]
 
 
 # ============================================================================================
@@ -103,9 +27,10 @@ def sum_axis_adjoint(g, starts, counts, step, out):
 # `inner` holds the trailing batch axes (1 for NCHW, C for NHWC).  2-D pooling uses D = 1.  Each
 # output row (o, od, oh) is made in one trip through memory: its window's input rows are reduced
 # into a row buffer (vectorised along the contiguous W * inner axis), then the W taps of every
-# output are reduced from that buffer.  For wide windows along W, the van Herk / Gil-Werman scheme
-# gives each output from one block suffix and one block prefix, whatever the window size; it needs
-# no inverse, so sums keep the accuracy of a direct sum (no running add-and-subtract).
+# output are reduced from that buffer.  Wide windows cost about log2(k) operations per output, not
+# k: along H the van Herk / Gil-Werman scheme makes each row from one block suffix and one block
+# prefix; along W taps are combined by doubling.  Neither needs an inverse, so sums keep the
+# accuracy of a direct sum (no running add-and-subtract).
 # ============================================================================================
 
 
@@ -177,73 +102,89 @@ def _reduce_rows(x, o, d0, nd, dd, h0, nh, dh, buf, is_sum):
                 _vacc(buf, src, n, 1, is_sum)
 
 
-@njit(inline="always")
-def _block_scan(buf, n_inner, k, pre, suf, is_sum):
-    """van Herk / Gil-Werman: prefix and suffix reductions within blocks of k positions along W."""
-    width = buf.shape[0] // n_inner
-    for b0 in range(0, width, k):
-        b1 = min(b0 + k, width)
-        _vcopy(pre[b0 * n_inner:], buf[b0 * n_inner:], n_inner, 1)
-        for w in range(b0 + 1, b1):
-            _vpair(pre[w * n_inner:], pre[(w - 1) * n_inner:], buf[w * n_inner:], n_inner, is_sum)
-        _vcopy(suf[(b1 - 1) * n_inner:], buf[(b1 - 1) * n_inner:], n_inner, 1)
-        for w in range(b1 - 2, b0 - 1, -1):
-            _vpair(suf[w * n_inner:], buf[w * n_inner:], suf[(w + 1) * n_inner:], n_inner, is_sum)
-
-
-@njit(inline="always")
+@njit(cache=True)
 def _window_taps(buf, n_inner, s, c, dw, is_sum, dst):
     """dst[:n_inner] = reduction of the c taps s, s + dw, ... of the row buffer."""
+    if n_inner == 1:
+        a = buf[np.uint64(s)]
+        for j in range(1, c):
+            a = _combine(a, buf[np.uint64(s + j * dw)], is_sum)
+        dst[0] = a
+        return
     _vcopy(dst, buf[s * n_inner:], n_inner, 1)
     for j in range(1, c):
         _vacc(dst, buf[(s + j * dw) * n_inner:], n_inner, 1, is_sum)
 
 
+@njit(cache=True)
+def _strided_taps(dst, src, n, n_inner, stride, first, is_sum):
+    """dst[q*I + i] (op)= src[q*stride*I + i] for q < n, i < I, for contiguous or strided windows."""
+    if stride == 1:
+        if first:
+            _vcopy(dst, src, n * n_inner, 1)
+        else:
+            _vacc(dst, src, n * n_inner, 1, is_sum)
+    elif n_inner == 1:
+        # literal strides let LLVM vectorise the strided loads
+        if stride == 2:
+            if first:
+                _vcopy(dst, src, n, 2)
+            else:
+                _vacc(dst, src, n, 2, is_sum)
+        elif first:
+            _vcopy(dst, src, n, stride)
+        else:
+            _vacc(dst, src, n, stride, is_sum)
+    else:
+        for q in range(n):
+            if first:
+                _vcopy(dst[q * n_inner:], src[q * stride * n_inner:], n_inner, 1)
+            else:
+                _vacc(dst[q * n_inner:], src[q * stride * n_inner:], n_inner, 1, is_sum)
+
+
 @njit(inline="always")
-def _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo, hi, pre, suf, use_blocks, is_sum, acc):
+def _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo, hi, spare, doubling, is_sum, acc):
     """acc[ow * n_inner + i] = reduction of the W taps of window ow in the row buffer.
 
-    Windows lo <= ow < hi are full and regular (first tap at sw[lo] + (ow - lo) * stride_w): they
-    come from the block scan (use_blocks), or from tap-major loops that vectorise along ow (one
-    inner element) or along the inner elements.  Edge windows are reduced tap by tap.
+    Edge windows (ow < lo or ow >= hi) are reduced tap by tap.  The full, regular windows
+    lo <= ow < hi (first tap at sw[lo] + (ow - lo) * stride_w) are reduced tap-major, so the loops
+    run along ow; with ``doubling``, over log2(kw) levels instead: level l + 1 combines pairs of
+    level-l entries 2**l taps apart (ping-ponging between ``buf`` and ``spare``), and each output
+    combines the levels of the set bits of kw -- about log2(kw) + popcount(kw) passes, with no
+    subtraction, so sums stay as accurate as a direct sum.  ``buf`` is overwritten.
     """
     for ow in range(sw.shape[0]):
         if ow < lo or ow >= hi:
             _window_taps(buf, n_inner, sw[ow], cw[ow], dw, is_sum, acc[ow * n_inner:])
     if hi <= lo:
         return
-    if use_blocks:
-        _block_scan(buf, n_inner, kw, pre, suf, is_sum)
-        for ow in range(lo, hi):
-            s = sw[ow]
-            e = s + kw - 1
-            if s % kw == 0:
-                _vcopy(acc[ow * n_inner:], pre[e * n_inner:], n_inner, 1)
-            else:
-                _vpair(acc[ow * n_inner:], suf[s * n_inner:], pre[e * n_inner:], n_inner, is_sum)
-    elif n_inner == 1:
-        n = hi - lo
-        dst = acc[lo:]
-        first = buf[sw[lo]:]
-        # literal strides let LLVM vectorise the strided loads
-        if stride_w == 1:
-            _vcopy(dst, first, n, 1)
-            for j in range(1, kw):
-                _vacc(dst, buf[sw[lo] + j * dw:], n, 1, is_sum)
-        elif stride_w == 2:
-            _vcopy(dst, first, n, 2)
-            for j in range(1, kw):
-                _vacc(dst, buf[sw[lo] + j * dw:], n, 2, is_sum)
-        else:
-            _vcopy(dst, first, n, stride_w)
-            for j in range(1, kw):
-                _vacc(dst, buf[sw[lo] + j * dw:], n, stride_w, is_sum)
-    else:
-        for ow in range(lo, hi):
-            _window_taps(buf, n_inner, sw[ow], kw, dw, is_sum, acc[ow * n_inner:])
+    n = hi - lo
+    dst = acc[lo * n_inner:]
+    p0 = sw[lo]
+    if not doubling:
+        for j in range(kw):
+            _strided_taps(dst, buf[(p0 + j * dw) * n_inner:], n, n_inner, stride_w, j == 0, is_sum)
+        return
+    level = buf
+    other = spare
+    width = buf.shape[0]
+    span = 1
+    covered = 0
+    bits = kw
+    while bits:
+        if bits & 1:
+            _strided_taps(dst, level[(p0 + covered * dw) * n_inner:], n, n_inner, stride_w, covered == 0, is_sum)
+            covered += span
+        bits >>= 1
+        if bits:
+            off = span * dw * n_inner
+            _vpair(other, level, level[off:], width - off, is_sum)
+            level, other = other, level
+            span *= 2
 
 
-@njit(inline="always")
+@njit(cache=True)
 def _row_blocks(x, o, r0, r1, kh, m, g, sfx, is_sum):
     """Prefix (g) and suffix (sfx) reductions over the rows of block m = [r0 + m*kh, ...) of
     plane o, into ring slot m % 2 (rows slot*kh ... slot*kh + kh - 1)."""
@@ -259,193 +200,358 @@ def _row_blocks(x, o, r0, r1, kh, m, g, sfx, is_sum):
         _vpair(sfx[base + h], x[o, 0, h], sfx[base + h + 1], n, is_sum)
 
 
-@njit(cache=True, parallel=True)
-def pool_fused(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
-               div_d, div_h, div_w, out, n_threads):
-    """Max (is_sum False) or window sums / divisors (is_sum True) over 2 or 3 adjacent axes.
+@njit(inline="always")
+def _vspread(dst, src, n, stride):
+    """dst[q * stride] += src[q] for q < n."""
+    st = np.uint64(stride)
+    for q in range(np.uint64(n)):
+        dst[q * st] += src[q]
 
-    x: (O, D, H, W*I); out: (O, OD, OH, OW*I).  regular_h / regular_w = (kernel, stride, lo, hi,
-    use_blocks): windows lo <= i < hi are full and regular; use_blocks selects van Herk / Gil-Werman
-    for them (along H only when D == 1).  Sums accumulate in acc_proto's dtype and are divided by
-    div_d[od] * div_h[oh] * div_w[ow].  Work is split into 4 * n_threads chunks of output rows.
-    """
+
+@njit(inline="always")
+def _vzero(dst):
+    for q in range(np.uint64(dst.shape[0])):
+        dst[q] = 0
+
+
+@njit(cache=True)
+def _scatter_plane(plane, src, ix, add):
+    """plane[ix[q, i], i] (+)= src[q, i] on a zero-filled plane; indices checked by the caller."""
+    _vzero(plane.reshape(plane.size))
+    n_src, n_inner = src.shape
+    if n_inner == 1:
+        for q in range(np.uint64(n_src)):
+            if add:
+                plane[np.uint64(ix[q, 0]), 0] += src[q, 0]
+            else:
+                plane[np.uint64(ix[q, 0]), 0] = src[q, 0]
+    else:
+        for q in range(n_src):
+            for i in range(np.uint64(n_inner)):
+                if add:
+                    plane[np.uint64(ix[q, i]), i] += src[q, i]
+                else:
+                    plane[np.uint64(ix[q, i]), i] = src[q, i]
+
+
+@njit(inline="always")
+def _n_chunks(total, n_threads, parallel):
+    """Work split: a few chunks per thread in the parallel build, one in the serial build."""
+    return max(min(total, 4 * n_threads), 1) if parallel else 1
+
+
+@njit(cache=True)
+def _pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
+               div_d, div_h, div_w, out, t0, t1):
+    """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of pool_fused, with their own buffers."""
     kh, _, lo_h, hi_h, blocks_h = regular_h
-    kw, stride_w, lo_w, hi_w, blocks_w = regular_w
-    n_outer, n_d, n_h, row_len = x.shape
+    kw, stride_w, lo_w, hi_w, doubling_w = regular_w
+    n_d, n_h, row_len = x.shape[1], x.shape[2], x.shape[3]
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
     blocks_h = blocks_h and n_d == 1 and hi_h > lo_h
-    total = n_outer * n_od * n_oh
-    n_chunks = min(total, 4 * n_threads)
-    for c in prange(n_chunks):
-        buf = np.empty(row_len, dtype=acc_proto.dtype)
-        pre = np.empty(row_len, dtype=acc_proto.dtype)
-        suf = np.empty(row_len, dtype=acc_proto.dtype)
-        acc = np.empty(out.shape[3], dtype=acc_proto.dtype)
-        ring = 2 * kh if blocks_h else 0
-        g = np.empty((ring, row_len), dtype=acc_proto.dtype)
-        sfx = np.empty((ring, row_len), dtype=acc_proto.dtype)
-        slot_block = np.full(2, -1, dtype=np.int64)
-        plane = -1
-        r0 = 0
-        for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
-            o = t // (n_od * n_oh)
-            r = t - o * (n_od * n_oh)
-            od = r // n_oh
-            oh = r - od * n_oh
-            if blocks_h and lo_h <= oh < hi_h:
-                if t // n_oh != plane:  # a new plane: blocks align at this window's start
-                    plane = t // n_oh
-                    r0 = sh[oh]
-                    slot_block[:] = -1
-                s = sh[oh]
-                m = (s - r0) // kh
-                for mm in (m, m + 1):
-                    if slot_block[mm % 2] != mm and r0 + mm * kh < n_h:
-                        _row_blocks(x, o, r0, n_h, kh, mm, g, sfx, is_sum)
-                        slot_block[mm % 2] = mm
-                e = s + kh - 1
-                ge = g[(((e - r0) // kh) % 2) * kh + (e - r0) % kh]
-                if (s - r0) % kh == 0:
-                    _vcopy(buf, ge, row_len, 1)
-                else:
-                    _vpair(buf, sfx[(m % 2) * kh + (s - r0) % kh], ge, row_len, is_sum)
+    buf = np.empty(row_len, dtype=acc_proto.dtype)
+    spare = np.empty(row_len, dtype=acc_proto.dtype)
+    acc = np.empty(out.shape[3], dtype=acc_proto.dtype)
+    ring = 2 * kh if blocks_h else 0
+    g = np.empty((ring, row_len), dtype=acc_proto.dtype)
+    sfx = np.empty((ring, row_len), dtype=acc_proto.dtype)
+    slot_block = np.full(2, -1, dtype=np.int64)
+    plane = -1
+    r0 = 0
+    for t in range(t0, t1):
+        o = t // (n_od * n_oh)
+        r = t - o * (n_od * n_oh)
+        od = r // n_oh
+        oh = r - od * n_oh
+        if blocks_h and lo_h <= oh < hi_h:
+            if t // n_oh != plane:  # a new plane: blocks align at this window's start
+                plane = t // n_oh
+                r0 = sh[oh]
+                slot_block[:] = -1
+            s = sh[oh]
+            m = (s - r0) // kh
+            for mm in (m, m + 1):
+                if slot_block[mm % 2] != mm and r0 + mm * kh < n_h:
+                    _row_blocks(x, o, r0, n_h, kh, mm, g, sfx, is_sum)
+                    slot_block[mm % 2] = mm
+            e = s + kh - 1
+            ge = g[(((e - r0) // kh) % 2) * kh + (e - r0) % kh]
+            if (s - r0) % kh == 0:
+                _vcopy(buf, ge, row_len, 1)
             else:
-                _reduce_rows(x, o, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
-            dst = out[o, od, oh]
-            if is_sum:
-                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, pre, suf, blocks_w, True, acc)
-                scale = 1.0 / (div_d[od] * div_h[oh])
-                if n_inner == 1:
-                    for q in range(np.uint64(n_ow)):
-                        dst[q] = acc[q] * (scale / div_w[q])
-                else:
-                    for ow in range(n_ow):
-                        f = scale / div_w[ow]
-                        a = acc[ow * n_inner:]
-                        d = dst[ow * n_inner:]
-                        for q in range(np.uint64(n_inner)):
-                            d[q] = a[q] * f
+                _vpair(buf, sfx[(m % 2) * kh + (s - r0) % kh], ge, row_len, is_sum)
+        else:
+            _reduce_rows(x, o, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
+        dst = out[o, od, oh]
+        if is_sum:
+            _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, acc)
+            scale = 1.0 / (div_d[od] * div_h[oh])
+            if n_inner == 1:
+                for q in range(np.uint64(n_ow)):
+                    dst[q] = acc[q] * (scale / div_w[q])
             else:
-                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, pre, suf, blocks_w, False, dst)
+                for ow in range(n_ow):
+                    f = scale / div_w[ow]
+                    a = acc[ow * n_inner:]
+                    d = dst[ow * n_inner:]
+                    for q in range(np.uint64(n_inner)):
+                        d[q] = a[q] * f
+        else:
+            _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, dst)
 
 
-@njit(cache=True, parallel=True)
-def max_fused_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, n_threads):
-    """pool_fused for max with flat indices ((d * H + h) * W + w) of the first maximum.
-
-    The row pass keeps, per column, the first maximal row; the column pass breaks ties (and NaN
-    against NaN) by the smaller flat index, which makes the winner the row-major first maximum.
-    """
-    n_outer = x.shape[0]
+@njit(cache=True)
+def _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, t0, t1):
+    """Output rows t0 <= t < t1 of max_fused_indices, with their own buffers."""
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
-    total = n_outer * n_od * n_oh
-    n_chunks = min(total, 4 * n_threads)
-    for c in prange(n_chunks):
-        buf = np.empty(x.shape[3], dtype=x.dtype)
-        row = np.empty(x.shape[3], dtype=np.int64)
-        n = np.uint64(x.shape[3])
-        for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
-            o = t // (n_od * n_oh)
-            r = t - o * (n_od * n_oh)
-            od = r // n_oh
-            oh = r - od * n_oh
-            first = True
-            for jd in range(cd[od]):
-                d = sd[od] + jd * dd
-                for jh in range(ch[oh]):
-                    h = sh[oh] + jh * dh
-                    src = x[o, d, h]
-                    flat_row = d * height + h
-                    if first:
-                        for q in range(n):
-                            buf[q] = src[q]
-                            row[q] = flat_row
-                        first = False
-                    else:
-                        for q in range(n):
-                            v = src[q]
-                            b = buf[q]
-                            take = _better(v, b)
-                            buf[q] = v if take else b
-                            row[q] = flat_row if take else row[q]
-            dst = out[o, od, oh]
-            dst_idx = idx[o, od, oh]
-            for ow in range(n_ow):
-                for i in range(n_inner):
-                    w = sw[ow]
+    buf = np.empty(x.shape[3], dtype=x.dtype)
+    row = np.empty(x.shape[3], dtype=np.int64)
+    n = np.uint64(x.shape[3])
+    for t in range(t0, t1):
+        o = t // (n_od * n_oh)
+        r = t - o * (n_od * n_oh)
+        od = r // n_oh
+        oh = r - od * n_oh
+        first = True
+        for jd in range(cd[od]):
+            d = sd[od] + jd * dd
+            for jh in range(ch[oh]):
+                h = sh[oh] + jh * dh
+                src = x[o, d, h]
+                flat_row = d * height + h
+                if first:
+                    for q in range(n):
+                        buf[q] = src[q]
+                        row[q] = flat_row
+                    first = False
+                else:
+                    for q in range(n):
+                        v = src[q]
+                        b = buf[q]
+                        take = _better(v, b)
+                        buf[q] = v if take else b
+                        row[q] = flat_row if take else row[q]
+        dst = out[o, od, oh]
+        dst_idx = idx[o, od, oh]
+        for ow in range(n_ow):
+            for i in range(n_inner):
+                w = sw[ow]
+                p = w * n_inner + i
+                b = buf[p]
+                bi = row[p] * width + w
+                for j in range(1, cw[ow]):
+                    w = sw[ow] + j * dw
                     p = w * n_inner + i
-                    b = buf[p]
-                    bi = row[p] * width + w
-                    for j in range(1, cw[ow]):
-                        w = sw[ow] + j * dw
-                        p = w * n_inner + i
-                        v = buf[p]
-                        fi = row[p] * width + w
-                        if v > b or (v == b and fi < bi) or (v != v and (b == b or fi < bi)):
-                            b = v
-                            bi = fi
-                    dst[ow * n_inner + i] = b
-                    dst_idx[ow * n_inner + i] = bi
+                    v = buf[p]
+                    fi = row[p] * width + w
+                    if v > b or (v == b and fi < bi) or (v != v and (b == b or fi < bi)):
+                        b = v
+                        bi = fi
+                dst[ow * n_inner + i] = b
+                dst_idx[ow * n_inner + i] = bi
 
 
-@njit(cache=True, parallel=True)
-def sum_fused_adjoint(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, div_d, div_h, div_w, out, n_threads):
-    """The transpose of pool_fused's sums: out[o] = sum over windows of g / divisor, spread over taps.
-
-    g: (O, OD, OH, OW*I); out: (O, D, H, W*I), any float dtype (accumulated in float64 per plane).
-    Planes are independent; windows overlapping inside a plane accumulate in order.
-    """
-    n_outer = g.shape[0]
+@njit(cache=True)
+def _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, div_d, div_h, div_w, out, o0, o1):
+    """Planes o0 <= o < o1 of sum_fused_adjoint, with their own buffers."""
+    kw, stride_w, lo, hi, _ = regular_w
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
     row_len = out.shape[3]
-    n_chunks = min(n_outer, 4 * n_threads)
-    for c in prange(n_chunks):
-        acc = np.empty((out.shape[1], out.shape[2], row_len), dtype=np.float64)
-        rowbuf = np.empty(row_len, dtype=np.float64)
-        vals = np.empty(n_ow * n_inner, dtype=np.float64)
-        for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
-            acc[:] = 0.0
-            for od in range(n_od):
-                for oh in range(n_oh):
-                    rowbuf[:] = 0.0
-                    src = g[o, od, oh]
-                    scale = 1.0 / (div_d[od] * div_h[oh])
-                    for ow in range(n_ow):
-                        f = scale / div_w[ow]
-                        for i in range(n_inner):
-                            vals[ow * n_inner + i] = src[ow * n_inner + i] * f
-                    for ow in range(n_ow):
+    acc = np.empty((out.shape[1], out.shape[2], row_len), dtype=np.float64)
+    flat = acc.reshape(acc.size)
+    rowbuf = np.empty(row_len, dtype=np.float64)
+    vals = np.empty(n_ow * n_inner, dtype=np.float64)
+    for o in range(o0, o1):
+        _vzero(flat)
+        for od in range(n_od):
+            for oh in range(n_oh):
+                _vzero(rowbuf)
+                src = g[o, od, oh]
+                scale = 1.0 / (div_d[od] * div_h[oh])
+                for ow in range(n_ow):
+                    f = scale / div_w[ow]
+                    for i in range(n_inner):
+                        vals[ow * n_inner + i] = src[ow * n_inner + i] * f
+                for ow in range(n_ow):  # edge windows
+                    if ow < lo or ow >= hi:
                         for j in range(cw[ow]):
                             _vacc(rowbuf[(sw[ow] + j * dw) * n_inner:], vals[ow * n_inner:], n_inner, 1, True)
-                    for jd in range(cd[od]):
-                        for jh in range(ch[oh]):
-                            _vacc(acc[sd[od] + jd * dd, sh[oh] + jh * dh], rowbuf, row_len, 1, True)
-            dst_plane = out[o]
-            for a in range(out.shape[1]):
-                for b in range(out.shape[2]):
-                    _vcopy(dst_plane[a, b], acc[a, b], row_len, 1)
+                if hi > lo:  # full windows, tap-major
+                    n = hi - lo
+                    v = vals[lo * n_inner:]
+                    for j in range(kw):
+                        dst = rowbuf[(sw[lo] + j * dw) * n_inner:]
+                        if stride_w == 1:
+                            _vacc(dst, v, n * n_inner, 1, True)
+                        elif n_inner == 1:
+                            _vspread(dst, v, n, stride_w)
+                        else:
+                            for q in range(n):
+                                _vacc(dst[q * stride_w * n_inner:], v[q * n_inner:], n_inner, 1, True)
+                for jd in range(cd[od]):
+                    for jh in range(ch[oh]):
+                        _vacc(acc[sd[od] + jd * dd, sh[oh] + jh * dh], rowbuf, row_len, 1, True)
+        dst_plane = out[o]
+        _vcopy(dst_plane.reshape(dst_plane.size), flat, flat.shape[0], 1)
 
 
-@njit(cache=True, parallel=True)
-def scatter_add(g, idx, out):
-    """out[o, idx[o, q, i], i] += g[o, q, i] on a zero-filled out; the pooled axes flattened in q.
+def _build(parallel):
+    """Compile-on-demand kernels, multi-threaded when ``parallel``."""
 
-    Serves any layout whose pooled axes are adjacent (inner = the trailing batch axes).
-    """
-    n_outer, n_src, n_inner = g.shape
-    for o in prange(n_outer):
-        out[o, :, :] = 0
-        for q in range(n_src):
-            for i in range(n_inner):
-                out[o, idx[o, q, i], i] += g[o, q, i]
+    @njit(cache=True, parallel=parallel)
+    def max_axis(x, starts, counts, step, out, n_threads):
+        """out[o, m, i] = max over the window m of x[o, :, i]."""
+        n_outer, _, n_inner = x.shape
+        n_out = starts.shape[0]
+        total = n_outer * n_out
+        n_chunks = _n_chunks(total, n_threads, parallel)
+        for c in prange(n_chunks):
+            for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
+                o = t // n_out
+                m = t - o * n_out
+                dst = out[o, m]
+                _vcopy(dst, x[o, starts[m]], n_inner, 1)
+                for j in range(1, counts[m]):
+                    _vacc(dst, x[o, starts[m] + j * step], n_inner, 1, False)
+
+    @njit(cache=True, parallel=parallel)
+    def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, idx_out, n_threads):
+        """max_axis that also tracks flat indices: idx_out = idx_in[winner] + winner_position * scale.
+
+        Axes are processed from the last pooled axis to the first, and a later tap replaces the current
+        best only when strictly greater (or the first NaN), so the winner is the first maximum in
+        row-major window order.
+        """
+        n_outer, _, n_inner = x.shape
+        n_out = starts.shape[0]
+        total = n_outer * n_out
+        n_chunks = _n_chunks(total, n_threads, parallel)
+        for c in prange(n_chunks):
+            for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
+                o = t // n_out
+                m = t - o * n_out
+                s = starts[m]
+                for i in range(n_inner):
+                    out[o, m, i] = x[o, s, i]
+                    if has_idx_in:
+                        idx_out[o, m, i] = idx_in[o, s, i] + s * scale
+                    else:
+                        idx_out[o, m, i] = s * scale
+                for j in range(1, counts[m]):
+                    pos = s + j * step
+                    for i in range(n_inner):
+                        v = x[o, pos, i]
+                        if _better(v, out[o, m, i]):
+                            out[o, m, i] = v
+                            if has_idx_in:
+                                idx_out[o, m, i] = idx_in[o, pos, i] + pos * scale
+                            else:
+                                idx_out[o, m, i] = pos * scale
+
+    @njit(cache=True, parallel=parallel)
+    def sum_axis(x, starts, counts, step, out, n_threads):
+        """out[o, m, i] = sum over the window m of x[o, :, i], accumulated in out's dtype (float64)."""
+        n_outer, _, n_inner = x.shape
+        n_out = starts.shape[0]
+        total = n_outer * n_out
+        n_chunks = _n_chunks(total, n_threads, parallel)
+        for c in prange(n_chunks):
+            for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
+                o = t // n_out
+                m = t - o * n_out
+                dst = out[o, m]
+                _vcopy(dst, x[o, starts[m]], n_inner, 1)
+                for j in range(1, counts[m]):
+                    _vacc(dst, x[o, starts[m] + j * step], n_inner, 1, True)
+
+    @njit(cache=True, parallel=parallel)
+    def sum_axis_adjoint(g, starts, counts, step, out, n_threads):
+        """The transpose of sum_axis: out[o, p, i] = sum of g[o, m, i] over the windows m holding p."""
+        n_outer, n_out, n_inner = g.shape
+        n_chunks = _n_chunks(n_outer, n_threads, parallel)
+        for c in prange(n_chunks):
+            for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
+                plane = out[o]
+                _vzero(plane.reshape(plane.size))
+                for m in range(n_out):
+                    for j in range(counts[m]):
+                        _vacc(out[o, starts[m] + j * step], g[o, m], n_inner, 1, True)
+
+    @njit(cache=True, parallel=parallel)
+    def pool_fused(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
+                   div_d, div_h, div_w, out, n_threads):
+        """Max (is_sum False) or window sums / divisors (is_sum True) over 2 or 3 adjacent axes.
+
+        x: (O, D, H, W*I); out: (O, OD, OH, OW*I).  regular_h / regular_w = (kernel, stride, lo, hi,
+        fast): windows lo <= i < hi are full and regular; ``fast`` selects van Herk / Gil-Werman row
+        blocks along H (only when D == 1) and tap doubling along W.  Sums accumulate in acc_proto's
+        dtype and are divided by div_d[od] * div_h[oh] * div_w[ow].  Work is split into
+        4 * n_threads chunks of output rows.
+        """
+        total = x.shape[0] * sd.shape[0] * sh.shape[0]
+        n_chunks = _n_chunks(total, n_threads, parallel)
+        for c in prange(n_chunks):
+            _pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
+                       div_d, div_h, div_w, out, total * c // n_chunks, total * (c + 1) // n_chunks)
+    @njit(cache=True, parallel=parallel)
+    def max_fused_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, n_threads):
+        """pool_fused for max with flat indices ((d * H + h) * W + w) of the first maximum.
+
+        The row pass keeps, per column, the first maximal row; the column pass breaks ties (and NaN
+        against NaN) by the smaller flat index, which makes the winner the row-major first maximum.
+        """
+        total = x.shape[0] * sd.shape[0] * sh.shape[0]
+        n_chunks = _n_chunks(total, n_threads, parallel)
+        for c in prange(n_chunks):
+            _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx,
+                              total * c // n_chunks, total * (c + 1) // n_chunks)
+    @njit(cache=True, parallel=parallel)
+    def sum_fused_adjoint(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, div_d, div_h, div_w, out,
+                          n_threads):
+        """The transpose of pool_fused's sums: out[o] = sum over windows of g / divisor, spread over taps.
+
+        g: (O, OD, OH, OW*I); out: (O, D, H, W*I), any float dtype (accumulated in float64 per plane).
+        Planes are independent; windows overlapping inside a plane accumulate in order.
+        """
+        n_outer = g.shape[0]
+        n_chunks = _n_chunks(n_outer, n_threads, parallel)
+        for c in prange(n_chunks):
+            _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, div_d, div_h, div_w, out,
+                           n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
+    @njit(cache=True, parallel=parallel)
+    def scatter_add(g, idx, out, n_threads):
+        """out[o, idx[o, q, i], i] += g[o, q, i] on a zero-filled out; the pooled axes flattened in q.
+
+        Serves any layout whose pooled axes are adjacent (inner = the trailing batch axes).  The
+        indices were checked to lie in [0, out.shape[1]).
+        """
+        n_outer = g.shape[0]
+        n_chunks = _n_chunks(n_outer, n_threads, parallel)
+        for c in prange(n_chunks):
+            for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
+                _scatter_plane(out[o], g[o], idx[o], True)
+
+    @njit(cache=True, parallel=parallel)
+    def scatter_set(v, idx, out, n_threads):
+        """out[o, idx[o, q, i], i] = v[o, q, i] on a zero-filled out (the later duplicate wins)."""
+        n_outer = v.shape[0]
+        n_chunks = _n_chunks(n_outer, n_threads, parallel)
+        for c in prange(n_chunks):
+            for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
+                _scatter_plane(out[o], v[o], idx[o], False)
+
+    return SimpleNamespace(
+        max_axis=max_axis,
+        max_axis_indices=max_axis_indices,
+        sum_axis=sum_axis,
+        sum_axis_adjoint=sum_axis_adjoint,
+        pool_fused=pool_fused,
+        max_fused_indices=max_fused_indices,
+        sum_fused_adjoint=sum_fused_adjoint,
+        scatter_add=scatter_add,
+        scatter_set=scatter_set,
+    )
 
 
-@njit(cache=True, parallel=True)
-def scatter_set(v, idx, out):
-    """out[o, idx[o, q, i], i] = v[o, q, i] on a zero-filled out (the later duplicate wins)."""
-    n_outer, n_src, n_inner = v.shape
-    for o in prange(n_outer):
-        out[o, :, :] = 0
-        for q in range(n_src):
-            for i in range(n_inner):
-                out[o, idx[o, q, i], i] = v[o, q, i]
+parallel = _build(True)
+serial = _build(False)

@@ -29,6 +29,17 @@ __all__ = [
 
 _NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
 
+#: Calls touching fewer elements than this run the serial kernels: waking the thread pool costs
+#: more than the work itself.
+SERIAL_BELOW = 1 << 16
+
+
+def _kernels_for(work: int):
+    """The kernel build for a call touching ``work`` elements, and the thread count to give it."""
+    if work < SERIAL_BELOW:
+        return K.serial, 1
+    return K.parallel, numba.get_num_threads()
+
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
@@ -120,77 +131,31 @@ def _max_compute_view(x: np.ndarray):
     return np.ascontiguousarray(x), x.dtype
 
 
-_UNIT_AXIS = geo.table_plan(1, [0], [1])
 _ONES = np.ones(1)
 
 
-class _Fused:
-    """The (outer, D, H, W * inner) view of a plan whose 2 or 3 pooled axes are adjacent."""
-
-    def __init__(self, plan: geo.Plan):
-        a0, a1 = plan.axes[0], plan.axes[-1]
-        shape = plan.in_shape
-        self.outer = math.prod(shape[:a0])
-        self.inner = math.prod(shape[a1 + 1:])
-        plans = plan.axis_plans
-        self.pd, self.ph, self.pw = ((_UNIT_AXIS,) + plans) if len(plans) == 2 else plans
-        self.in4 = (self.outer, self.pd.in_size, self.ph.in_size, self.pw.in_size * self.inner)
-        self.out4 = (self.outer, self.pd.out_size, self.ph.out_size, self.pw.out_size * self.inner)
-
-    @staticmethod
-    def applies(plan: geo.Plan) -> bool:
-        n = len(plan.axes)
-        return n in (2, 3) and plan.axes[-1] - plan.axes[0] == n - 1
-
-    def geometry(self):
-        """Starts, counts and dilation of D, H and W, as the fused kernels take them."""
-        out = []
-        for p in (self.pd, self.ph, self.pw):
-            out += [p.starts, p.counts, p.dilation]
-        return out
-
-    @staticmethod
-    def regular(p: geo.AxisPlan, min_kernel: int):
-        """(kernel, stride, lo, hi, use_blocks) of one axis for the fused kernel.
-
-        van Herk / Gil-Werman (about 3 operations per output) replaces the direct reduction
-        (``kernel`` operations) when windows are contiguous, at least ``min_kernel`` wide and
-        overlap by more than about two strides.
-        """
-        blocks = p.dilation == 1 and p.kernel >= min_kernel and p.kernel > 2 * p.stride + 2
-        return (p.kernel, p.stride, p.full_lo, p.full_hi, bool(blocks and p.full_hi > p.full_lo))
-
-    def regular_hw(self, inner_min_kernel=12):
-        """Both axes' descriptors.  Along W with a single inner element the tap-major loops
-        vectorise, so blocks only pay off for much wider windows."""
-        w_min = inner_min_kernel if self.inner == 1 else 4
-        return self.regular(self.ph, 4), self.regular(self.pw, w_min)
-
-    def divisors(self, count_include_pad, divisor_override):
-        """Per-axis divisor factors (D, H, W), one per output position of each axis."""
-        axes = (self.pd, self.ph, self.pw)
-        if count_include_pad is None:  # raw sums
-            return tuple(np.ones(p.out_size) for p in axes)
-        if divisor_override is not None:
-            return np.ones(self.pd.out_size), np.ones(self.ph.out_size), np.full(self.pw.out_size, float(divisor_override))
-        return tuple((p.pad_counts if count_include_pad else p.counts).astype(np.float64) for p in axes)
+def _kernel_dtype(dtype) -> np.dtype:
+    """The dtype the kernels write for a requested result dtype: numba has no float16 arithmetic,
+    so float16 results are computed in float32 and rounded once at the end."""
+    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
 
 
 def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     """Window maxima (dtype of x) and, if asked, int64 flat indices over the pooled axes."""
     cur, result_dtype = _max_compute_view(x)
-    if _Fused.applies(plan):
-        f = _Fused(plan)
+    f = plan.fused
+    if f is not None:
         out = np.empty(plan.out_shape, dtype=cur.dtype)
         idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
         if out.size:
             src, dst = cur.reshape(f.in4), out.reshape(f.out4)
+            kern, n_threads = _kernels_for(cur.size + out.size)
             if return_indices:
-                K.max_fused_indices(src, f.inner, f.ph.in_size, f.pw.in_size, *f.geometry(), dst,
-                                    idx.reshape(f.out4), numba.get_num_threads())
+                kern.max_fused_indices(src, f.inner, f.ph.in_size, f.pw.in_size, *f.geometry, dst,
+                                       idx.reshape(f.out4), n_threads)
             else:
-                K.pool_fused(src, f.inner, *f.geometry(), *f.regular_hw(), False,
-                             np.empty(1, cur.dtype), *f.divisors(None, None), dst, numba.get_num_threads())
+                kern.pool_fused(src, f.inner, *f.geometry, *f.regular, False,
+                                np.empty(1, cur.dtype), *f.divisors(None, None), dst, n_threads)
         cur = out
     else:
         cur, idx = _max_separable(cur, plan, return_indices)
@@ -211,15 +176,16 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
         out = np.empty(new_shape, dtype=cur.dtype)
         src = cur.reshape(outer, length, inner)
         dst = out.reshape(outer, ap.out_size, inner)
+        kern, n_threads = _kernels_for(cur.size + out.size)
         if return_indices:
             idx_out = np.empty(new_shape, dtype=np.int64)
             idx_in = _NO_INDICES if idx is None else idx.reshape(outer, length, inner)
             if out.size:
-                K.max_axis_indices(src, idx_in, idx is not None, ap.starts, ap.counts, ap.step, scale,
-                                   dst, idx_out.reshape(outer, ap.out_size, inner))
+                kern.max_axis_indices(src, idx_in, idx is not None, ap.starts, ap.counts, ap.step, scale,
+                                      dst, idx_out.reshape(outer, ap.out_size, inner), n_threads)
             idx = idx_out
         elif out.size:
-            K.max_axis(src, ap.starts, ap.counts, ap.step, dst)
+            kern.max_axis(src, ap.starts, ap.counts, ap.step, dst, n_threads)
         cur = out
     return cur, idx
 
@@ -236,14 +202,14 @@ def _sum_input(x: np.ndarray) -> np.ndarray:
 def _pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
     """Window sums divided by the average divisor (raw sums when count_include_pad is None)."""
     x = _sum_input(x)
-    if _Fused.applies(plan):
-        f = _Fused(plan)
-        out = np.empty(plan.out_shape, dtype=out_dtype)
+    f = plan.fused
+    if f is not None:
+        out = np.empty(plan.out_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
-            K.pool_fused(x.reshape(f.in4), f.inner, *f.geometry(), *f.regular_hw(), True,
-                         _ONES, *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4),
-                         numba.get_num_threads())
-        return out
+            kern, n_threads = _kernels_for(x.size + out.size)
+            kern.pool_fused(x.reshape(f.in4), f.inner, *f.geometry, *f.regular, True,
+                            _ONES, *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4), n_threads)
+        return out.astype(out_dtype, copy=False)
     sums = _sum_separable(x, plan)
     if count_include_pad is not None:
         sums /= _divisor(plan, count_include_pad, divisor_override)
@@ -260,25 +226,26 @@ def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
         outer, length, inner = _view3(cur.shape, a)
         out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
-            K.sum_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.step,
-                       out.reshape(outer, ap.out_size, inner))
+            kern, n_threads = _kernels_for(cur.size + out.size)
+            kern.sum_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.step,
+                          out.reshape(outer, ap.out_size, inner), n_threads)
         cur = out
     return cur
 
 
 def _spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
     """The adjoint of :func:`_pool_sums`: each g / divisor spread over its window's taps."""
-    if _Fused.applies(plan):
-        f = _Fused(plan)
-        if g.dtype.kind != "f":
+    f = plan.fused
+    if f is not None:
+        if g.dtype.kind != "f" or g.dtype == np.float16:
             g = g.astype(np.float64)
         g = np.ascontiguousarray(g)
-        out = np.empty(plan.in_shape, dtype=out_dtype)
+        out = np.empty(plan.in_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
-            K.sum_fused_adjoint(g.reshape(f.out4), f.inner, *f.geometry(),
-                                *f.divisors(count_include_pad, divisor_override), out.reshape(f.in4),
-                                numba.get_num_threads())
-        return out
+            kern, n_threads = _kernels_for(g.size + out.size)
+            kern.sum_fused_adjoint(g.reshape(f.out4), f.inner, *f.geometry, f.regular[1],
+                                   *f.divisors(count_include_pad, divisor_override), out.reshape(f.in4), n_threads)
+        return out.astype(out_dtype, copy=False)
     if count_include_pad is not None:
         g = g / _divisor(plan, count_include_pad, divisor_override)
     return _sum_separable_adjoint(g, plan).astype(out_dtype, copy=False)
@@ -295,14 +262,16 @@ def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
         outer, _, inner = _view3(cur.shape, a)
         out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
-            K.sum_axis_adjoint(cur.reshape(outer, ap.out_size, inner), ap.starts, ap.counts, ap.step,
-                               out.reshape(outer, ap.in_size, inner))
+            kern, n_threads = _kernels_for(cur.size + out.size)
+            kern.sum_axis_adjoint(cur.reshape(outer, ap.out_size, inner), ap.starts, ap.counts, ap.step,
+                                  out.reshape(outer, ap.in_size, inner), n_threads)
         cur = out
     return cur
 
 
-def _scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, kernel) -> np.ndarray:
-    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``.
+def _scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, kernel: str) -> np.ndarray:
+    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``
+    with the kernel named ``kernel`` ("scatter_add" or "scatter_set").
 
     Adjacent pooled axes are addressed in place through an (outer, positions, inner) view; other
     layouts move the pooled axes last first.
@@ -317,18 +286,22 @@ def _scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, kernel
     moved_out = tuple(out_shape[a] for a in perm)
     outer = math.prod(moved_in[:axes[0]])
     inner = math.prod(moved_in[axes[-1] + 1:])
-    v = np.ascontiguousarray(values.transpose(perm), dtype=dtype).reshape(outer, -1, inner)
-    i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, -1, inner)
-    out = np.empty(moved_out, dtype=dtype)
+    n_src = math.prod(moved_in[axes[0]:axes[-1] + 1])
+    n_dst = math.prod(moved_out[axes[0]:axes[-1] + 1])
+    work_dtype = _kernel_dtype(dtype)
+    out = np.empty(moved_out, dtype=work_dtype)
     if out.size:
-        kernel(v, i, out.reshape(outer, -1, inner))
-    return out.transpose(np.argsort(perm))
+        v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
+        i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, n_src, inner)
+        kern, n_threads = _kernels_for(v.size + out.size)
+        getattr(kern, kernel)(v, i, out.reshape(outer, n_dst, inner), n_threads)
+    return out.astype(dtype, copy=False).transpose(np.argsort(perm))
 
 
 def _max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=None) -> np.ndarray:
     """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape``."""
     dtype = np.float64 if dtype is None else dtype
-    return _scatter(g, idx, plan.axes, plan.in_shape, dtype, K.scatter_add)
+    return _scatter(g, idx, plan.axes, plan.in_shape, dtype, "scatter_add")
 
 
 def _divisor(plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray | float:
@@ -712,7 +685,7 @@ def max_unpool(values, indices, output_size, *, axes=None):
         out_shape[a] = s
     geo.check_size(out_shape)
     idx = _check_indices(indices, v.shape, math.prod(sizes))
-    return _scatter(v, idx, ax, tuple(out_shape), v.dtype, K.scatter_set)
+    return _scatter(v, idx, ax, tuple(out_shape), v.dtype, "scatter_set")
 
 
 @_doc

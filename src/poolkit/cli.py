@@ -1,0 +1,590 @@
+"""The ``poolkit`` command line: ``demo``, ``explain`` and ``show``.
+
+Every subcommand is registered by one ``_add_<name>(subparsers)`` function listed in
+:data:`COMMANDS`; it builds its parser and sets ``run`` to the function that carries it out
+(``run(args) -> int``).  Adding a subcommand means writing such a function and appending it.
+
+Exit status: 0 on success, 2 for bad arguments or unreadable input (one line on stderr, never
+a traceback), 1 when the plotting extra is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import poolkit as _pk
+
+__all__ = ["main", "build_parser", "load_matrix", "format_matrix", "format_explanation", "COMMANDS"]
+
+#: The worked examples of ``poolkit demo``.
+EXAMPLE_4X4 = ((1, 3, 2, 1), (2, 9, 1, 1), (1, 4, 2, 3), (5, 6, 1, 2))
+EXAMPLE_3X3 = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
+
+#: ``poolkit explain`` refuses to list more windows than this.
+MAX_EXPLAIN_WINDOWS = 2500
+
+_PLOT_HINT = "pip install 'poolkit[plot]'  (or: pip install matplotlib pillow)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog):
+        super().__init__(prog, max_help_position=30)
+
+
+def _one_line(message) -> str:
+    return " ".join(str(message).split())
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing matrices and sizes
+# ---------------------------------------------------------------------------------------------
+
+
+def load_matrix(text: str, what: str = "MATRIX") -> np.ndarray:
+    """A matrix from a literal such as ``[[1,2],[3,4]]`` or from a ``.npy``/``.csv`` file.
+
+    Literals are read with :func:`ast.literal_eval` (never ``eval``); CSV files are
+    comma-separated numbers, one row per line.
+
+    Examples
+    --------
+    >>> from poolkit.cli import load_matrix
+    >>> load_matrix("[[1, 2], [3, 4]]")
+    array([[1, 2],
+           [3, 4]])
+    >>> load_matrix("[0.5, -1]")
+    array([ 0.5, -1. ])
+    """
+    text = text.strip()
+    lower = text.lower()
+    if lower.endswith((".npy", ".csv")) or os.path.isfile(text):
+        if not os.path.isfile(text):
+            raise OSError(f"{what}: no such file {text!r}")
+        if lower.endswith(".npy"):
+            try:
+                arr = np.load(text, allow_pickle=False)
+            except ValueError as exc:
+                raise ValueError(f"{what}: {text!r} is not a plain .npy array ({_one_line(exc)})") from None
+        elif lower.endswith(".csv"):
+            try:
+                arr = np.loadtxt(text, delimiter=",", ndmin=2, dtype=np.float64)
+            except ValueError as exc:
+                raise ValueError(f"{what}: {text!r} is not a CSV of numbers ({_one_line(exc)})") from None
+        else:
+            raise ValueError(f"{what}: {text!r} is a file but neither .npy nor .csv")
+    else:
+        try:
+            value = ast.literal_eval(text)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            raise ValueError(f"{what} must be a literal like [[1,2],[3,4]] or a .npy/.csv file, got {text!r}") from None
+        try:
+            arr = np.array(value)
+        except ValueError:
+            raise ValueError(f"{what} must be rectangular (every row the same length), got {text!r}") from None
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must hold real numbers, got {text!r}")
+    if arr.ndim == 0 or arr.size == 0:
+        raise ValueError(f"{what} must be a non-empty 1-D or 2-D array, got {text!r}")
+    return arr
+
+
+def parse_sizes(text: str, n: int, what: str, *, minimum: int = 1) -> tuple:
+    """``"2"``, ``"2x3"``, ``"2,3"`` or ``"(2, 3)"`` as ``n`` ints (one int is repeated).
+
+    Examples
+    --------
+    >>> from poolkit.cli import parse_sizes
+    >>> parse_sizes("2", 2, "--kernel"), parse_sizes("2x3", 2, "--kernel")
+    ((2, 2), (2, 3))
+    """
+    t = text.strip().lower().replace("×", ",").replace("x", ",")
+    try:
+        v = ast.literal_eval(t)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"{what} must be an int like 2 or sizes like 2x2, got {text!r}") from None
+    vals = (v,) if isinstance(v, int) else v
+    if not isinstance(vals, (tuple, list)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in vals):
+        raise ValueError(f"{what} must be an int like 2 or sizes like 2x2, got {text!r}")
+    if len(vals) == 1:
+        vals = tuple(vals) * n
+    if len(vals) != n:
+        raise ValueError(f"{what} needs 1 or {n} sizes for a {n}-D input, got {text!r}")
+    if any(a < minimum for a in vals):
+        raise ValueError(f"{what} must be >= {minimum}, got {text!r}")
+    return tuple(vals)
+
+
+def parse_padding(text: str | None):
+    """``--padding``: an int, per-axis ints (``1,0``), pairs (``((0,1),(1,0))``) or a name.
+
+    Examples
+    --------
+    >>> from poolkit.cli import parse_padding
+    >>> parse_padding("1"), parse_padding("1,0"), parse_padding("same"), parse_padding("((0, 1), (1, 0))")
+    (1, (1, 0), 'same', ((0, 1), (1, 0)))
+    """
+    if text is None:
+        return 0
+    t = text.strip().lower().replace("-", "_")
+    if t in ("valid", "same", "same_lower"):
+        return t
+    try:
+        value = ast.literal_eval(text.strip().lower().replace("×", ",").replace("x", ","))
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        raise ValueError(f"--padding must be an int, ints like 1,0, pairs like ((0,1),(1,0)), "
+                         f"or valid/same/same_lower, got {text!r}") from None
+    if isinstance(value, list):
+        value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+# ---------------------------------------------------------------------------------------------
+
+
+def _fmt(v) -> str:
+    from .viz import format_number
+
+    return format_number(v)
+
+
+def format_grid(rows, indent: str = "") -> str:
+    """Rows of strings as a bracketed, column-aligned matrix."""
+    rows = [list(r) for r in rows]
+    if not rows:
+        return indent + "[]"
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        body = ", ".join(s.rjust(w) for s, w in zip(r, widths))
+        first, last = i == 0, i == len(rows) - 1
+        lines.append(indent + ("[[" if first else " [") + body + ("]]" if last else "],"))
+    return "\n".join(lines)
+
+
+def format_matrix(a, indent: str = "") -> str:
+    """A 1-D or 2-D array the way a person writes it, columns aligned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolkit.cli import format_matrix
+    >>> print(format_matrix(np.array([[3.75, 1.25], [4.0, 2.0]])))
+    [[3.75, 1.25],
+     [   4,    2]]
+    >>> print(format_matrix(np.array([1, 2, 3])))
+    [1, 2, 3]
+    """
+    a = np.asarray(a)
+    if a.ndim == 1:
+        return indent + "[" + ", ".join(_fmt(v) for v in a) + "]"
+    if a.ndim != 2:
+        return indent + np.array2string(a)
+    return format_grid([[_fmt(v) for v in row] for row in a], indent)
+
+
+def _window_grid(w, shape2) -> list:
+    labels = []
+    for v, region in zip(w.values, w.regions):
+        labels.append(_fmt(v) if region == "input" else ("pad" if region == "pad" else "--"))
+    rows, cols = shape2
+    return [labels[r * cols:(r + 1) * cols] for r in range(rows)]
+
+
+def _span(taps) -> str:
+    """``3``, ``0..1`` for contiguous taps, ``{0, 2}`` for dilated ones."""
+    if len(taps) == 1:
+        return str(taps[0])
+    if all(b - a == 1 for a, b in zip(taps, taps[1:])):
+        return f"{taps[0]}..{taps[-1]}"
+    return "{" + ", ".join(str(t) for t in taps) + "}"
+
+
+def format_explanation(ex, default_grad: bool = False) -> str:
+    """The step-by-step account that ``poolkit explain`` prints (from :func:`poolkit.viz.explain_pooling`).
+
+    ``default_grad`` says that ``ex.grad_output`` is the default ``1, 2, ...`` (to say so).
+    """
+    from .viz import describe_gradient, _pos
+
+    op_name = {"max": "max pooling", "avg": "average pooling", "lp": f"L{_fmt(ex.p)} pooling"}[ex.op]
+    nd = ex.x.ndim
+    axis_names = ("rows", "cols") if nd == 2 else ("positions",)
+    shape = "x".join(str(s) for s in ex.x.shape)
+    out_lines = [f"{op_name} of a {shape} matrix" if nd == 2 else f"{op_name} of a vector of length {shape}"]
+    kx = "x".join(map(str, ex.kernel_size))
+    sx = "x".join(map(str, ex.stride))
+    params = f"  kernel {kx}, stride {sx}"
+    if any(d != 1 for d in ex.dilation):
+        params += f", dilation {'x'.join(map(str, ex.dilation))}"
+    params += ", padding " + ", ".join(f"{n} ({b}, {a})" for n, (b, a) in zip(axis_names, ex.pads))
+    if isinstance(ex.padding, str):
+        params += f"  (from {ex.padding!r})"
+    if ex.ceil_mode:
+        params += ", ceil mode"
+    if ex.op == "avg":
+        params += "; padding cells " + ("count in the divisor" if ex.count_include_pad else "do not count")
+    out_lines.append(params)
+    rnd = "ceil" if ex.ceil_mode else "floor"
+    out_lines.append(f"  output size = {rnd}((in + pad_before + pad_after - span) / stride) + 1, "
+                     "span = dilation*(kernel-1) + 1")
+    for name, rule in zip(axis_names, ex.size_rules):
+        out_lines.append(f"    {name}: {rule}")
+    out_lines.append("")
+    out_lines.append("input:")
+    out_lines.append(format_matrix(ex.x, "  "))
+    out_lines.append("")
+    kshape = ex.kernel_size if nd == 2 else (1, ex.kernel_size[0])
+    for w in ex.windows:
+        where = ", ".join(f"{n} {_span(t)}" for n, t in zip(axis_names, w.taps))
+        out_lines.append(f"window {_pos(w.index)}: {where}")
+        grid = _window_grid(w, kshape)
+        out_lines.append(format_grid(grid, "  ") if nd == 2 else "  [" + ", ".join(grid[0]) + "]")
+        out_lines.append(f"  {w.formula}")
+        if ex.backward:
+            out_lines.append(f"  {describe_gradient(ex, w)}")
+    out_lines.append("")
+    fn = {"max": "max_pool", "avg": "avg_pool", "lp": "lp_pool"}[ex.op]
+    out_lines.append(f"output {'x'.join(map(str, ex.output.shape))} (poolkit.{fn}):")
+    out_lines.append(format_matrix(ex.output, "  "))
+    if ex.backward:
+        out_lines.append("")
+        out_lines.append("gradient of the output (grad_output" +
+                         (", by default 1, 2, ... so that every share can be traced):" if default_grad else "):"))
+        out_lines.append(format_matrix(ex.grad_output, "  "))
+        out_lines.append(f"gradient of the input, the sum of every window's share (poolkit.{fn}_backward):")
+        out_lines.append(format_matrix(ex.grad_input, "  "))
+    return "\n".join(out_lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------------------------
+
+_DEMO_HELP = """\
+Print the worked examples of pooling and write two pictures into DIR:
+  feature-extraction.png  image -> filter -> detect (ReLU) -> condense (max and average pooling)
+  max-pool.gif            a 2x2 max-pool window sliding over a 4x4 matrix
+Everything runs offline on an image drawn by poolkit itself."""
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="worked examples, the feature-extraction figure and the animation",
+                       description=_DEMO_HELP, formatter_class=_Formatter)
+    p.add_argument("--out", metavar="DIR", default="poolkit-demo",
+                   help="directory for the pictures (created if needed; default: ./poolkit-demo)")
+    p.set_defaults(run=_run_demo)
+    return p
+
+
+def _run_demo(args) -> int:
+    x = np.array(EXAMPLE_4X4)
+    y = np.array(EXAMPLE_3X3)
+    mx, idx = _pk.max_pool(x, (2, 2), 2, return_indices=True)
+    av = _pk.avg_pool(x, (2, 2), 2)
+    m3 = _pk.max_pool(y, (2, 2), 1)
+    g = np.array([[1.0, 2.0], [3.0, 4.0]])
+    gx = _pk.max_pool_backward(g, x, (2, 2), 2)
+    winners = ", ".join(f"{_fmt(v)} at {tuple(int(i) for i in np.unravel_index(int(k), x.shape))}"
+                        for v, k in zip(mx.ravel(), idx.ravel()))
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {args.out!r} exists and is not a directory")
+
+    print(f"poolkit {_pk.__version__} demo: pooling, the condense step of a convolutional network\n")
+    print("1. A 4x4 feature map x, pooled with 2x2 windows and stride 2")
+    print(format_matrix(x, "   "))
+    print("   max_pool(x, (2, 2), 2): the largest value of each window")
+    print(format_matrix(mx, "   "))
+    print("   avg_pool(x, (2, 2), 2): the mean of each window")
+    print(format_matrix(av, "   "))
+    print()
+    print("2. Overlapping windows: 2x2 windows with stride 1 over a 3x3 matrix")
+    print(format_matrix(y, "   "))
+    print("   max_pool(y, (2, 2), 1)")
+    print(format_matrix(m3, "   "))
+    print()
+    print("3. Backward: max_pool_backward sends each output's gradient to its window's maximum")
+    print(f"   (the maxima of example 1: {winners})")
+    print("   grad_output")
+    print(format_matrix(g, "   "))
+    print("   max_pool_backward(grad_output, x, (2, 2), 2)")
+    print(format_matrix(gx, "   "))
+    print()
+    sys.stdout.flush()
+
+    viz = _import_viz()
+    out.mkdir(parents=True, exist_ok=True)
+    fig, stages = viz.feature_figure(viz.sample_image(), viz.get_filter("edge"), kernel_name="edge")
+    png = viz.save_figure(fig, out / "feature-extraction.png")
+    img, det = stages["image"], stages["detect"]
+    print(f"4. Feature extraction on a {img.shape[0]}x{img.shape[1]} image: edge filter (3x3) -> ReLU "
+          f"{det.shape[0]}x{det.shape[1]} -> 2x2 pooling {stages['max'].shape[0]}x{stages['max'].shape[1]}")
+    print(f"   max pooling keeps the peak ({_fmt(round(float(stages['max'].max()), 3))}); "
+          f"averaging dilutes it ({_fmt(round(float(stages['avg'].max()), 3))})")
+    print(f"   wrote {png.resolve()}")
+    ex = viz.explain_pooling(x, "max", (2, 2), 2)
+    gif = out / "max-pool.gif"
+    n = viz.save_pool_gif(ex, gif)
+    print(f"5. A 2x2 max-pool window sliding over example 1 ({n} frames)")
+    print(f"   wrote {gif.resolve()}")
+    print()
+    print("Next: poolkit explain --op avg --kernel 2 --stride 1 --backward '[[1,2,3],[4,5,6],[7,8,9]]'")
+    print("      poolkit show YOUR_PHOTO.jpg -o figure.png --filter sobel-x")
+    return 0
+
+
+def _import_viz():
+    try:
+        import matplotlib  # noqa: F401
+        import PIL  # noqa: F401
+    except ImportError as exc:
+        raise _MissingPlotting(f"pictures need matplotlib and pillow ({exc.name} is missing): {_PLOT_HINT}") from None
+    from . import viz
+
+    return viz
+
+
+class _MissingPlotting(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# explain
+# ---------------------------------------------------------------------------------------------
+
+_EXPLAIN_HELP = """\
+Pool a small matrix and show every window: where it lies, its cells, and the result the
+engine computes from them; with --backward, also where each window's gradient goes.
+
+MATRIX is a literal such as '[[1,3,2,1],[2,9,1,1]]' (quote it for the shell) or a .npy/.csv file.
+1-D and 2-D matrices work; cells shown as 'pad' lie in the padding, '--' past it (ceil mode)."""
+
+_EXPLAIN_EPILOG = """\
+examples:
+  poolkit explain --op max --kernel 2 --stride 2 '[[1,3,2,1],[2,9,1,1],[1,4,2,3],[5,6,1,2]]'
+  poolkit explain --op avg --kernel 3 --stride 2 --padding 1 --ceil --backward data.npy
+  poolkit explain --op max --kernel 2 --stride 1 --gif window.gif '[[1,2,3],[4,5,6],[7,8,9]]'"""
+
+
+def _add_explain(sub):
+    p = sub.add_parser("explain", help="step-by-step account of every pooling window of a matrix",
+                       description=_EXPLAIN_HELP, epilog=_EXPLAIN_EPILOG, formatter_class=_Formatter)
+    p.add_argument("matrix", nargs="+", metavar="MATRIX", help="literal like [[1,2],[3,4]], or a .npy/.csv file")
+    p.add_argument("--op", choices=("max", "avg", "lp"), default="max", help="pooling operation (default: max)")
+    p.add_argument("--kernel", "-k", metavar="K", required=True, help="window size: 2, 2x3 or 2,3")
+    p.add_argument("--stride", "-s", metavar="S", help="step between windows (default: the kernel size)")
+    p.add_argument("--padding", metavar="P",
+                   help="an int, per-axis ints like 1,0, pairs like ((0,1),(1,0)), or valid/same/same_lower")
+    p.add_argument("--dilation", metavar="D", default="1", help="spacing between window cells (default: 1)")
+    p.add_argument("--ceil", action="store_true", help="ceil mode: round the output size up")
+    p.add_argument("--p", type=float, metavar="P", help="the norm's order for --op lp (default: 2)")
+    p.add_argument("--exclude-pad", action="store_true",
+                   help="--op avg: divide by the cells inside the input only (count_include_pad=False)")
+    p.add_argument("--backward", action="store_true", help="also show where the gradient of each window goes")
+    p.add_argument("--grad", metavar="MATRIX",
+                   help="with --backward: the output's gradient (default: 1, 2, ... in output order)")
+    p.add_argument("--gif", metavar="FILE", help="also write the sliding-window animation to FILE")
+    p.set_defaults(run=_run_explain)
+    return p
+
+
+def _run_explain(args) -> int:
+    x = load_matrix(" ".join(args.matrix), "MATRIX")
+    if x.ndim not in (1, 2):
+        raise ValueError(f"MATRIX must be 1-D or 2-D, got shape {x.shape}")
+    nd = x.ndim
+    kernel = parse_sizes(args.kernel, nd, "--kernel")
+    stride = None if args.stride is None else parse_sizes(args.stride, nd, "--stride")
+    dilation = parse_sizes(args.dilation, nd, "--dilation")
+    padding = parse_padding(args.padding)
+    if args.p is not None and args.op != "lp":
+        raise ValueError("--p applies to --op lp only")
+    if args.exclude_pad and args.op != "avg":
+        raise ValueError("--exclude-pad applies to --op avg only")
+    if args.grad is not None and not args.backward:
+        raise ValueError("--grad needs --backward")
+    grad = None if args.grad is None else load_matrix(args.grad, "--grad")
+    if grad is not None and grad.ndim != nd:
+        grad = grad.reshape(-1) if nd == 1 and grad.size == max(grad.shape) else grad
+    if args.gif:
+        _check_writable(args.gif)
+        viz = _import_viz()
+    else:
+        from . import viz
+    ex = viz.explain_pooling(x, args.op, kernel, stride, padding, dilation=dilation, ceil_mode=args.ceil,
+                             p=2.0 if args.p is None else args.p, count_include_pad=not args.exclude_pad,
+                             backward=args.backward, grad_output=grad, max_windows=MAX_EXPLAIN_WINDOWS)
+    print(format_explanation(ex, default_grad=args.grad is None))
+    if args.gif:
+        n = viz.save_pool_gif(ex, args.gif)
+        print(f"\nwrote {Path(args.gif).resolve()} ({n} frames, one per window)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# show
+# ---------------------------------------------------------------------------------------------
+
+_SHOW_HELP = """\
+The feature-extraction figure for your own image (PNG, JPEG, ...; read as grayscale):
+image -> filter (a convolution kernel) -> detect (ReLU) -> condense (max and/or average pooling).
+Shown in a window, or written to FIG with -o (PNG, PDF or SVG by its extension)."""
+
+_SHOW_EPILOG = """\
+examples:
+  poolkit show photo.jpg -o figure.png
+  poolkit show photo.jpg --filter sobel-y --op max --kernel 3 --stride 2
+  poolkit show photo.png --filter '[[0,1,0],[1,-4,1],[0,1,0]]' -o laplace.png"""
+
+
+def _add_show(sub):
+    from .viz import FILTERS
+
+    p = sub.add_parser("show", help="the feature-extraction figure for your own image",
+                       description=_SHOW_HELP, epilog=_SHOW_EPILOG, formatter_class=_Formatter)
+    p.add_argument("image", metavar="IMAGE", help="a PNG/JPEG image")
+    p.add_argument("-o", "--output", metavar="FIG", help="write the figure to FIG instead of showing it")
+    p.add_argument("--filter", default="edge", metavar="NAME|FILE",
+                   help=f"{'|'.join(FILTERS)}, or a kernel as a literal or .npy/.csv file (default: edge)")
+    p.add_argument("--op", choices=("max", "avg"), help="only this pooling (default: both, side by side)")
+    p.add_argument("--kernel", "-k", metavar="K", default="2", help="pooling window: 2 or 2x2 (default: 2)")
+    p.add_argument("--stride", "-s", metavar="S", help="pooling stride (default: the kernel size)")
+    p.add_argument("--max-side", type=int, default=256, metavar="N",
+                   help="shrink the image so its longer side is at most N pixels, 0 to keep it (default: 256)")
+    p.set_defaults(run=_run_show)
+    return p
+
+
+def _run_show(args) -> int:
+    viz = _import_viz()
+    if args.max_side < 0:
+        raise ValueError(f"--max-side must be >= 0, got {args.max_side}")
+    if args.filter in viz.FILTERS:
+        kernel, name = viz.get_filter(args.filter), args.filter
+    else:
+        kernel, name = load_matrix(args.filter, "--filter"), Path(args.filter).name if os.path.isfile(args.filter) else "custom"
+        if kernel.ndim != 2:
+            raise ValueError(f"--filter must be a 2-D kernel or one of {', '.join(viz.FILTERS)}, got {args.filter!r}")
+    pool_kernel = parse_sizes(args.kernel, 2, "--kernel")
+    stride = None if args.stride is None else parse_sizes(args.stride, 2, "--stride")
+    if args.output is not None:
+        _check_writable(args.output)
+    if args.output is None and not viz.display_available():
+        raise ValueError("no display to show the figure on; write it to a file with -o FIG.png")
+    if not Path(args.image).is_file():
+        raise OSError(f"no such image file {args.image!r}")
+    try:
+        image = viz.load_image(args.image, max_side=args.max_side or None)
+    except OSError as exc:
+        raise OSError(f"cannot read {args.image!r} as an image ({_one_line(exc)})") from None
+    ops = (args.op,) if args.op else ("max", "avg")
+    fig, stages = viz.feature_figure(image, kernel, kernel_name=name, pool_kernel=pool_kernel, stride=stride,
+                                     ops=ops, title=f"Feature extraction: {Path(args.image).name}",
+                                     interactive=args.output is None)
+    if args.output is None:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    else:
+        path = viz.save_figure(fig, args.output)
+        print(f"wrote {path.resolve()} ({len(fig.axes)} panels: image {_shape(stages['image'])} -> "
+              + " -> ".join(f"{k} {_shape(stages[k])}" for k in ("filter", "detect") + ops) + ")")
+    return 0
+
+
+def _check_writable(path) -> None:
+    """Fail early, before any work, when ``path`` cannot be written."""
+    p = Path(path)
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OSError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
+    if p.is_dir():
+        raise OSError(f"cannot write {str(path)!r}: it is a directory")
+
+
+def _shape(a) -> str:
+    return "x".join(str(s) for s in a.shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+#: The subcommands, in the order ``poolkit --help`` lists them.  Each entry takes the
+#: subparsers object, adds its parser and sets ``run``; append one to add a subcommand.
+COMMANDS = [_add_demo, _add_explain, _add_show]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``poolkit`` argument parser with every subcommand of :data:`COMMANDS`."""
+    parser = _Parser(
+        prog="poolkit",
+        description="poolkit: exact, fast pooling on NumPy arrays -- and pictures of it.",
+        epilog="Run 'poolkit COMMAND --help' for the options of a command.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"poolkit {_pk.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in COMMANDS:
+        p = add(sub)
+        p.allow_abbrev = False
+        p.set_defaults(prog=p.prog)
+    return parser
+
+
+def _exit_code(code) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def main(argv=None) -> int:
+    """Run the ``poolkit`` command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already reported
+        return _exit_code(exc.code)
+    try:
+        return int(args.run(args) or 0)
+    except _MissingPlotting as exc:
+        print(f"{args.prog}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `poolkit explain ... | head`
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except KeyboardInterrupt:
+        print(f"{args.prog}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, IndexError, MemoryError) as exc:
+        message = exc.strerror if isinstance(exc, OSError) and exc.filename and exc.strerror else str(exc)
+        if isinstance(exc, OSError) and exc.filename:
+            message = f"{message}: {exc.filename!r}"
+        print(f"{args.prog}: error: {_one_line(message)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Shared test configuration for poolkit's engine tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+# ``reference.py`` (the NumPy oracle) lives next to this file; make ``import reference`` work
+# whatever pytest's import mode is.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+try:
+    from hypothesis import HealthCheck, settings
+
+    # Numba compiles a kernel the first time it meets a new signature, which can take seconds:
+    # per-example deadlines would be noise.  Property tests set their own max_examples.
+    settings.register_profile(
+        "poolkit",
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "poolkit"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
+
+
+@pytest.fixture
+def rng():
+    """A fresh, seeded generator per test: failures reproduce."""
+    return np.random.default_rng(20240607)

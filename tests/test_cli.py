@@ -1,0 +1,504 @@
+"""The ``poolkit`` command line and its pictures: ``demo``, ``explain``, ``show``.
+
+Commands run in temporary directories, both in-process (``main([...])``) and through the
+installed console script.  Pictures are checked for existence, content (not blank), structure
+(panels, frames) and -- through the arrays and labels the drawing functions return -- for showing
+exactly the engine's numbers, compared with independent NumPy computations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import doctest
+import importlib.metadata
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import poolkit
+from poolkit.cli import format_matrix, load_matrix, main
+
+pytest.importorskip("matplotlib")
+PIL_Image = pytest.importorskip("PIL.Image")
+
+from poolkit import viz  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+X44 = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 4, 2, 3], [5, 6, 1, 2]])
+X33 = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def pixels(path) -> np.ndarray:
+    with PIL_Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.float64)
+
+
+def gif_frames(path) -> list:
+    frames = []
+    with PIL_Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            frames.append(np.asarray(im.convert("RGB"), dtype=np.int64))
+    return frames
+
+
+def window_centre(frame: np.ndarray):
+    """Centre of the highlighted window (amber cells and the orange winner) on the input panel (left)."""
+    mask = np.zeros(frame.shape[:2], dtype=bool)
+    for colour in (viz._WINDOW, viz._WINNER):
+        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+        mask |= np.abs(frame - rgb).sum(axis=2) <= 6
+    mask[:, int(0.6 * frame.shape[1]):] = False
+    ys, xs = np.nonzero(mask)
+    assert len(ys) > 50, "no highlighted window in this frame"
+    return ys.mean(), xs.mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# independent NumPy computations (no poolkit)
+# ---------------------------------------------------------------------------------------------
+
+
+def np_correlate_valid(image, kernel):
+    kh, kw = kernel.shape
+    h, w = image.shape[0] - kh + 1, image.shape[1] - kw + 1
+    out = np.zeros((h, w))
+    for i in range(kh):
+        for j in range(kw):
+            out += kernel[i, j] * image[i:i + h, j:j + w]
+    return out
+
+
+def np_block(x, k, reduce):
+    h, w = x.shape[0] // k, x.shape[1] // k
+    blocks = x[: h * k, : w * k].reshape(h, k, w, k)
+    return reduce(blocks, axis=(1, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# help and argument errors
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["explain", "--help"], ["show", "--help"]])
+def test_help(argv, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 0
+    assert out.startswith("usage: poolkit")
+    assert err == ""
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip() == f"poolkit {poolkit.__version__}"
+
+
+BAD = [
+    [],
+    ["bogus"],
+    ["explain", "[[1,2],[3,4]]"],  # --kernel missing
+    ["explain", "--kernel", "0", "[[1,2],[3,4]]"],
+    ["explain", "--kernel", "3", "[[1,2],[3,4]]"],  # larger than the input: the engine's ValueError
+    ["explain", "--kernel", "2", "[[1,2],[3]]"],
+    ["explain", "--kernel", "2", "open('pwned', 'w')"],  # never eval'd
+    ["explain", "--kernel", "2", "[[[1]]]"],
+    ["explain", "--kernel", "2", "['a', 'b']"],
+    ["explain", "--kernel", "2", "missing.npy"],
+    ["explain", "--kernel", "2x2x2", "[[1,2],[3,4]]"],
+    ["explain", "--kernel", "two", "[[1,2],[3,4]]"],
+    ["explain", "--op", "median", "--kernel", "2", "[1,2]"],
+    ["explain", "--kernel", "2", "--padding", "sideways", "[[1,2],[3,4]]"],
+    ["explain", "--kernel", "2", "--padding", "5", "[[1,2],[3,4]]"],
+    ["explain", "--kernel", "2", "--padding", "-1", "[[1,2],[3,4]]"],
+    ["explain", "--kernel", "2", "--p", "3", "[1,2]"],
+    ["explain", "--op", "lp", "--p", "-1", "--kernel", "2", "[1,2]"],
+    ["explain", "--kernel", "2", "--backward", "--grad", "[1,2,3]", "[1,2]"],
+    ["explain", "--kernel", "1", "--gif", "no/such/dir/x.gif", "[1,2]"],
+    ["show", "missing.png", "-o", "fig.png"],
+    ["show", "not-an-image.png", "-o", "fig.png"],
+    ["show", "image.png", "-o", "fig.png", "--filter", "blurry"],
+    ["show", "image.png", "-o", "fig.png", "--kernel", "0"],
+    ["show", "image.png", "-o", "fig.unknownformat"],
+    ["demo", "--out", "a-file"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=[" ".join(a) or "<none>" for a in BAD])
+def test_bad_arguments_one_line_exit_2(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not-an-image.png").write_text("hello")
+    (tmp_path / "a-file").write_text("hello")
+    PIL_Image.fromarray((viz.sample_image(32) * 255).astype(np.uint8)).save(tmp_path / "image.png")
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert "Traceback" not in err and not (tmp_path / "pwned").exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0], err
+    assert not (tmp_path / "fig.png").exists()
+
+
+def test_show_without_display_says_to_use_o(tmp_path, monkeypatch, capsys):
+    if sys.platform != "linux":
+        pytest.skip("display detection is only tested on Linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    PIL_Image.fromarray((viz.sample_image(32) * 255).astype(np.uint8)).save(tmp_path / "image.png")
+    code, _, err = run(["show", str(tmp_path / "image.png")], capsys)
+    assert code == 2 and "-o" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("demo") / "pictures"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["demo", "--out", str(out_dir)])
+    return code, buf.getvalue(), out_dir
+
+
+def test_demo_prints_the_worked_examples(demo):
+    code, out, _ = demo
+    assert code == 0
+    s = squash(out)
+    assert "[[9,2],[6,3]]" in s
+    assert "[[3.75,1.25],[4,2]]" in s
+    assert "[[5,6],[8,9]]" in s
+    assert "[[0,0,2,0],[0,1,0,0],[0,0,0,4],[0,3,0,0]]" in s
+    # the printed numbers are the engine's
+    assert squash(format_matrix(poolkit.max_pool(X44, (2, 2)))) in s
+    assert squash(format_matrix(poolkit.avg_pool(X44, (2, 2)))) in s
+    assert squash(format_matrix(poolkit.max_pool(X33, (2, 2), 1))) in s
+    assert squash(format_matrix(poolkit.max_pool_backward(np.array([[1., 2], [3, 4]]), X44, (2, 2)))) in s
+
+
+def test_demo_says_where_it_wrote_each_file(demo):
+    _, out, out_dir = demo
+    for name in ("feature-extraction.png", "max-pool.gif"):
+        path = (out_dir / name).resolve()
+        assert path.is_file()
+        assert f"wrote {path}" in out
+    assert sorted(p.name for p in out_dir.iterdir()) == ["feature-extraction.png", "max-pool.gif"]
+
+
+def test_demo_figure_is_a_labelled_picture(demo):
+    _, _, out_dir = demo
+    px = pixels(out_dir / "feature-extraction.png")
+    assert px.shape[1] > 2.5 * px.shape[0]  # one row of panels
+    assert px.var() > 100
+    assert px.min() < 30 and px.max() > 250
+
+
+def test_demo_gif_one_frame_per_window_and_the_window_moves(demo):
+    _, _, out_dir = demo
+    frames = gif_frames(out_dir / "max-pool.gif")
+    assert len(frames) == 4  # 2x2 output cells
+    for f in frames:
+        assert f.var() > 100
+    centres = [window_centre(f) for f in frames]
+    # the window walks row-major: right, then down-left, then right
+    (y0, x0), (y1, x1), (y2, x2), (y3, x3) = centres
+    assert x1 > x0 + 20 and abs(y1 - y0) < 5  # to the right, same row
+    assert y2 > y0 + 20 and x2 < x1 - 20  # next row, back to the left
+    assert x3 > x2 + 20 and abs(y3 - y2) < 5
+    assert all(np.abs(frames[i] - frames[i + 1]).sum() > 0 for i in range(3))
+    with PIL_Image.open(out_dir / "max-pool.gif") as im:
+        assert im.info.get("loop") == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# the feature-extraction figure draws the engine's numbers
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ops", [("max", "avg"), ("max",), ("avg",)])
+def test_feature_figure_panels_and_numbers(ops):
+    image = viz.sample_image(64)
+    kernel = viz.get_filter("edge")
+    fig, stages = viz.feature_figure(image, kernel, kernel_name="edge", ops=ops)
+    assert len(fig.axes) == 4 + len(ops)
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in fig.axes]
+    expected_filter = np_correlate_valid(image, kernel)
+    expected_detect = np.maximum(expected_filter, 0)
+    np.testing.assert_array_equal(drawn[0], image)
+    np.testing.assert_array_equal(drawn[1], kernel)
+    np.testing.assert_allclose(drawn[2], expected_filter, atol=1e-12)
+    np.testing.assert_allclose(drawn[3], expected_detect, atol=1e-12)
+    for ax, arr, op in zip(fig.axes[4:], drawn[4:], ops):
+        reduce = np.max if op == "max" else np.mean
+        np.testing.assert_allclose(arr, np_block(expected_detect, 2, reduce), atol=1e-12)
+        np.testing.assert_array_equal(arr, stages[op])  # exactly what the engine returned
+        assert ("max pool" if op == "max" else "average pool") in ax.get_title()
+        assert "31×31" in ax.get_title()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "64×64" in titles[0] and "62×62" in titles[2] and "ReLU" in titles[3]
+    assert sorted(t.get_text() for t in fig.axes[1].texts) == sorted(["-1"] * 8 + ["8"])
+
+
+def test_feature_stages_with_stride_and_kernel():
+    image = viz.sample_image(40)
+    st = viz.feature_stages(image, viz.get_filter("sobel-y"), pool_kernel=3, stride=2, ops=("max",))
+    det = np.maximum(np_correlate_valid(image, viz.get_filter("sobel-y")), 0)
+    n = (det.shape[0] - 3) // 2 + 1
+    expected = np.array([[det[2 * i:2 * i + 3, 2 * j:2 * j + 3].max() for j in range(n)] for i in range(n)])
+    np.testing.assert_allclose(st["max"], expected, atol=1e-12)
+
+
+def test_convolve2d_is_cross_correlation():
+    rng = np.random.default_rng(0)
+    img, ker = rng.normal(size=(9, 7)), rng.normal(size=(3, 2))
+    np.testing.assert_allclose(viz.convolve2d(img, ker), np_correlate_valid(img, ker), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# explain: every window, the engine's results, the gradient's routes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_explain_prints_each_window_and_the_output(capsys):
+    code, out, err = run(["explain", "--op", "max", "--kernel", "2", "--stride", "2",
+                          "[[1,3,2,1],[2,9,1,1],[1,4,2,3],[5,6,1,2]]"], capsys)
+    assert code == 0 and err == ""
+    assert out.count("window (") == 4
+    for line in ("max(1, 3, 2, 9) = 9 at (1, 1)", "max(2, 1, 1, 1) = 2 at (0, 2)",
+                 "max(1, 4, 5, 6) = 6 at (3, 1)", "max(2, 3, 1, 2) = 3 at (2, 3)",
+                 "window (1, 0): rows 2..3, cols 0..1"):
+        assert line in out
+    assert squash(out).endswith("[[9,2],[6,3]]")
+
+
+def test_explain_backward_shows_where_the_gradient_goes(capsys):
+    code, out, _ = run(["explain", "--op", "max", "--kernel", "2", "--stride", "2", "--backward",
+                        "--grad", "[[1,2],[3,4]]", "[[1,3,2,1],[2,9,1,1],[1,4,2,3],[5,6,1,2]]"], capsys)
+    assert code == 0
+    assert "gradient 1 -> (1, 1)" in out and "gradient 4 -> (2, 3)" in out
+    assert squash(out).endswith("[[0,0,2,0],[0,1,0,0],[0,0,0,4],[0,3,0,0]]")
+
+
+def test_explain_avg_with_padding_and_ceil(capsys):
+    code, out, _ = run(["explain", "--op", "avg", "--kernel", "3", "--stride", "2", "--padding", "1", "--ceil",
+                        "[[1,2,3,4],[5,6,7,8],[9,10,11,12]]"], capsys)
+    assert code == 0
+    x = np.arange(1, 13).reshape(3, 4)
+    engine = poolkit.avg_pool(x, (3, 3), 2, 1, ceil_mode=True)
+    assert squash(out).endswith(squash(format_matrix(engine)))
+    assert "pad" in out and "--" in out  # padding cells and the ceil-mode overhang
+    assert "(0 + 0 + 0 + 0 + 1 + 2 + 0 + 5 + 6) / 9" in out
+
+
+def test_explain_reads_npy_and_csv(tmp_path, capsys):
+    np.save(tmp_path / "m.npy", X33)
+    np.savetxt(tmp_path / "m.csv", X33, delimiter=",")
+    for name in ("m.npy", "m.csv"):
+        code, out, _ = run(["explain", "--kernel", "2", "--stride", "1", str(tmp_path / name)], capsys)
+        assert code == 0 and squash(out).endswith("[[5,6],[8,9]]")
+    np.testing.assert_array_equal(load_matrix(str(tmp_path / "m.csv")), X33)
+
+
+def test_explain_one_dimensional_lp(capsys):
+    code, out, _ = run(["explain", "--op", "lp", "--p", "2", "--kernel", "2", "--backward", "[3,-4,1,0]"], capsys)
+    assert code == 0
+    assert "(|3|^2 + |-4|^2)^(1/2) = 5" in out
+    assert squash(out).endswith("[0.6,-0.8,2,0]")
+
+
+CASES = [
+    ("max", dict(kernel_size=2, stride=2)),
+    ("max", dict(kernel_size=2, stride=1)),
+    ("max", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("max", dict(kernel_size=(2, 3), stride=(1, 2), dilation=(2, 1))),
+    ("max", dict(kernel_size=3, stride=2, padding="same")),
+    ("avg", dict(kernel_size=2, stride=1)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    ("avg", dict(kernel_size=2, stride=2, padding=((0, 1), (1, 0)), dilation=2)),
+    ("lp", dict(kernel_size=2, stride=1, p=2.0)),
+    ("lp", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, p=3.0)),
+    ("lp", dict(kernel_size=2, stride=2, p=1.0)),
+]
+
+
+@pytest.mark.parametrize("op,kw", CASES)
+def test_explanation_matches_engine_and_numpy(op, kw):
+    rng = np.random.default_rng(42)
+    x = rng.integers(-9, 10, size=(5, 6)).astype(np.float64)
+    ex = viz.explain_pooling(x, op, backward=True, **kw)
+    k = ex.kernel_size
+    # positions: window o covers o*stride - pad_before + j*dilation along each axis
+    for w in ex.windows:
+        for a in range(2):
+            assert w.taps[a] == tuple(w.index[a] * ex.stride[a] - ex.pads[a][0] + j * ex.dilation[a] for j in range(k[a]))
+    # results are the engine's, and an independent NumPy reduction over the displayed cells agrees
+    for w in ex.windows:
+        assert w.result == ex.output[w.index]
+        vals = np.array([v for v, r in zip(w.values, w.regions) if r == "input"], dtype=np.float64)
+        if op == "max":
+            assert w.result == vals.max() and x[w.argmax] == vals.max()
+        elif op == "avg":
+            counted = sum(r == "input" or (r == "pad" and kw.get("count_include_pad", True)) for r in w.regions)
+            assert w.result == pytest.approx(vals.sum() / counted)
+        else:
+            assert w.result == pytest.approx((np.abs(vals) ** kw["p"]).sum() ** (1 / kw["p"]))
+    # the per-window gradient routes add up to the engine's backward
+    np.testing.assert_allclose(ex.gradient_from_windows(), ex.grad_input, rtol=1e-12, atol=1e-12)
+
+
+def test_explanation_limits():
+    with pytest.raises(ValueError, match="windows"):
+        viz.explain_pooling(np.zeros((60, 60)), "max", 1, max_windows=100)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        viz.explain_pooling(np.zeros((2, 2, 2)), "max", 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the animation draws the engine's numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def _panel_texts(ax) -> list:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_animation_frames_show_engine_values():
+    ex = viz.explain_pooling(X44, "avg", 2, 1, backward=True)
+    fig = viz.animation_figure(ex)  # the last frame
+    assert len(fig.axes) == 3
+    ax_in, ax_out, ax_grad = fig.axes
+    assert ax_out.get_title().startswith("output 3×3")
+    expected_out = [viz.format_number(v, 4) for v in poolkit.avg_pool(X44, (2, 2), 1).ravel()]
+    assert _panel_texts(ax_out) == expected_out
+    assert _panel_texts(ax_in) == [str(v) for v in X44.ravel()]
+    g = np.arange(1, 10, dtype=np.float64).reshape(3, 3)
+    expected_grad = poolkit.avg_pool_backward(g, X44.astype(float), (2, 2), 1)
+    assert _panel_texts(ax_grad) == [viz.format_number(v, 4) for v in expected_grad.ravel()]
+    # an early frame: only the first windows filled in
+    first = viz.animation_figure(ex, 0)
+    texts = _panel_texts(first.axes[1])
+    assert texts[0] == expected_out[0] and texts[1:] == [""] * 8
+
+
+def test_explain_gif_has_one_frame_per_window(tmp_path, capsys):
+    gif = tmp_path / "walk.gif"
+    code, out, _ = run(["explain", "--op", "max", "--kernel", "2", "--stride", "1", "--padding", "1",
+                        "--gif", str(gif), "[[1,2,3],[4,5,6],[7,8,9]]"], capsys)
+    assert code == 0
+    n_windows = int(np.prod(poolkit.output_shape((3, 3), (2, 2), 1, 1)))
+    frames = gif_frames(gif)
+    assert len(frames) == n_windows == 16
+    assert all(f.var() > 100 for f in frames)
+    assert f"wrote {gif.resolve()} (16 frames" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# show
+# ---------------------------------------------------------------------------------------------
+
+
+def test_show_writes_the_figure(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    rgb = (np.stack([viz.sample_image(80)] * 3, axis=-1) * 255).astype(np.uint8)
+    PIL_Image.fromarray(rgb).save("photo.jpg")
+    code, out, err = run(["show", "photo.jpg", "-o", "fig.png"], capsys)
+    assert code == 0, err
+    assert "6 panels" in out and "wrote" in out
+    assert pixels("fig.png").var() > 100
+    code, out, _ = run(["show", "photo.jpg", "-o", "max.png", "--op", "max", "--filter", "sobel-x",
+                        "--kernel", "3", "--stride", "2"], capsys)
+    assert code == 0 and "5 panels" in out and "max 38x38" in out
+    code, out, _ = run(["show", "photo.jpg", "-o", "custom.svg", "--filter", "[[0,1,0],[1,-4,1],[0,1,0]]"], capsys)
+    assert code == 0 and Path("custom.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_load_image_grayscale_and_shrinks(tmp_path):
+    PIL_Image.fromarray(np.full((600, 300, 3), 255, np.uint8)).save(tmp_path / "big.png")
+    img = viz.load_image(tmp_path / "big.png", max_side=256)
+    assert img.shape == (256, 128) and img.dtype == np.float64 and np.allclose(img, 1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the installed console script
+# ---------------------------------------------------------------------------------------------
+
+
+def _console_script() -> str:
+    try:
+        eps = importlib.metadata.entry_points(group="console_scripts")
+    except Exception:  # pragma: no cover
+        eps = ()
+    if not any(ep.name == "poolkit" and ep.value == "poolkit.cli:main" for ep in eps):
+        pytest.skip("poolkit is not installed (pip install -e .)")
+    found = shutil.which("poolkit", path=os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")]))
+    assert found, "the poolkit console script is declared but not on PATH"
+    return found
+
+
+def _env():
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return env
+
+
+def test_console_script_demo(tmp_path):
+    exe = _console_script()
+    proc = subprocess.run([exe, "demo"], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "[[9,2],[6,3]]" in squash(proc.stdout)
+    for name in ("feature-extraction.png", "max-pool.gif"):
+        path = tmp_path / "poolkit-demo" / name
+        assert path.is_file() and f"wrote {path.resolve()}" in proc.stdout
+    assert pixels(tmp_path / "poolkit-demo" / "feature-extraction.png").var() > 100
+    assert len(gif_frames(tmp_path / "poolkit-demo" / "max-pool.gif")) == 4
+
+
+def test_console_script_explain_and_errors(tmp_path):
+    exe = _console_script()
+    proc = subprocess.run([exe, "explain", "--kernel", "2", "--stride", "1", "[[1,2,3],[4,5,6],[7,8,9]]"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and squash(proc.stdout).endswith("[[5,6],[8,9]]")
+    for argv in (["explain", "--kernel", "9", "[[1,2],[3,4]]"], ["show", "nope.png", "-o", "x.png"], ["nope"]):
+        proc = subprocess.run([exe, *argv], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# the README tells the truth
+# ---------------------------------------------------------------------------------------------
+
+
+def test_readme_quickstart_and_examples():
+    readme = REPO / "README.md"
+    if not readme.is_file():  # pragma: no cover - an installed copy without the repository
+        pytest.skip("README.md not found")
+    text = readme.read_text(encoding="utf-8")
+    quick = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    assert 'pip install -e ".[plot]" && poolkit demo' in quick
+    assert 'pip install -e ".[test]" && python -m pytest -q' in quick
+    for picture in ("docs/feature-extraction.png", "docs/max-pool.gif"):
+        assert picture in text and (REPO / picture).is_file()
+    result = doctest.testfile(str(readme), module_relative=False, verbose=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
+    assert result.attempted > 5 and result.failed == 0

@@ -1,0 +1,931 @@
+"""The pooling engine (issue 2): worked examples, hand-computed cases, the NumPy oracle over the
+whole parameter space (1 to 4 pooled axes, every padding form, ceil mode, dilation, any axes),
+finite-difference gradients, layouts, dtypes and odd arrays.
+
+Every expected value comes from hand computation, from ``reference.py`` (the slow oracle, itself
+checked against torch in ``test_pooling_torch.py``) or from plain NumPy -- never from poolkit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import poolkit
+import reference as R
+
+# ---------------------------------------------------------------------------------------------
+# the worked examples of the issue, exact
+# ---------------------------------------------------------------------------------------------
+
+X44 = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 4, 2, 3], [5, 6, 1, 2]])
+
+
+def test_issue_example_max_2x2_stride_2():
+    out = poolkit.max_pool(X44, (2, 2), 2)
+    np.testing.assert_array_equal(out, [[9, 2], [6, 3]])
+    assert out.dtype == X44.dtype
+
+
+def test_issue_example_max_indices():
+    out, idx = poolkit.max_pool(X44, (2, 2), return_indices=True)
+    np.testing.assert_array_equal(out, [[9, 2], [6, 3]])
+    # 9 at (1,1) -> 5; 2 at (0,2) -> 2; 6 at (3,1) -> 13; 3 at (2,3) -> 11
+    np.testing.assert_array_equal(idx, [[5, 2], [13, 11]])
+    assert idx.dtype == np.int64
+
+
+def test_issue_example_avg_2x2_stride_2():
+    out = poolkit.avg_pool(X44, (2, 2), 2)
+    np.testing.assert_array_equal(out, [[3.75, 1.25], [4.0, 2.0]])
+    assert out.dtype == np.float64
+
+
+def test_issue_example_max_backward():
+    g = np.array([[1.0, 2.0], [3.0, 4.0]])
+    got = poolkit.max_pool_backward(g, X44.astype(np.float64), (2, 2), 2)
+    want = np.array([[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 4], [0, 3, 0, 0]], dtype=np.float64)
+    np.testing.assert_array_equal(got, want)
+    assert got.shape == X44.shape and got.dtype == np.float64
+
+
+def test_issue_example_3x3_stride_1():
+    x = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    np.testing.assert_array_equal(poolkit.max_pool(x, (2, 2), 1), [[5, 6], [8, 9]])
+
+
+def test_issue_example_20x20_with_10x10_windows():
+    x = np.random.default_rng(1).standard_normal((20, 20))
+    out = poolkit.max_pool(x, (10, 10))
+    assert out.shape == (2, 2)
+    np.testing.assert_array_equal(out, x.reshape(2, 10, 2, 10).max(axis=(1, 3)))
+    np.testing.assert_allclose(poolkit.avg_pool(x, (10, 10)), x.reshape(2, 10, 2, 10).mean(axis=(1, 3)),
+                               rtol=1e-13, atol=1e-15)
+
+
+def test_issue_example_26x26x32_hwc_pooled_2x2():
+    x = np.random.default_rng(2).standard_normal((26, 26, 32)).astype(np.float32)
+    out = poolkit.max_pool(x, (2, 2), axes=(0, 1))
+    assert out.shape == (13, 13, 32) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, x.reshape(13, 2, 13, 2, 32).max(axis=(1, 3)))
+    assert poolkit.output_shape((26, 26, 32), (2, 2), axes=(0, 1)) == (13, 13, 32)
+
+
+# ---------------------------------------------------------------------------------------------
+# small hand-computed cases
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ceil_mode_1d():
+    x = np.arange(5.0)  # 0 1 2 3 4
+    assert poolkit.max_pool(x, (2,), 2).tolist() == [1, 3]
+    assert poolkit.max_pool(x, (2,), 2, ceil_mode=True).tolist() == [1, 3, 4]
+    # the last window holds one input cell and no padding: divisor 1
+    assert poolkit.avg_pool(x, (2,), 2, ceil_mode=True).tolist() == [0.5, 2.5, 4.0]
+    assert poolkit.output_shape((5,), (2,), 2, ceil_mode=True) == (3,)
+
+
+def test_ceil_mode_drops_window_starting_in_right_padding():
+    # L=5, k=2, s=2, pad 1: ceil((5+2-1-1)/2)+1 = 4, but window 3 would start at 6-1=5 >= L: dropped
+    assert poolkit.output_shape((5,), (2,), 2, 1, ceil_mode=True) == (3,)
+    x = np.array([1.0, 2, 3, 4, 5])
+    assert poolkit.max_pool(x, (2,), 2, 1, ceil_mode=True).tolist() == [1, 3, 5]
+    # and without padding the ceil window starting at 4 (inside the input) is kept
+    assert poolkit.output_shape((5,), (2,), 2, 0, ceil_mode=True) == (3,)
+
+
+def test_ceil_mode_avg_divisor_counts_padding_not_overhang():
+    # L=4, k=3, s=2, pad 1, ceil: windows [-1,0,1], [1,2,3], [3,4,5]; padded extent is [-1, 5)
+    x = np.array([1.0, 2, 3, 4])
+    assert poolkit.output_shape((4,), (3,), 2, 1, ceil_mode=True) == (3,)
+    out = poolkit.avg_pool(x, (3,), 2, 1, ceil_mode=True)
+    np.testing.assert_allclose(out, [(1 + 2) / 3, (2 + 3 + 4) / 3, 4 / 2], rtol=1e-15)
+    out = poolkit.avg_pool(x, (3,), 2, 1, ceil_mode=True, count_include_pad=False)
+    np.testing.assert_allclose(out, [(1 + 2) / 2, (2 + 3 + 4) / 3, 4 / 1], rtol=1e-15)
+
+
+def test_padding_never_wins_with_negative_inputs():
+    x = -np.array([[1.0, 2.0], [3.0, 4.0]])
+    out, idx = poolkit.max_pool(x, (2, 2), 1, 1, return_indices=True)
+    np.testing.assert_array_equal(out, [[-1, -1, -2], [-1, -1, -2], [-3, -3, -4]])
+    np.testing.assert_array_equal(idx, [[0, 0, 1], [0, 0, 1], [2, 2, 3]])
+
+
+def test_padding_never_wins_against_minus_inf_and_int_minimum():
+    x = np.array([-np.inf, -np.inf])
+    out, idx = poolkit.max_pool(x, (2,), 1, 1, return_indices=True)
+    np.testing.assert_array_equal(out, [-np.inf, -np.inf, -np.inf])
+    np.testing.assert_array_equal(idx, [0, 0, 1])
+    for dt in (np.int8, np.int64):
+        lo = np.iinfo(dt).min
+        x = np.array([lo, lo], dtype=dt)
+        out, idx = poolkit.max_pool(x, (2,), 1, 1, return_indices=True)
+        assert out.dtype == dt
+        np.testing.assert_array_equal(out, [lo, lo, lo])
+        np.testing.assert_array_equal(idx, [0, 0, 1])
+
+
+def test_dilation_1d():
+    x = np.array([3.0, 1, 4, 1, 5, 9, 2, 6])
+    out, idx = poolkit.max_pool(x, (2,), 1, dilation=2, return_indices=True)
+    np.testing.assert_array_equal(out, [4, 1, 5, 9, 5, 9])
+    np.testing.assert_array_equal(idx, [2, 1, 4, 5, 4, 5])  # window 1 is a tie 1 vs 1: first wins
+    np.testing.assert_allclose(poolkit.avg_pool(x, (2,), 1, dilation=2), [3.5, 1, 4.5, 5, 3.5, 7.5])
+    np.testing.assert_allclose(poolkit.lp_pool(x, 2, (2,), 1, dilation=2),
+                               np.sqrt([9 + 16, 1 + 1, 16 + 25, 1 + 81, 25 + 4, 81 + 36]))
+
+
+def test_dilation_2d_with_padding():
+    x = np.arange(25.0).reshape(5, 5)
+    # kernel 2x2 dilation 2 stride 3 pad 1: window starts -1, 2 on each axis; taps {-1, 1}, {2, 4}
+    out, idx = poolkit.max_pool(x, (2, 2), 3, 1, dilation=2, return_indices=True)
+    np.testing.assert_array_equal(out, [[6, 9], [21, 24]])
+    np.testing.assert_array_equal(idx, [[6, 9], [21, 24]])
+    avg = poolkit.avg_pool(x, (2, 2), 3, 1, dilation=2)  # taps at -1 are padding: divisor 4
+    np.testing.assert_allclose(avg, [[6 / 4, (7 + 9) / 4], [(11 + 21) / 4, (12 + 14 + 22 + 24) / 4]])
+    avg = poolkit.avg_pool(x, (2, 2), 3, 1, dilation=2, count_include_pad=False)
+    np.testing.assert_allclose(avg, [[6, (7 + 9) / 2], [(11 + 21) / 2, (12 + 14 + 22 + 24) / 4]])
+
+
+def test_count_include_pad_false_and_true():
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    got = poolkit.avg_pool(x, (2, 2), 1, 1, count_include_pad=False)
+    np.testing.assert_allclose(got, [[1, 1.5, 2], [2, 2.5, 3], [3, 3.5, 4]])
+    got = poolkit.avg_pool(x, (2, 2), 1, 1)
+    np.testing.assert_allclose(got, [[0.25, 0.75, 0.5], [1, 2.5, 1.5], [0.75, 1.75, 1]])
+
+
+def test_divisor_override():
+    x = np.ones((4, 4))
+    np.testing.assert_allclose(poolkit.avg_pool(x, (2, 2), divisor_override=3), np.full((2, 2), 4 / 3))
+    # with padding 1: windows hold 1, 2, 1 / 2, 4, 2 / 1, 2, 1 cells, all divided by 5
+    got = poolkit.avg_pool(x, (2, 2), 2, 1, divisor_override=5)
+    np.testing.assert_allclose(got, np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 5)
+    # divisor_override wins over count_include_pad
+    got = poolkit.avg_pool(x, (2, 2), 2, 1, divisor_override=5, count_include_pad=False)
+    np.testing.assert_allclose(got, np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 5)
+    g = np.ones((3, 3))
+    gx = poolkit.avg_pool_backward(g, x, (2, 2), 2, 1, divisor_override=5)
+    np.testing.assert_allclose(gx, np.full((4, 4), 1 / 5))
+
+
+@pytest.mark.parametrize(
+    "shape, k, s, d, same, same_lower",
+    [
+        ((5,), (2,), 2, 1, ((0, 1),), ((1, 0),)),
+        ((7, 7), (3, 3), 2, 1, ((1, 1), (1, 1)), ((1, 1), (1, 1))),
+        ((6,), (3,), 1, 2, ((2, 2),), ((2, 2),)),
+        ((5,), (4,), 1, 1, ((1, 2),), ((2, 1),)),
+        ((4,), (1,), 3, 1, ((0, 0),), ((0, 0),)),  # total would be negative: 0
+        ((8, 3), (3, 2), (3, 1), 1, ((0, 1), (0, 1)), ((1, 0), (1, 0))),
+    ],
+)
+def test_resolve_padding_same_by_hand(shape, k, s, d, same, same_lower):
+    assert poolkit.resolve_padding(shape, k, s, "same", dilation=d) == same
+    assert poolkit.resolve_padding(shape, k, s, "same_lower", dilation=d) == same_lower
+    assert poolkit.resolve_padding(shape, k, s, "valid", dilation=d) == ((0, 0),) * len(k)
+    # SAME gives ceil(L / s) outputs
+    s_t = (s,) * len(k) if isinstance(s, int) else s
+    want = tuple(-(-L // st_) for L, st_ in zip(shape, s_t))
+    assert poolkit.output_shape(shape, k, s, "same", dilation=d) == want
+    assert poolkit.output_shape(shape, k, s, "same_lower", dilation=d) == want
+
+
+def test_resolve_padding_explicit_forms():
+    assert poolkit.resolve_padding((9, 9), (3, 3), 1, 1) == ((1, 1), (1, 1))
+    assert poolkit.resolve_padding((9, 9), (3, 3), 1, (1, 2)) == ((1, 1), (2, 2))
+    assert poolkit.resolve_padding((9, 9), (3, 3), 1, ((0, 1), (2, 1))) == ((0, 1), (2, 1))
+    # the pairs follow the order of axes
+    assert poolkit.resolve_padding((9, 8, 7), (3, 3), 1, ((0, 1), (2, 1)), axes=(2, 0)) == ((0, 1), (2, 1))
+    assert poolkit.resolve_padding((9, 5), (1, 4), 1, "same", axes=(0, 1)) == ((0, 0), (1, 2))
+    assert poolkit.resolve_padding((9, 5), (4, 1), 1, "same", axes=(1, 0)) == ((1, 2), (0, 0))
+
+
+def test_same_padding_pooling_1d():
+    x = np.array([1.0, 5, 2, 4, 3])
+    assert poolkit.max_pool(x, (2,), 2, "same").tolist() == [5, 4, 3]  # pads (0, 1)
+    assert poolkit.max_pool(x, (2,), 2, "same_lower").tolist() == [1, 5, 4]  # pads (1, 0)
+    assert poolkit.max_pool(x, (2,), 2, "valid").tolist() == [5, 4]
+    np.testing.assert_allclose(poolkit.avg_pool(x, (2,), 2, "same"), [3, 3, 1.5])
+    np.testing.assert_allclose(poolkit.avg_pool(x, (2,), 2, "same", count_include_pad=False), [3, 3, 3])
+
+
+def test_ties_go_to_first_in_row_major_order():
+    x = np.full((2, 2), 7.0)
+    out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert out.tolist() == [[7.0]] and idx.tolist() == [[0]]
+    out, idx = poolkit.max_pool(np.array([[1.0, 3], [3, 1]]), (2, 2), return_indices=True)
+    assert idx.tolist() == [[1]]
+    out, idx = poolkit.max_pool(np.array([[1.0, 2], [3, 3]]), (2, 2), return_indices=True)
+    assert idx.tolist() == [[2]]
+    # a 3-D window: the maximum 5 at (0,1,1) and (1,0,0); row-major first is (0,1,1) -> 3
+    x = np.array([[[0, 0], [0, 5]], [[5, 0], [0, 0]]], dtype=np.int32)
+    out, idx = poolkit.max_pool(x, (2, 2, 2), return_indices=True)
+    assert out.tolist() == [[[5]]] and idx.tolist() == [[[3]]]
+    # the tie must also decide the backward
+    g = poolkit.max_pool_backward(np.ones((1, 1, 1)), x.astype(np.float64), (2, 2, 2))
+    assert g.ravel().tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
+
+
+def test_ties_in_a_column_window():
+    # pooled (2, 2) window over rows 0..1 and cols 0..1: the maximum in row 1 col 0 and row 0 col 1
+    x = np.array([[0.0, 4.0], [4.0, 0.0]])
+    _, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert idx.tolist() == [[1]]
+    x = np.array([[4.0, 0.0], [0.0, 4.0]])
+    _, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert idx.tolist() == [[0]]
+
+
+def test_nan_propagates_and_index_points_at_first_nan():
+    nan = np.nan
+    x = np.array([[1.0, nan], [nan, 2.0]])
+    out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert np.isnan(out[0, 0]) and idx.tolist() == [[1]]
+    x = np.array([[nan, 5.0], [1.0, 2.0]])
+    out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert np.isnan(out[0, 0]) and idx.tolist() == [[0]]
+    x = np.array([[9.0, 5.0], [1.0, nan]])
+    out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert np.isnan(out[0, 0]) and idx.tolist() == [[3]]
+    x = np.array([[np.inf, 5.0], [nan, nan]])
+    out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert np.isnan(out[0, 0]) and idx.tolist() == [[2]]
+    # 1-D, overlapping windows, float32, with padding
+    x = np.array([1.0, nan, 3.0, 4.0], dtype=np.float32)
+    out, idx = poolkit.max_pool(x, (2,), 1, 1, return_indices=True)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, [1, nan, nan, 4, 4])
+    np.testing.assert_array_equal(idx, [0, 1, 1, 3, 3])
+    # the gradient goes to the NaN
+    g = poolkit.max_pool_backward(np.ones((1, 1)), np.array([[9.0, 5.0], [nan, nan]]), (2, 2))
+    assert g.tolist() == [[0, 0], [1, 0]]
+    # average and Lp propagate NaN too
+    assert np.isnan(poolkit.avg_pool(np.array([1.0, nan]), (2,))[0])
+    assert np.isnan(poolkit.lp_pool(np.array([1.0, nan]), 2, (2,))[0])
+
+
+def test_lp_pool_by_hand():
+    x = np.array([[3.0, -4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(poolkit.lp_pool(x, 2, (2, 2)), [[5.0]])
+    np.testing.assert_allclose(poolkit.lp_pool(x, 1, (2, 2)), [[7.0]])
+    np.testing.assert_allclose(poolkit.lp_pool(x, 3, (2, 2)), [[(27 + 64) ** (1 / 3)]])
+    # padding counts as zeros: the same sum wherever the pad is
+    y = np.array([3.0, -4.0])
+    np.testing.assert_allclose(poolkit.lp_pool(y, 2, (2,), 1, 1), [3, 5, 4])
+    # gradient: sign(x) |x|^(p-1) y^(1-p)
+    g = poolkit.lp_pool_backward(np.ones((1, 1)), x, 2, (2, 2))
+    np.testing.assert_allclose(g, [[3 / 5, -4 / 5], [0, 0]])
+
+
+def test_lp_pool_backward_is_zero_where_output_is_zero():
+    x = np.array([0.0, 0.0, 1.0, -2.0])
+    for p in (1, 1.5, 2, 3):
+        g = poolkit.lp_pool_backward(np.ones(2), x, p, (2,))
+        assert np.all(np.isfinite(g)), p
+        np.testing.assert_allclose(g[:2], [0, 0])
+        np.testing.assert_allclose(g, R.ref_lp_pool_backward(np.ones(2), x, p, (2,), None, 0, 1, False, (0,)))
+
+
+def test_negative_inputs_with_padding_avg_and_lp():
+    x = -np.arange(1.0, 7.0).reshape(2, 3)
+    got = poolkit.avg_pool(x, (2, 2), 1, 1)
+    np.testing.assert_allclose(got, R.ref_avg_pool(x, (2, 2), 1, 1, 1, False, (0, 1)))
+    np.testing.assert_allclose(got[0], [-1 / 4, -3 / 4, -5 / 4, -3 / 4])
+    got = poolkit.lp_pool(x, 2, (2, 2), 1, 1)
+    np.testing.assert_allclose(got[0], [1, np.sqrt(5), np.sqrt(13), 3])
+
+
+def test_int_bool_and_float16_by_hand():
+    xi = np.array([[1, 3, 2, 1], [2, 9, 1, 1]], dtype=np.int16)
+    out = poolkit.max_pool(xi, (2, 2))
+    assert out.dtype == np.int16 and out.tolist() == [[9, 2]]
+    avg = poolkit.avg_pool(xi, (2, 2))
+    assert avg.dtype == np.float64 and avg.tolist() == [[3.75, 1.25]]
+    xb = np.array([[False, False, True, False], [False, False, False, False]])
+    out = poolkit.max_pool(xb, (2, 2))
+    assert out.dtype == np.bool_ and out.tolist() == [[False, True]]
+    out, idx = poolkit.max_pool(xb, (2, 2), return_indices=True)
+    assert idx.tolist() == [[0, 2]]
+    avg = poolkit.avg_pool(xb, (2, 2))
+    assert avg.dtype == np.float64 and avg.tolist() == [[0.0, 0.25]]
+    xh = np.array([[0.5, 0.25], [1.5, -2.0]], dtype=np.float16)
+    out = poolkit.max_pool(xh, (2, 2))
+    assert out.dtype == np.float16 and out.tolist() == [[1.5]]
+    avg = poolkit.avg_pool(xh, (2, 2))
+    assert avg.dtype == np.float16 and avg.tolist() == [[0.0625]]
+    xu = np.array([2**64 - 1, 2**63, 5], dtype=np.uint64)
+    out = poolkit.max_pool(xu, (2,), 1)
+    assert out.dtype == np.uint64 and out.tolist() == [2**64 - 1, 2**63]
+    x64 = np.array([2**62 + 1, 2**62], dtype=np.int64)  # not representable in float64: exact compare
+    out, idx = poolkit.max_pool(x64, (2,), return_indices=True)
+    assert out.tolist() == [2**62 + 1] and idx.tolist() == [0]
+
+
+def test_max_unpool_by_hand():
+    vals = np.array([[9.0, 2.0], [6.0, 3.0]])
+    idx = np.array([[5, 2], [13, 11]])
+    out = poolkit.max_unpool(vals, idx, (4, 4))
+    want = np.zeros((4, 4))
+    want[1, 1], want[0, 2], want[3, 1], want[2, 3] = 9, 2, 6, 3
+    np.testing.assert_array_equal(out, want)
+    # batch axes, and an output_size larger than the pooled input (PyTorch allows any size)
+    out = poolkit.max_unpool(vals[None], idx[None], (4, 5))
+    assert out.shape == (1, 4, 5)
+    assert out[0].ravel()[[5, 2, 13, 11]].tolist() == [9, 2, 6, 3] and out.sum() == 20
+    # NHWC: pooled axes (0, 1), last axis is batch-like
+    vals3 = np.stack([vals, -vals], axis=-1)
+    idx3 = np.stack([idx, idx[::-1]], axis=-1)
+    out = poolkit.max_unpool(vals3, idx3, (4, 4), axes=(0, 1))
+    assert out.shape == (4, 4, 2)
+    np.testing.assert_array_equal(out[..., 0], want)
+    np.testing.assert_array_equal(out, R.ref_max_unpool(vals3, idx3, (4, 4), (0, 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the oracle over the parameter space
+# ---------------------------------------------------------------------------------------------
+
+PAD_FORMS = ("int", "per_axis", "pairs", "valid", "same", "same_lower")
+
+
+@st.composite
+def geometries(draw, max_axes=4, pad_forms=PAD_FORMS):
+    """A valid pooling geometry: every output size >= 1 and every window holds an input cell.
+
+    Returns a dict with ``shape``, the oracle's explicit ``axes`` and the API arguments ``kw``
+    (kernel_size, stride, padding, dilation, ceil_mode, axes) in one of their accepted forms.
+    """
+    n = draw(st.integers(1, max_axes))
+    max_len = {1: 10, 2: 7, 3: 4, 4: 3}[n]
+    kmax = {1: 4, 2: 3, 3: 2, 4: 2}[n]
+    nb = draw(st.integers(0, 2 if n <= 2 else 1))
+    ndim = n + nb
+    explicit_axes = draw(st.booleans())
+    if explicit_axes:
+        perm = draw(st.permutations(range(ndim)))
+        pooled = list(perm[:n])
+        neg = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        api_axes = tuple(a - ndim if ng else a for a, ng in zip(pooled, neg))
+    else:
+        pooled = list(range(nb, ndim))
+        api_axes = None
+    shape = [draw(st.integers(1, 3)) for _ in range(ndim)]
+    L, k, s, d = [], [], [], []
+    for a in pooled:
+        shape[a] = draw(st.integers(1, max_len))
+        L.append(shape[a])
+        d.append(draw(st.integers(1, 3)))
+        k.append(draw(st.integers(1, kmax)))
+        s.append(draw(st.integers(1, 3)))
+    form = draw(st.sampled_from(pad_forms))
+    reach = [(ki - 1) * di for ki, di in zip(k, d)]
+    if form == "int":
+        padding = draw(st.integers(0, min(reach)))
+    elif form == "per_axis":
+        padding = tuple(draw(st.integers(0, r)) for r in reach)
+    elif form == "pairs":
+        padding = tuple((draw(st.integers(0, r)), draw(st.integers(0, r))) for r in reach)
+        if draw(st.booleans()):
+            padding = [list(pr) for pr in padding]
+    else:
+        padding = form
+    ceil_mode = draw(st.booleans())
+    axes = tuple(pooled)
+    assume(R.ref_windows_ok(tuple(shape), k, s, padding, d, ceil_mode, axes))
+    # the API forms: ints broadcast over explicit axes; stride None means stride = kernel
+    kernel_arg = tuple(k)
+    if api_axes is not None and len(set(k)) == 1 and draw(st.booleans()):
+        kernel_arg = k[0]
+    if s == k and draw(st.booleans()):
+        stride_arg = None
+    elif len(set(s)) == 1 and draw(st.booleans()):
+        stride_arg = s[0]
+    else:
+        stride_arg = tuple(s)
+    dil_arg = d[0] if len(set(d)) == 1 and draw(st.booleans()) else tuple(d)
+    kw = dict(kernel_size=kernel_arg, stride=stride_arg, padding=padding, dilation=dil_arg,
+              ceil_mode=ceil_mode, axes=api_axes)
+    return dict(shape=tuple(shape), axes=axes, k=tuple(k), s=tuple(s), d=tuple(d), padding=padding,
+                ceil_mode=ceil_mode, kw=kw)
+
+
+def _oracle_args(geo):
+    return geo["k"], geo["s"], geo["padding"], geo["d"], geo["ceil_mode"], geo["axes"]
+
+
+def _api(geo):
+    kw = dict(geo["kw"])
+    k = kw.pop("kernel_size")
+    s = kw.pop("stride")
+    p = kw.pop("padding")
+    return (k, s, p), kw
+
+
+def _make(seed, shape, kind="normal", dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    if kind == "ties":
+        x = rng.integers(-2, 3, size=shape).astype(dtype)
+    elif kind == "nan":
+        x = rng.standard_normal(shape)
+        x[rng.random(shape) < 0.2] = np.nan
+        x = x.astype(dtype)
+    else:
+        x = rng.standard_normal(shape).astype(dtype)
+    return x, rng
+
+
+@settings(max_examples=80)
+@given(geo=geometries(), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["normal", "ties", "nan"]))
+def test_max_pool_matches_oracle(geo, seed, kind):
+    x, _ = _make(seed, geo["shape"], kind)
+    want, want_idx = R.ref_max_pool(x, *_oracle_args(geo))
+    args, kw = _api(geo)
+    out, idx = poolkit.max_pool(x, *args, **kw, return_indices=True)
+    assert out.shape == want.shape and idx.shape == want.shape
+    assert out.dtype == x.dtype and idx.dtype == np.int64
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(idx, want_idx)
+    np.testing.assert_array_equal(poolkit.max_pool(x, *args, **kw), want)
+    assert poolkit.output_shape(x.shape, *args, **kw) == want.shape
+
+
+@settings(max_examples=60)
+@given(geo=geometries(), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["normal", "ties"]))
+def test_max_pool_backward_matches_oracle(geo, seed, kind):
+    x, rng = _make(seed, geo["shape"], kind)
+    want_out, want_idx = R.ref_max_pool(x, *_oracle_args(geo))
+    g = rng.standard_normal(want_out.shape)
+    want = R.ref_max_pool_backward(g, x, *_oracle_args(geo))
+    args, kw = _api(geo)
+    got = poolkit.max_pool_backward(g, x, *args, **kw)
+    assert got.shape == x.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    got = poolkit.max_pool_backward(g, x, *args, **kw, indices=want_idx)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+@settings(max_examples=80)
+@given(geo=geometries(), seed=st.integers(0, 2**32 - 1), cip=st.booleans(),
+       dov=st.sampled_from([None, None, 1, 2, 5]))
+def test_avg_pool_matches_oracle(geo, seed, cip, dov):
+    x, rng = _make(seed, geo["shape"])
+    want = R.ref_avg_pool(x, *_oracle_args(geo), cip, dov)
+    args, kw = _api(geo)
+    out = poolkit.avg_pool(x, *args, **kw, count_include_pad=cip, divisor_override=dov)
+    assert out.shape == want.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-13)
+    g = rng.standard_normal(want.shape)
+    want_g = R.ref_avg_pool_backward(g, x, *_oracle_args(geo), cip, dov)
+    got_g = poolkit.avg_pool_backward(g, x, *args, **kw, count_include_pad=cip, divisor_override=dov)
+    assert got_g.shape == x.shape and got_g.dtype == np.float64
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-12, atol=1e-13)
+
+
+@settings(max_examples=60)
+@given(geo=geometries(), seed=st.integers(0, 2**32 - 1), p=st.sampled_from([1, 2, 3, 1.5, 0.5, 4.0]))
+def test_lp_pool_matches_oracle(geo, seed, p):
+    rng = np.random.default_rng(seed)
+    # signed input bounded away from 0 (the gradient of |x|^p is singular there for p < 1)
+    x = rng.uniform(0.2, 2.0, size=geo["shape"]) * rng.choice([-1.0, 1.0], size=geo["shape"])
+    want = R.ref_lp_pool(x, p, *_oracle_args(geo))
+    args, kw = _api(geo)
+    out = poolkit.lp_pool(x, p, *args, **kw)
+    assert out.shape == want.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-13)
+    g = rng.standard_normal(want.shape)
+    want_g = R.ref_lp_pool_backward(g, x, p, *_oracle_args(geo))
+    got_g = poolkit.lp_pool_backward(g, x, p, *args, **kw)
+    assert got_g.shape == x.shape and got_g.dtype == np.float64
+    np.testing.assert_allclose(got_g, want_g, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=50)
+@given(geo=geometries(), seed=st.integers(0, 2**32 - 1))
+def test_max_unpool_matches_oracle(geo, seed):
+    x, _ = _make(seed, geo["shape"])
+    vals, idx = R.ref_max_pool(x, *_oracle_args(geo))
+    # output_size follows the order of axes; with axes=None the pooled axes are the last ones
+    out_size = tuple(geo["shape"][a] for a in geo["axes"])
+    want = R.ref_max_unpool(vals, idx, out_size, geo["axes"])
+    api_axes = geo["kw"]["axes"]
+    got = poolkit.max_unpool(vals, idx, out_size, axes=api_axes)
+    assert got.shape == x.shape and got.dtype == x.dtype
+    np.testing.assert_array_equal(got, want)
+    # every winner is back in its place, every other cell is zero
+    mask = want != 0
+    np.testing.assert_array_equal(got[mask], x[mask])
+
+
+@settings(max_examples=80)
+@given(geo=geometries())
+def test_output_shape_and_resolve_padding_match_oracle(geo):
+    shape = geo["shape"]
+    args, kw = _api(geo)
+    assert poolkit.output_shape(shape, *args, **kw) == R.ref_output_shape(shape, *_oracle_args(geo))
+    want = R.ref_resolve_padding(shape, geo["k"], geo["s"], geo["padding"], geo["d"], geo["axes"])
+    got = poolkit.resolve_padding(shape, *args, **kw)
+    assert isinstance(got, tuple) and all(isinstance(pr, tuple) and len(pr) == 2 for pr in got)
+    assert tuple(tuple(int(v) for v in pr) for pr in got) == want
+
+
+# ---------------------------------------------------------------------------------------------
+# finite differences (float64)
+# ---------------------------------------------------------------------------------------------
+
+
+def _fd_grad(f, x, g, h=1e-6):
+    """Central differences of sum(g * f(x)) with respect to every cell of x."""
+    out = np.zeros_like(x)
+    flat = out.reshape(-1)
+    for i in range(x.size):
+        xp = x.copy().reshape(-1)
+        xm = x.copy().reshape(-1)
+        xp[i] += h
+        xm[i] -= h
+        flat[i] = (np.sum(g * f(xp.reshape(x.shape))) - np.sum(g * f(xm.reshape(x.shape)))) / (2 * h)
+    return out
+
+
+FD_CASES = [
+    dict(shape=(2, 7, 6), k=(3, 2), s=(2, 1), p=((1, 0), (1, 1)), d=1, ceil=True),
+    dict(shape=(9,), k=(3,), s=(2,), p=1, d=2, ceil=False),
+    dict(shape=(5, 4, 2), k=(2, 3), s=(2, 1), p=((1, 1), (1, 2)), d=(1, 1), ceil=True, axes=(0, 1)),
+    dict(shape=(3, 3, 4), k=(2, 2, 2), s=1, p="same", d=1, ceil=False),
+]
+
+
+def _fd_kwargs(c):
+    return dict(dilation=c["d"], ceil_mode=c["ceil"], axes=c.get("axes"))
+
+
+@pytest.mark.parametrize("case", FD_CASES)
+@pytest.mark.parametrize("cip", [True, False])
+def test_avg_pool_backward_finite_differences(case, cip):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(case["shape"])
+    kw = _fd_kwargs(case)
+    f = lambda z: poolkit.avg_pool(z, case["k"], case["s"], case["p"], count_include_pad=cip, **kw)  # noqa: E731
+    g = rng.standard_normal(f(x).shape)
+    got = poolkit.avg_pool_backward(g, x, case["k"], case["s"], case["p"], count_include_pad=cip, **kw)
+    np.testing.assert_allclose(got, _fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", FD_CASES)
+@pytest.mark.parametrize("p", [1, 2, 3, 1.5])
+def test_lp_pool_backward_finite_differences(case, p):
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0.5, 2.0, case["shape"]) * rng.choice([-1.0, 1.0], case["shape"])
+    kw = _fd_kwargs(case)
+    f = lambda z: poolkit.lp_pool(z, p, case["k"], case["s"], case["p"], **kw)  # noqa: E731
+    g = rng.standard_normal(f(x).shape)
+    got = poolkit.lp_pool_backward(g, x, p, case["k"], case["s"], case["p"], **kw)
+    np.testing.assert_allclose(got, _fd_grad(f, x, g), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", FD_CASES)
+def test_max_pool_backward_finite_differences(case):
+    rng = np.random.default_rng(7)
+    n = int(np.prod(case["shape"]))
+    x = (rng.permutation(n) * 0.01).reshape(case["shape"])  # distinct values, 100x apart from h
+    kw = _fd_kwargs(case)
+    f = lambda z: poolkit.max_pool(z, case["k"], case["s"], case["p"], **kw)  # noqa: E731
+    g = rng.standard_normal(f(x).shape)
+    got = poolkit.max_pool_backward(g, x, case["k"], case["s"], case["p"], **kw)
+    np.testing.assert_allclose(got, _fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------
+# layouts and axes order
+# ---------------------------------------------------------------------------------------------
+
+LAYOUT_CASES = [
+    dict(k=(2, 2), s=None, p=0, d=1, ceil=False),
+    dict(k=(3, 3), s=(2, 2), p=1, d=1, ceil=True),
+    dict(k=(3, 2), s=(1, 2), p=((1, 0), (0, 1)), d=(2, 1), ceil=False),
+    dict(k=(2, 3), s=2, p="same", d=1, ceil=False),
+]
+
+
+@pytest.mark.parametrize("c", LAYOUT_CASES)
+def test_nchw_and_nhwc_agree(c):
+    rng = np.random.default_rng(8)
+    x = rng.integers(-4, 5, size=(2, 3, 9, 8)).astype(np.float64)  # ties included
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    kw = dict(dilation=c["d"], ceil_mode=c["ceil"])
+    a, ia = poolkit.max_pool(x, c["k"], c["s"], c["p"], **kw, return_indices=True)
+    b, ib = poolkit.max_pool(xh, c["k"], c["s"], c["p"], **kw, axes=(1, 2), return_indices=True)
+    np.testing.assert_array_equal(b, a.transpose(0, 2, 3, 1))
+    np.testing.assert_array_equal(ib, ia.transpose(0, 2, 3, 1))
+    want, want_i = R.ref_max_pool(x, c["k"], c["s"], c["p"], c["d"], c["ceil"], (2, 3))
+    np.testing.assert_array_equal(a, want)
+    np.testing.assert_array_equal(ia, want_i)
+    for op in (poolkit.avg_pool, lambda z, *a_, **k_: poolkit.lp_pool(z, 2, *a_, **k_)):
+        a = op(x, c["k"], c["s"], c["p"], **kw)
+        b = op(xh, c["k"], c["s"], c["p"], **kw, axes=(1, 2))
+        np.testing.assert_allclose(b, a.transpose(0, 2, 3, 1), rtol=1e-13, atol=1e-14)
+    g = rng.standard_normal(a.shape)
+    gh = np.ascontiguousarray(g.transpose(0, 2, 3, 1))
+    for bw in (poolkit.max_pool_backward, poolkit.avg_pool_backward):
+        ga = bw(g, x, c["k"], c["s"], c["p"], **kw)
+        gb = bw(gh, xh, c["k"], c["s"], c["p"], **kw, axes=(1, 2))
+        np.testing.assert_allclose(gb, ga.transpose(0, 2, 3, 1), rtol=1e-13, atol=1e-14)
+    ua = poolkit.max_unpool(*poolkit.max_pool(x, c["k"], c["s"], c["p"], **kw, return_indices=True), (9, 8))
+    ub = poolkit.max_unpool(*poolkit.max_pool(xh, c["k"], c["s"], c["p"], **kw, axes=(1, 2), return_indices=True),
+                            (9, 8), axes=(1, 2))
+    np.testing.assert_array_equal(ub, ua.transpose(0, 2, 3, 1))
+
+
+def test_reversed_axes_order_follows_axes_for_arguments():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 7, 9))
+    # axes=(2, 1): kernel 3 on axis 2, kernel 2 on axis 1
+    a, ia = poolkit.max_pool(x, (3, 2), (2, 1), ((1, 1), (0, 1)), axes=(2, 1), return_indices=True)
+    b, ib = poolkit.max_pool(x, (2, 3), (1, 2), ((0, 1), (1, 1)), axes=(1, 2), return_indices=True)
+    want, want_i = R.ref_max_pool(x, (2, 3), (1, 2), ((0, 1), (1, 1)), 1, False, (1, 2))
+    np.testing.assert_array_equal(a, want)
+    np.testing.assert_array_equal(b, want)
+    # indices are row-major over (axis 1, axis 2) whatever the order of axes
+    np.testing.assert_array_equal(ia, want_i)
+    np.testing.assert_array_equal(ib, want_i)
+    assert poolkit.output_shape(x.shape, (3, 2), (2, 1), ((1, 1), (0, 1)), axes=(2, 1)) == want.shape
+    assert poolkit.resolve_padding(x.shape, (3, 2), (2, 1), "same", axes=(2, 1)) == \
+        R.ref_resolve_padding(x.shape, (3, 2), (2, 1), "same", 1, (2, 1))
+    un = poolkit.max_unpool(a, ia, (9, 7), axes=(2, 1))
+    np.testing.assert_array_equal(un, R.ref_max_unpool(want, want_i, (7, 9), (1, 2)))
+    g = rng.standard_normal(want.shape)
+    np.testing.assert_allclose(
+        poolkit.avg_pool_backward(g, x, (3, 2), (2, 1), ((1, 1), (0, 1)), axes=(2, 1)),
+        R.ref_avg_pool_backward(g, x, (2, 3), (1, 2), ((0, 1), (1, 1)), 1, False, (1, 2)), rtol=1e-13)
+
+
+def test_int_kernel_broadcasts_over_axes():
+    x = np.arange(2 * 6 * 6 * 3, dtype=np.float64).reshape(2, 6, 6, 3)
+    a = poolkit.max_pool(x, 2, axes=(1, 2))
+    want, _ = R.ref_max_pool(x, (2, 2), (2, 2), 0, 1, False, (1, 2))
+    np.testing.assert_array_equal(a, want)
+    a = poolkit.avg_pool(x, 3, 1, 1, axes=(-3, -2))
+    np.testing.assert_allclose(a, R.ref_avg_pool(x, (3, 3), 1, 1, 1, False, (1, 2)), rtol=1e-13)
+
+
+def test_default_axes_are_the_last_ones():
+    x = np.random.default_rng(10).standard_normal((3, 4, 5, 6))
+    for k in [(2,), (2, 2), (2, 2, 2), (2, 2, 2, 2)]:
+        axes = tuple(range(4 - len(k), 4))
+        want, _ = R.ref_max_pool(x, k, None, 0, 1, False, axes)
+        np.testing.assert_array_equal(poolkit.max_pool(x, k), want)
+        np.testing.assert_array_equal(poolkit.max_pool(x, k, axes=axes), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# dtypes
+# ---------------------------------------------------------------------------------------------
+
+INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+FLOAT_DTYPES = [np.float16, np.float32, np.float64]
+
+
+def _values_of(dtype, shape, rng):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.3
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES + INT_DTYPES + [np.bool_])
+def test_max_pool_keeps_dtype(dtype):
+    rng = np.random.default_rng(11)
+    x = _values_of(dtype, (2, 7, 6), rng)
+    out, idx = poolkit.max_pool(x, (3, 2), 2, 1, return_indices=True, ceil_mode=True)
+    want, want_i = R.ref_max_pool(x, (3, 2), 2, 1, 1, True, (1, 2))
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(idx, want_i)
+    un = poolkit.max_unpool(out, idx, (7, 6))
+    assert un.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(un, R.ref_max_unpool(want, want_i, (7, 6)))
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES + [np.bool_])
+def test_avg_and_lp_pool_return_float64_for_integers(dtype):
+    rng = np.random.default_rng(12)
+    x = _values_of(dtype, (2, 6, 5), rng)
+    out = poolkit.avg_pool(x, (2, 2), 1, 1, ceil_mode=True)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, R.ref_avg_pool(x, (2, 2), 1, 1, 1, True, (1, 2)), rtol=1e-14)
+    out = poolkit.lp_pool(x, 2, (2, 2), 1, 1)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, R.ref_lp_pool(x, 2, (2, 2), 1, 1, 1, False, (1, 2)), rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_float_dtypes_are_kept_and_precise(dtype):
+    eps = np.finfo(dtype).eps
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 9, 10)).astype(dtype)
+    x64 = x.astype(np.float64)
+    for args in [((3, 3), 2, 1), ((2, 4), (1, 3), "same")]:
+        out = poolkit.avg_pool(x, *args)
+        assert out.dtype == np.dtype(dtype)
+        want = R.ref_avg_pool(x64, args[0], args[1], args[2], 1, False, (1, 2))
+        np.testing.assert_allclose(out.astype(np.float64), want, rtol=2 * eps, atol=2 * eps)
+        out = poolkit.lp_pool(x, 3, *args)
+        assert out.dtype == np.dtype(dtype)
+        want = R.ref_lp_pool(x64, 3, args[0], args[1], args[2], 1, False, (1, 2))
+        np.testing.assert_allclose(out.astype(np.float64), want, rtol=4 * eps, atol=2 * eps)
+        g = rng.standard_normal(out.shape).astype(dtype)
+        for bw, ref in [(poolkit.avg_pool_backward, R.ref_avg_pool_backward),
+                        (poolkit.max_pool_backward, R.ref_max_pool_backward)]:
+            got = bw(g, x, *args)
+            assert got.dtype == np.dtype(dtype) and got.shape == x.shape
+            want = ref(g.astype(np.float64), x64, args[0], args[1], args[2], 1, False, (1, 2))
+            np.testing.assert_allclose(got.astype(np.float64), want, rtol=4 * eps, atol=4 * eps)
+        got = poolkit.lp_pool_backward(g, x, 3, *args)
+        assert got.dtype == np.dtype(dtype) and got.shape == x.shape
+
+
+def test_float32_avg_accumulates_precisely_over_large_windows():
+    # 4096 taps of values near 1e4: a float32 running sum would be off by far more than an ulp
+    rng = np.random.default_rng(14)
+    x = (1e4 + rng.random((128, 128))).astype(np.float32)
+    out = poolkit.avg_pool(x, (64, 64))
+    want = x.astype(np.float64).reshape(2, 64, 2, 64).mean(axis=(1, 3))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, want, rtol=np.finfo(np.float32).eps, atol=0)
+    # overlapping windows (a running-sum implementation must not drift either)
+    x1 = (1e4 + rng.random(5000)).astype(np.float32)
+    out = poolkit.avg_pool(x1, (100,), 1)
+    want = np.lib.stride_tricks.sliding_window_view(x1.astype(np.float64), 100).mean(axis=-1)
+    np.testing.assert_allclose(out, want, rtol=np.finfo(np.float32).eps, atol=0)
+
+
+def test_float16_sums_do_not_overflow():
+    x = np.full((32, 32), 1000, dtype=np.float16)  # a 16x16 window sums to 256000 > float16 max
+    out = poolkit.avg_pool(x, (16, 16))
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, np.full((2, 2), 1000, dtype=np.float16))
+    y = np.full((4, 4), 100, dtype=np.float16)  # sum of squares 160000 > float16 max, result 400
+    out = poolkit.lp_pool(y, 2, (4, 4))
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out, np.full((1, 1), 400, dtype=np.float16))
+
+
+def test_float16_avg_matches_float64_reference():
+    rng = np.random.default_rng(15)
+    x = (rng.standard_normal((3, 20, 20)) * 30).astype(np.float16)
+    out = poolkit.avg_pool(x, (5, 5), 1, 2, count_include_pad=False)
+    want = R.ref_avg_pool(x.astype(np.float64), (5, 5), 1, 2, 1, False, (1, 2), False)
+    np.testing.assert_allclose(out.astype(np.float64), want, rtol=np.finfo(np.float16).eps,
+                               atol=np.finfo(np.float16).tiny)
+
+
+# ---------------------------------------------------------------------------------------------
+# odd arrays, side effects
+# ---------------------------------------------------------------------------------------------
+
+
+def _all_ops(x, k, s, p, **kw):
+    """Every op on x (a float array), with its oracle result."""
+    axes = tuple(range(x.ndim - len(k), x.ndim))
+    out, idx = poolkit.max_pool(x, k, s, p, **kw, return_indices=True)
+    wo, wi = R.ref_max_pool(x, k, s, p, 1, False, axes)
+    yield out, wo
+    yield idx, wi
+    yield poolkit.avg_pool(x, k, s, p, **kw), R.ref_avg_pool(x, k, s, p, 1, False, axes)
+    yield poolkit.lp_pool(x, 2, k, s, p, **kw), R.ref_lp_pool(x, 2, k, s, p, 1, False, axes)
+    g = np.arange(wo.size, dtype=np.float64).reshape(wo.shape) - 3.5
+    yield poolkit.max_pool_backward(g, x, k, s, p, **kw), R.ref_max_pool_backward(g, x, k, s, p, 1, False, axes)
+    yield poolkit.avg_pool_backward(g, x, k, s, p, **kw), R.ref_avg_pool_backward(g, x, k, s, p, 1, False, axes)
+    yield (poolkit.lp_pool_backward(g, x, 2, k, s, p, **kw),
+           R.ref_lp_pool_backward(g, x, 2, k, s, p, 1, False, axes))
+    yield poolkit.max_unpool(wo, wi, [x.shape[a] for a in axes]), R.ref_max_unpool(wo, wi, [x.shape[a] for a in axes])
+
+
+def _views():
+    base = np.random.default_rng(16).standard_normal((4, 9, 12))
+    return {
+        "strided": base[:, ::2, 1::2],
+        "reversed": base[:, ::-1],
+        "reversed_both": base[::-1, ::-1, ::-1],
+        "transposed": base.transpose(2, 1, 0)[:5],
+        "fortran": np.asfortranarray(base),
+        "broadcast": np.broadcast_to(base[:1], (3, 9, 12)),
+        "unaligned_like": base[1:, 1:, 1:],
+    }
+
+
+@pytest.mark.parametrize("name", list(_views()))
+def test_any_array_layout_works(name):
+    x = _views()[name]
+    for got, want in _all_ops(x, (3, 2), (2, 1), 1):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_negative_strides_on_the_pooled_axis_and_channels_last():
+    base = np.random.default_rng(17).standard_normal((7, 8, 3))
+    x = base[::-1, :, ::-1]
+    out, idx = poolkit.max_pool(x, (2, 3), (2, 2), 1, axes=(0, 1), return_indices=True)
+    want, want_i = R.ref_max_pool(x, (2, 3), (2, 2), 1, 1, False, (0, 1))
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(idx, want_i)
+
+
+def test_zero_size_batch():
+    x = np.zeros((0, 3, 6, 6))
+    out, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    assert out.shape == (0, 3, 3, 3) and idx.shape == (0, 3, 3, 3) and idx.dtype == np.int64
+    assert poolkit.avg_pool(x, (3, 3), 1, 1).shape == (0, 3, 6, 6)
+    assert poolkit.lp_pool(x, 2, (2, 2)).shape == (0, 3, 3, 3)
+    g = np.zeros((0, 3, 3, 3))
+    for bw in (poolkit.max_pool_backward, poolkit.avg_pool_backward):
+        gx = bw(g, x, (2, 2))
+        assert gx.shape == x.shape and gx.dtype == np.float64
+    assert poolkit.lp_pool_backward(g, x, 2, (2, 2)).shape == x.shape
+    assert poolkit.max_unpool(out, idx, (6, 6)).shape == x.shape
+    xh = np.zeros((5, 6, 0))  # channels-last with no channels
+    assert poolkit.max_pool(xh, (2, 2), axes=(0, 1)).shape == (2, 3, 0)
+
+
+def test_inputs_are_never_modified():
+    rng = np.random.default_rng(18)
+    x = rng.standard_normal((2, 7, 6))
+    x[0, 0, 0] = np.nan
+    x.flags.writeable = False  # any write attempt fails loudly
+    kw = dict(dilation=(1, 2), ceil_mode=True)
+    keep = x.copy()
+    out, idx = poolkit.max_pool(x, (3, 2), 2, 1, **kw, return_indices=True)
+    g = rng.standard_normal(out.shape)
+    g.flags.writeable = False
+    idx.flags.writeable = False
+    gkeep, ikeep = g.copy(), idx.copy()
+    poolkit.avg_pool(x, (3, 2), 2, 1, **kw)
+    poolkit.lp_pool(x, 2, (3, 2), 2, 1, **kw)
+    poolkit.max_pool_backward(g, x, (3, 2), 2, 1, **kw)
+    poolkit.max_pool_backward(g, x, (3, 2), 2, 1, **kw, indices=idx)
+    poolkit.avg_pool_backward(g, x, (3, 2), 2, 1, **kw)
+    poolkit.lp_pool_backward(g, x, 2, (3, 2), 2, 1, **kw)
+    vals = np.ascontiguousarray(out)
+    vals.flags.writeable = False
+    poolkit.max_unpool(vals, idx, (7, 6))
+    np.testing.assert_array_equal(x, keep)
+    np.testing.assert_array_equal(g, gkeep)
+    np.testing.assert_array_equal(idx, ikeep)
+
+
+def test_inputs_are_never_modified_writeable_arrays():
+    rng = np.random.default_rng(19)
+    for dtype in (np.float32, np.int16):
+        x = _values_of(dtype, (3, 8, 8), rng)
+        keep = x.copy()
+        poolkit.max_pool(x, (2, 2), 1, 1, return_indices=True)
+        poolkit.avg_pool(x, (2, 2), 1, 1)
+        poolkit.lp_pool(x, 3, (2, 2), 1, 1)
+        np.testing.assert_array_equal(x, keep)
+
+
+def test_result_does_not_alias_the_input():
+    x = np.arange(12.0).reshape(3, 4)
+    for out in (poolkit.max_pool(x, (1, 1)), poolkit.avg_pool(x, (1, 1)), poolkit.lp_pool(x, 1, (1, 1))):
+        np.testing.assert_array_equal(np.abs(out), x)
+        assert not np.shares_memory(out, x)
+    g = np.ones((3, 4))
+    assert not np.shares_memory(poolkit.avg_pool_backward(g, x, (1, 1)), g)
+    assert not np.shares_memory(poolkit.max_pool_backward(g, x, (1, 1)), g)
+
+
+def test_max_backward_with_given_indices_equals_without():
+    rng = np.random.default_rng(20)
+    x = rng.integers(-2, 3, size=(2, 3, 8, 7)).astype(np.float64)
+    for k, s, p, d, cm in [((2, 2), None, 0, 1, False), ((3, 3), 2, 1, 1, True), ((2, 3), 1, 1, (2, 1), False)]:
+        out, idx = poolkit.max_pool(x, k, s, p, dilation=d, ceil_mode=cm, return_indices=True)
+        g = rng.standard_normal(out.shape)
+        a = poolkit.max_pool_backward(g, x, k, s, p, dilation=d, ceil_mode=cm)
+        b = poolkit.max_pool_backward(g, x, k, s, p, dilation=d, ceil_mode=cm, indices=idx)
+        np.testing.assert_array_equal(a, b)
+        axes = (2, 3)
+        np.testing.assert_allclose(a, R.ref_max_pool_backward(g, x, k, s, p, d, cm, axes), rtol=1e-14)
+
+
+def test_max_backward_accumulates_over_overlapping_windows():
+    x = np.array([0.0, 9.0, 0.0, 0.0])
+    g = np.array([1.0, 10.0, 100.0])
+    got = poolkit.max_pool_backward(g, x, (2,), 1)  # 9 wins windows 0 and 1; window 2 ties -> index 2
+    np.testing.assert_array_equal(got, [0, 11, 100, 0])
+    got = poolkit.avg_pool_backward(g, x, (2,), 1)
+    np.testing.assert_allclose(got, [0.5, 5.5, 55, 50])
+
+
+def test_integer_input_gradients_are_float():
+    x = np.array([[1, 3], [2, 0]], dtype=np.int32)
+    g = poolkit.max_pool_backward(np.array([[2.0]]), x, (2, 2))
+    assert g.shape == x.shape and g.dtype.kind == "f"
+    np.testing.assert_array_equal(g, [[0, 2], [0, 0]])
+    g = poolkit.avg_pool_backward(np.array([[2.0]]), x, (2, 2))
+    assert g.shape == x.shape and g.dtype.kind == "f"
+    np.testing.assert_allclose(g, np.full((2, 2), 0.5))
