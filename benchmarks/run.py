@@ -101,6 +101,59 @@ def _numpy_fn(x, kind, k, s, p):
     return run
 
 
+def _standard_cases(peers, rng, shape, k, s, p):
+    """Forward (both layouts) and backward cases for one standard CNN shape (its own scope, so that
+    every contender binds this shape's arrays)."""
+    import poolkit
+
+    cases = []
+    x = rng.standard_normal(shape, dtype=np.float32)
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    out_shape = poolkit.output_shape(shape, (k, k), s, p)
+    nbytes = x.nbytes + int(np.prod(out_shape)) * 4
+    tag = f"{shape} {k}x{k} s{s} p{p}"
+    for kind in ("max", "avg"):
+        pool = getattr(poolkit, f"{kind}_pool")
+        c = Case(f"{kind} forward NCHW {tag}", nbytes)
+        c.contenders["poolkit"] = lambda pool=pool, x=x: pool(x, (k, k), s, p)
+        if "torch" in peers:
+            c.contenders.update(_torch_fns(peers["torch"], x, kind, k, s, p))
+        if "jax" in peers:
+            c.contenders["jax reduce_window"] = _jax_fn(peers["jax"], x, kind, k, s, p)
+        c.contenders["numpy sliding_window_view"] = _numpy_fn(x, kind, k, s, p)
+        if "skimage" in peers and s == k and p == 0:
+            fn = np.max if kind == "max" else np.mean
+            c.contenders["skimage block_reduce"] = (
+                lambda x=x, fn=fn: peers["skimage"].block_reduce(x, (1, 1, k, k), fn))
+        c.add_floor(x)
+        c.target = {"max": "<= 0.25 x torch NCHW, <= 1.25 x torch channels_last",
+                    "avg": "<= 0.5 x torch NCHW"}[kind]
+        cases.append(c)
+    c = Case(f"max forward NHWC (axes=(1, 2)) {tag}", nbytes, target="<= 1.25 x torch channels_last")
+    c.contenders["poolkit"] = lambda xh=xh: poolkit.max_pool(xh, (k, k), s, p, axes=(1, 2))
+    if "torch" in peers:
+        c.contenders["torch channels_last"] = _torch_fns(peers["torch"], x, "max", k, s, p)["torch channels_last"]
+    c.add_floor(x)
+    cases.append(c)
+    if "torch" in peers:
+        torch = peers["torch"]
+        tx = torch.from_numpy(x)
+        out, idx = poolkit.max_pool(x, (k, k), s, p, return_indices=True)
+        g = rng.standard_normal(out.shape, dtype=np.float32)
+        tg, tidx = torch.from_numpy(g), torch.from_numpy(idx)
+        c = Case(f"max backward NCHW {tag}", x.nbytes + g.nbytes + idx.nbytes, target="<= 0.7 x torch")
+        c.contenders["poolkit"] = lambda x=x, g=g, idx=idx: poolkit.max_pool_backward(g, x, (k, k), s, p, indices=idx)
+        c.contenders["torch NCHW"] = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
+            tg, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx)
+        cases.append(c)
+        c = Case(f"avg backward NCHW {tag}", x.nbytes + g.nbytes, target="<= 0.7 x torch")
+        c.contenders["poolkit"] = lambda x=x, g=g: poolkit.avg_pool_backward(g, x, (k, k), s, p)
+        c.contenders["torch NCHW"] = lambda: torch.ops.aten.avg_pool2d_backward(
+            tg, tx, [k, k], [s, s], [p, p], False, True, None)
+        cases.append(c)
+    return cases
+
+
 def build_cases(peers, quick=False):
     import poolkit
 
@@ -110,57 +163,14 @@ def build_cases(peers, quick=False):
     if quick:
         big = [((8, 64, 112, 112), 3, 2, 1), ((8, 128, 56, 56), 2, 2, 0)]
     for shape, k, s, p in big:
-        x = rng.standard_normal(shape, dtype=np.float32)
-        xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-        out_shape = poolkit.output_shape(shape, (k, k), s, p)
-        nbytes = x.nbytes + int(np.prod(out_shape)) * 4
-        tag = f"{shape} {k}x{k} s{s} p{p}"
-        for kind in ("max", "avg"):
-            pool = getattr(poolkit, f"{kind}_pool")
-            c = Case(f"{kind} forward NCHW {tag}", nbytes)
-            c.contenders["poolkit"] = lambda pool=pool, x=x: pool(x, (k, k), s, p)
-            if "torch" in peers:
-                c.contenders.update(_torch_fns(peers["torch"], x, kind, k, s, p))
-            if "jax" in peers:
-                c.contenders["jax reduce_window"] = _jax_fn(peers["jax"], x, kind, k, s, p)
-            c.contenders["numpy sliding_window_view"] = _numpy_fn(x, kind, k, s, p)
-            if "skimage" in peers and s == k and p == 0:
-                fn = np.max if kind == "max" else np.mean
-                c.contenders["skimage block_reduce"] = (
-                    lambda x=x, fn=fn: peers["skimage"].block_reduce(x, (1, 1, k, k), fn))
-            c.add_floor(x)
-            c.target = {"max": "<= 0.25 x torch NCHW, <= 1.25 x torch channels_last",
-                        "avg": "<= 0.5 x torch NCHW"}[kind]
-            cases.append(c)
-        c = Case(f"max forward NHWC (axes=(1, 2)) {tag}", nbytes, target="<= 1.25 x torch channels_last")
-        c.contenders["poolkit"] = lambda xh=xh: poolkit.max_pool(xh, (k, k), s, p, axes=(1, 2))
-        if "torch" in peers:
-            c.contenders["torch channels_last"] = _torch_fns(peers["torch"], x, "max", k, s, p)["torch channels_last"]
-        c.add_floor(x)
-        cases.append(c)
-        if "torch" in peers:
-            torch = peers["torch"]
-            tx = torch.from_numpy(x)
-            out, idx = poolkit.max_pool(x, (k, k), s, p, return_indices=True)
-            g = rng.standard_normal(out.shape, dtype=np.float32)
-            tg, tidx = torch.from_numpy(g), torch.from_numpy(idx)
-            c = Case(f"max backward NCHW {tag}", x.nbytes + g.nbytes + idx.nbytes, target="<= 0.7 x torch")
-            c.contenders["poolkit"] = lambda x=x, g=g, idx=idx: poolkit.max_pool_backward(g, x, (k, k), s, p, indices=idx)
-            c.contenders["torch NCHW"] = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-                tg, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx)
-            cases.append(c)
-            c = Case(f"avg backward NCHW {tag}", x.nbytes + g.nbytes, target="<= 0.7 x torch")
-            c.contenders["poolkit"] = lambda x=x, g=g: poolkit.avg_pool_backward(g, x, (k, k), s, p)
-            c.contenders["torch NCHW"] = lambda: torch.ops.aten.avg_pool2d_backward(
-                tg, tx, [k, k], [s, s], [p, p], False, True, None)
-            cases.append(c)
+        cases += _standard_cases(peers, rng, shape, k, s, p)
 
     # large windows: the cost per output must not grow with the window
     x = rng.standard_normal((4, 16, 256, 256), dtype=np.float32)
     for kind in ("max", "avg"):
         pool = getattr(poolkit, f"{kind}_pool")
         c = Case(f"{kind} forward NCHW (4, 16, 256, 256) 9x9 s1 p4", 2 * x.nbytes, target="<= 0.1 x torch NCHW")
-        c.contenders["poolkit"] = lambda pool=pool: pool(x, (9, 9), 1, 4)
+        c.contenders["poolkit"] = lambda pool=pool, x=x: pool(x, (9, 9), 1, 4)
         if "torch" in peers:
             c.contenders.update(_torch_fns(peers["torch"], x, kind, 9, 1, 4))
         if "jax" in peers:
@@ -171,7 +181,7 @@ def build_cases(peers, quick=False):
     # call overhead
     x = rng.standard_normal((1, 1, 6, 6), dtype=np.float32)
     c = Case("max forward tiny (1, 1, 6, 6) 2x2", x.nbytes * 5 // 4, target="<= 3 x torch")
-    c.contenders["poolkit"] = lambda: poolkit.max_pool(x, (2, 2))
+    c.contenders["poolkit"] = lambda x=x: poolkit.max_pool(x, (2, 2))
     if "torch" in peers:
         c.contenders.update(_torch_fns(peers["torch"], x, "max", 2, 2, 0))
     cases.append(c)
@@ -180,7 +190,7 @@ def build_cases(peers, quick=False):
     x = rng.standard_normal((8, 64, 65536), dtype=np.float32)
     for kind in ("max", "avg"):
         c = Case(f"{kind} forward 1-D (8, 64, 65536) k4 s4", x.nbytes * 5 // 4)
-        c.contenders["poolkit"] = lambda kind=kind: getattr(poolkit, f"{kind}_pool")(x, (4,))
+        c.contenders["poolkit"] = lambda kind=kind, x=x: getattr(poolkit, f"{kind}_pool")(x, (4,))
         if "torch" in peers:
             tx = peers["torch"].from_numpy(x)
             f = getattr(peers["torch"].nn.functional, f"{kind}_pool1d")
@@ -190,7 +200,7 @@ def build_cases(peers, quick=False):
     x = rng.standard_normal((2, 16, 64, 64, 64), dtype=np.float32)
     for kind in ("max", "avg"):
         c = Case(f"{kind} forward 3-D (2, 16, 64, 64, 64) 3x3x3 s2 p1", x.nbytes * 9 // 8)
-        c.contenders["poolkit"] = lambda kind=kind: getattr(poolkit, f"{kind}_pool")(x, (3, 3, 3), 2, 1)
+        c.contenders["poolkit"] = lambda kind=kind, x=x: getattr(poolkit, f"{kind}_pool")(x, (3, 3, 3), 2, 1)
         if "torch" in peers:
             tx = peers["torch"].from_numpy(x)
             f = getattr(peers["torch"].nn.functional, f"{kind}_pool3d")

@@ -345,6 +345,8 @@ class FusedView:
         #: starts, counts and dilation of D, H and W, in the kernels' argument order
         self.geometry = tuple(v for p in (self.pd, self.ph, self.pw) for v in (p.starts, p.counts, p.dilation))
         self.regular = (self._regular_h(), self._regular_w())
+        #: no input row (d, h) lies in two windows: the backward can write rows once, directly
+        self.rows_disjoint = _disjoint(self.pd) and _disjoint(self.ph)
         self._divisors = {}
 
     def _regular_h(self):
@@ -378,6 +380,14 @@ class FusedView:
                 div = tuple((p.pad_counts if count_include_pad else p.counts).astype(np.float64) for p in axes)
             self._divisors[key] = div
         return self._divisors[key]
+
+
+def _disjoint(p: AxisPlan) -> bool:
+    """No input position lies in two windows of this axis (windows ordered by start)."""
+    if p.out_size < 2:
+        return True
+    last = p.starts + (p.counts - 1) * p.dilation
+    return bool(np.all(p.starts[1:] > last[:-1]))
 
 
 def check_shape(shape) -> tuple[int, ...]:
@@ -426,7 +436,8 @@ def _make_plan(shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -
     pads = resolve_pads([shape[a] for a in axes], kernels, strides, dilations, parse_padding(padding, nax))
     order = sorted(range(nax), key=lambda i: axes[i])
     plans = tuple(
-        plan_axis(shape[axes[i]], kernels[i], strides[i], dilations[i], pads[i][0], pads[i][1], bool(ceil_mode), axes[i])
+        plan_axis(shape[axes[i]], kernels[i], strides[i], dilations[i], pads[i][0], pads[i][1], bool(ceil_mode),
+                  axes[i])
         for i in order
     )
     plan = Plan(shape, tuple(axes[i] for i in order), plans)
@@ -439,4 +450,5 @@ def check_size(shape) -> None:
     for s in shape:
         total *= s
     if total > MAX_ELEMENTS:
-        raise ValueError(f"the output would have {total} elements (shape {tuple(shape)}); that is not a sensible pooling")
+        raise ValueError(f"the output would have {total} elements (shape {tuple(shape)}); "
+                         "that is not a sensible pooling")

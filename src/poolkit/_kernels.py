@@ -352,17 +352,27 @@ def _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw,
 
 
 @njit(cache=True)
-def _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, div_d, div_h, div_w, out, o0, o1):
-    """Planes o0 <= o < o1 of sum_fused_adjoint, with their own buffers."""
+def _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
+                   div_w, out, o0, o1):
+    """Planes o0 <= o < o1 of sum_fused_adjoint, with their own buffers.
+
+    When no input row (d, h) lies in two windows (``rows_disjoint``), each row is written once,
+    straight into ``out``; otherwise rows accumulate in a float64 plane that is copied at the end.
+    """
     kw, stride_w, lo, hi, _ = regular_w
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
     row_len = out.shape[3]
-    acc = np.empty((out.shape[1], out.shape[2], row_len), dtype=np.float64)
+    plane_rows = 0 if rows_disjoint else out.shape[1] * out.shape[2]
+    acc = np.empty((plane_rows, row_len), dtype=np.float64)
     flat = acc.reshape(acc.size)
     rowbuf = np.empty(row_len, dtype=np.float64)
     vals = np.empty(n_ow * n_inner, dtype=np.float64)
     for o in range(o0, o1):
-        _vzero(flat)
+        dst_plane = out[o]
+        if rows_disjoint:
+            _vzero(dst_plane.reshape(dst_plane.size))
+        else:
+            _vzero(flat)
         for od in range(n_od):
             for oh in range(n_oh):
                 _vzero(rowbuf)
@@ -390,17 +400,22 @@ def _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, di
                                 _vacc(dst[q * stride_w * n_inner:], v[q * n_inner:], n_inner, 1, True)
                 for jd in range(cd[od]):
                     for jh in range(ch[oh]):
-                        _vacc(acc[sd[od] + jd * dd, sh[oh] + jh * dh], rowbuf, row_len, 1, True)
-        dst_plane = out[o]
-        _vcopy(dst_plane.reshape(dst_plane.size), flat, flat.shape[0], 1)
+                        d = sd[od] + jd * dd
+                        h = sh[oh] + jh * dh
+                        if rows_disjoint:
+                            _vcopy(dst_plane[d, h], rowbuf, row_len, 1)
+                        else:
+                            _vacc(acc[d * out.shape[2] + h], rowbuf, row_len, 1, True)
+        if not rows_disjoint:
+            _vcopy(dst_plane.reshape(dst_plane.size), flat, flat.shape[0], 1)
 
 
 def _build(parallel):
     """Compile-on-demand kernels, multi-threaded when ``parallel``."""
 
     @njit(cache=True, parallel=parallel)
-    def max_axis(x, starts, counts, step, out, n_threads):
-        """out[o, m, i] = max over the window m of x[o, :, i]."""
+    def reduce_axis(x, starts, counts, step, is_sum, out, n_threads):
+        """out[o, m, i] = max (or sum, in out's dtype) over the window m of x[o, :, i]."""
         n_outer, _, n_inner = x.shape
         n_out = starts.shape[0]
         total = n_outer * n_out
@@ -412,11 +427,11 @@ def _build(parallel):
                 dst = out[o, m]
                 _vcopy(dst, x[o, starts[m]], n_inner, 1)
                 for j in range(1, counts[m]):
-                    _vacc(dst, x[o, starts[m] + j * step], n_inner, 1, False)
+                    _vacc(dst, x[o, starts[m] + j * step], n_inner, 1, is_sum)
 
     @njit(cache=True, parallel=parallel)
     def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, idx_out, n_threads):
-        """max_axis that also tracks flat indices: idx_out = idx_in[winner] + winner_position * scale.
+        """reduce_axis (max) that also tracks flat indices: idx_out = idx_in[winner] + winner_position * scale.
 
         Axes are processed from the last pooled axis to the first, and a later tap replaces the current
         best only when strictly greater (or the first NaN), so the winner is the first maximum in
@@ -449,24 +464,8 @@ def _build(parallel):
                                 idx_out[o, m, i] = pos * scale
 
     @njit(cache=True, parallel=parallel)
-    def sum_axis(x, starts, counts, step, out, n_threads):
-        """out[o, m, i] = sum over the window m of x[o, :, i], accumulated in out's dtype (float64)."""
-        n_outer, _, n_inner = x.shape
-        n_out = starts.shape[0]
-        total = n_outer * n_out
-        n_chunks = _n_chunks(total, n_threads, parallel)
-        for c in prange(n_chunks):
-            for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
-                o = t // n_out
-                m = t - o * n_out
-                dst = out[o, m]
-                _vcopy(dst, x[o, starts[m]], n_inner, 1)
-                for j in range(1, counts[m]):
-                    _vacc(dst, x[o, starts[m] + j * step], n_inner, 1, True)
-
-    @njit(cache=True, parallel=parallel)
     def sum_axis_adjoint(g, starts, counts, step, out, n_threads):
-        """The transpose of sum_axis: out[o, p, i] = sum of g[o, m, i] over the windows m holding p."""
+        """The transpose of reduce_axis's sums: out[o, p, i] = sum of g[o, m, i] over the windows m holding p."""
         n_outer, n_out, n_inner = g.shape
         n_chunks = _n_chunks(n_outer, n_threads, parallel)
         for c in prange(n_chunks):
@@ -506,8 +505,8 @@ def _build(parallel):
             _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx,
                               total * c // n_chunks, total * (c + 1) // n_chunks)
     @njit(cache=True, parallel=parallel)
-    def sum_fused_adjoint(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, div_d, div_h, div_w, out,
-                          n_threads):
+    def sum_fused_adjoint(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
+                          div_w, out, n_threads):
         """The transpose of pool_fused's sums: out[o] = sum over windows of g / divisor, spread over taps.
 
         g: (O, OD, OH, OW*I); out: (O, D, H, W*I), any float dtype (accumulated in float64 per plane).
@@ -516,8 +515,8 @@ def _build(parallel):
         n_outer = g.shape[0]
         n_chunks = _n_chunks(n_outer, n_threads, parallel)
         for c in prange(n_chunks):
-            _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, div_d, div_h, div_w, out,
-                           n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
+            _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
+                           div_w, out, n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
     @njit(cache=True, parallel=parallel)
     def scatter_add(g, idx, out, n_threads):
         """out[o, idx[o, q, i], i] += g[o, q, i] on a zero-filled out; the pooled axes flattened in q.
@@ -541,9 +540,8 @@ def _build(parallel):
                 _scatter_plane(out[o], v[o], idx[o], False)
 
     return SimpleNamespace(
-        max_axis=max_axis,
+        reduce_axis=reduce_axis,
         max_axis_indices=max_axis_indices,
-        sum_axis=sum_axis,
         sum_axis_adjoint=sum_axis_adjoint,
         pool_fused=pool_fused,
         max_fused_indices=max_fused_indices,

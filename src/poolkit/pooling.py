@@ -94,7 +94,8 @@ def _check_indices(indices, shape, limit, name: str = "indices") -> np.ndarray:
     if idx.size:
         lo, hi = idx.min(), idx.max()
         if lo < 0 or hi >= limit:
-            raise ValueError(f"{name} must lie in [0, {limit}) (flat positions over the pooled axes), got values in [{lo}, {hi}]")
+            raise ValueError(f"{name} must lie in [0, {limit}) (flat positions over the pooled axes), "
+                             f"got values in [{lo}, {hi}]")
     return idx.astype(np.int64, copy=False)
 
 
@@ -185,7 +186,7 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
                                       dst, idx_out.reshape(outer, ap.out_size, inner), n_threads)
             idx = idx_out
         elif out.size:
-            kern.max_axis(src, ap.starts, ap.counts, ap.step, dst, n_threads)
+            kern.reduce_axis(src, ap.starts, ap.counts, ap.step, False, dst, n_threads)
         cur = out
     return cur, idx
 
@@ -227,8 +228,8 @@ def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
         out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
             kern, n_threads = _kernels_for(cur.size + out.size)
-            kern.sum_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.step,
-                          out.reshape(outer, ap.out_size, inner), n_threads)
+            kern.reduce_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.step, True,
+                             out.reshape(outer, ap.out_size, inner), n_threads)
         cur = out
     return cur
 
@@ -243,7 +244,7 @@ def _spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, di
         out = np.empty(plan.in_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
             kern, n_threads = _kernels_for(g.size + out.size)
-            kern.sum_fused_adjoint(g.reshape(f.out4), f.inner, *f.geometry, f.regular[1],
+            kern.sum_fused_adjoint(g.reshape(f.out4), f.inner, *f.geometry, f.regular[1], f.rows_disjoint,
                                    *f.divisors(count_include_pad, divisor_override), out.reshape(f.in4), n_threads)
         return out.astype(out_dtype, copy=False)
     if count_include_pad is not None:
