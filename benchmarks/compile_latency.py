@@ -39,16 +39,19 @@ import json, tracemalloc
 import numpy as np
 import poolkit
 x = np.random.default_rng(0).standard_normal((32, 64, 112, 112), dtype=np.float32)
+xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 res = {"input_bytes": x.nbytes}
 for name, call in [("max_pool", lambda: poolkit.max_pool(x, (3, 3), 2, 1)),
                    ("avg_pool", lambda: poolkit.avg_pool(x, (3, 3), 2, 1)),
-                   ("max_pool_nhwc", lambda: poolkit.max_pool(np.ascontiguousarray(x[:1].transpose(0, 2, 3, 1)), (3, 3), 2, 1, axes=(1, 2)))]:
+                   ("max_pool_nhwc", lambda: poolkit.max_pool(xh, (3, 3), 2, 1, axes=(1, 2))),
+                   ("max_pool_backward", lambda: poolkit.max_pool_backward(
+                       np.ones((32, 64, 56, 56), np.float32), x, (3, 3), 2, 1))]:
     call()
     tracemalloc.start()
     out = call()
     cur, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    res[name] = {"peak_bytes": peak, "output_bytes": out.nbytes}
+    res[name] = {"peak_bytes": peak, "output_bytes": out.nbytes}  # for backward: the gradient
 print(json.dumps(res))
 """
 
@@ -74,7 +77,7 @@ def main():
     print()
     print("| call | output MB | peak extra MB (tracemalloc) | peak / output |")
     print("|---|---:|---:|---:|")
-    for name in ("max_pool", "avg_pool", "max_pool_nhwc"):
+    for name in ("max_pool", "avg_pool", "max_pool_nhwc", "max_pool_backward"):
         m = memory[name]
         print(f"| `{name}` | {m['output_bytes'] / 1e6:.1f} | {m['peak_bytes'] / 1e6:.1f} | "
               f"{m['peak_bytes'] / m['output_bytes']:.2f} |")

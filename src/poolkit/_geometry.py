@@ -308,9 +308,9 @@ class Plan:
 
     @functools.cached_property
     def fused(self) -> FusedView | None:
-        """The fused kernels' view, when the plan has 2 or 3 adjacent pooled axes (else None)."""
+        """The fused kernels' view, when the plan has 1, 2 or 3 adjacent pooled axes (else None)."""
         n = len(self.axes)
-        if n in (2, 3) and self.axes[-1] - self.axes[0] == n - 1:
+        if n <= 3 and self.axes[-1] - self.axes[0] == n - 1:
             return FusedView(self)
         return None
 
@@ -331,15 +331,16 @@ _UNIT_AXIS = table_plan(1, [0], [1])
 
 
 class FusedView:
-    """A plan seen by the fused kernels: the input as (outer, D, H, W * inner), with 2-D pooling
-    as D = 1, and the per-axis tables and flags the kernels take, computed once per plan."""
+    """A plan seen by the fused kernels: the input as (outer, D, H, W * inner) -- 2-D pooling has
+    D = 1, 1-D pooling D = H = 1 -- and the per-axis tables and flags the kernels take, computed
+    once per plan."""
 
     def __init__(self, plan: Plan):
         shape = plan.in_shape
         self.outer = math.prod(shape[:plan.axes[0]])
         self.inner = math.prod(shape[plan.axes[-1] + 1:])
         plans = plan.axis_plans
-        self.pd, self.ph, self.pw = ((_UNIT_AXIS,) + plans) if len(plans) == 2 else plans
+        self.pd, self.ph, self.pw = (_UNIT_AXIS,) * (3 - len(plans)) + tuple(plans)
         self.in4 = (self.outer, self.pd.in_size, self.ph.in_size, self.pw.in_size * self.inner)
         self.out4 = (self.outer, self.pd.out_size, self.ph.out_size, self.pw.out_size * self.inner)
         #: starts, counts and dilation of D, H and W, in the kernels' argument order
@@ -366,8 +367,9 @@ class FusedView:
         return (k, p.stride, p.full_lo, p.full_hi, bool(doubling and p.full_hi > p.full_lo))
 
     def divisors(self, count_include_pad, divisor_override):
-        """Per-axis divisor factors (D, H, W), one per output position of each axis; all ones
-        for raw sums (``count_include_pad=None``)."""
+        """Reciprocals of the per-axis divisor factors (D, H, W), one per output position of each
+        axis (the kernels multiply: no division per output); all ones for raw sums
+        (``count_include_pad=None``)."""
         key = (count_include_pad, divisor_override)
         if key not in self._divisors:
             axes = (self.pd, self.ph, self.pw)
@@ -375,9 +377,9 @@ class FusedView:
                 div = tuple(np.ones(p.out_size) for p in axes)
             elif divisor_override is not None:
                 div = (np.ones(self.pd.out_size), np.ones(self.ph.out_size),
-                       np.full(self.pw.out_size, float(divisor_override)))
+                       np.full(self.pw.out_size, 1.0 / divisor_override))
             else:
-                div = tuple((p.pad_counts if count_include_pad else p.counts).astype(np.float64) for p in axes)
+                div = tuple(1.0 / (p.pad_counts if count_include_pad else p.counts) for p in axes)
             self._divisors[key] = div
         return self._divisors[key]
 
