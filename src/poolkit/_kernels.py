@@ -293,8 +293,9 @@ def _pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regula
         else:
             _reduce_rows(x, o, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
         dst = out[o, od, oh]
+        # both modes reduce into acc (one compiled specialisation of the column code per dtype)
+        _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, acc)
         if is_sum:
-            _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, acc)
             scale = div_d[od] * div_h[oh]
             if n_inner == 1:
                 for q in range(np.uint64(n_ow)):
@@ -307,7 +308,7 @@ def _pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regula
                     for q in range(np.uint64(n_inner)):
                         d[q] = a[q] * f
         else:
-            _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, dst)
+            _vcopy(dst, acc, n_ow * n_inner, 1)
 
 
 @njit(cache=True)
