@@ -131,11 +131,6 @@ def _strided_taps(dst, src, n, n_inner, stride, first, is_sum):
                 _vcopy(dst, src, n, 2)
             else:
                 _vacc(dst, src, n, 2, is_sum)
-        elif stride == 3:
-            if first:
-                _vcopy(dst, src, n, 3)
-            else:
-                _vacc(dst, src, n, 3, is_sum)
         elif stride == 4:
             if first:
                 _vcopy(dst, src, n, 4)
@@ -250,65 +245,78 @@ def _n_chunks(total, n_threads, parallel):
     return max(min(total, 4 * n_threads), 1) if parallel else 1
 
 
-@njit(cache=True)
-def _pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
-               div_d, div_h, div_w, out, t0, t1):
-    """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of pool_fused, with their own buffers."""
-    kh, _, lo_h, hi_h, blocks_h = regular_h
-    kw, stride_w, lo_w, hi_w, doubling_w = regular_w
-    n_d, n_h, row_len = x.shape[1], x.shape[2], x.shape[3]
-    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
-    blocks_h = blocks_h and n_d == 1 and hi_h > lo_h
-    buf = np.empty(row_len, dtype=acc_proto.dtype)
-    spare = np.empty(row_len, dtype=acc_proto.dtype)
-    acc = np.empty(out.shape[3], dtype=acc_proto.dtype)
-    ring = 2 * kh if blocks_h else 0
-    g = np.empty((ring, row_len), dtype=acc_proto.dtype)
-    sfx = np.empty((ring, row_len), dtype=acc_proto.dtype)
-    slot_block = np.full(2, -1, dtype=np.int64)
-    plane = -1
-    r0 = 0
-    for t in range(t0, t1):
-        o = t // (n_od * n_oh)
-        r = t - o * (n_od * n_oh)
-        od = r // n_oh
-        oh = r - od * n_oh
-        if blocks_h and lo_h <= oh < hi_h:
-            if t // n_oh != plane:  # a new plane: blocks align at this window's start
-                plane = t // n_oh
-                r0 = sh[oh]
-                slot_block[:] = -1
-            s = sh[oh]
-            m = (s - r0) // kh
-            for mm in (m, m + 1):
-                if slot_block[mm % 2] != mm and r0 + mm * kh < n_h:
-                    _row_blocks(x, o, r0, n_h, kh, mm, g, sfx, is_sum)
-                    slot_block[mm % 2] = mm
-            e = s + kh - 1
-            ge = g[(((e - r0) // kh) % 2) * kh + (e - r0) % kh]
-            if (s - r0) % kh == 0:
-                _vcopy(buf, ge, row_len, 1)
+def _pool_rows_for(is_sum):
+    """The row function of pool_max (is_sum False) or pool_sum (True), built from one source.
+
+    ``is_sum`` is a closure constant: numba prunes the other mode's branches before typing them, so
+    each build compiles only its own code (and the on-disk cache keys the two apart).
+    """
+
+    @njit(cache=True)
+    def pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
+                  div_d, div_h, div_w, out, t0, t1):
+        """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of pool_max / pool_sum, with their
+        own buffers."""
+        kh, _, lo_h, hi_h, blocks_h = regular_h
+        kw, stride_w, lo_w, hi_w, doubling_w = regular_w
+        n_d, n_h, row_len = x.shape[1], x.shape[2], x.shape[3]
+        n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+        blocks_h = blocks_h and n_d == 1 and hi_h > lo_h
+        buf = np.empty(row_len, dtype=acc_proto.dtype)
+        spare = np.empty(row_len, dtype=acc_proto.dtype)
+        acc = np.empty(out.shape[3], dtype=acc_proto.dtype)
+        ring = 2 * kh if blocks_h else 0
+        g = np.empty((ring, row_len), dtype=acc_proto.dtype)
+        sfx = np.empty((ring, row_len), dtype=acc_proto.dtype)
+        slot_block = np.full(2, -1, dtype=np.int64)
+        plane = -1
+        r0 = 0
+        for t in range(t0, t1):
+            o = t // (n_od * n_oh)
+            r = t - o * (n_od * n_oh)
+            od = r // n_oh
+            oh = r - od * n_oh
+            if blocks_h and lo_h <= oh < hi_h:
+                if t // n_oh != plane:  # a new plane: blocks align at this window's start
+                    plane = t // n_oh
+                    r0 = sh[oh]
+                    slot_block[:] = -1
+                s = sh[oh]
+                m = (s - r0) // kh
+                for mm in (m, m + 1):
+                    if slot_block[mm % 2] != mm and r0 + mm * kh < n_h:
+                        _row_blocks(x, o, r0, n_h, kh, mm, g, sfx, is_sum)
+                        slot_block[mm % 2] = mm
+                e = s + kh - 1
+                ge = g[(((e - r0) // kh) % 2) * kh + (e - r0) % kh]
+                if (s - r0) % kh == 0:
+                    _vcopy(buf, ge, row_len, 1)
+                else:
+                    _vpair(buf, sfx[(m % 2) * kh + (s - r0) % kh], ge, row_len, is_sum)
             else:
-                _vpair(buf, sfx[(m % 2) * kh + (s - r0) % kh], ge, row_len, is_sum)
-        else:
-            _reduce_rows(x, o, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
-        dst = out[o, od, oh]
-        # both modes reduce into acc (one compiled specialisation of the column code per dtype)
-        _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, acc)
-        if is_sum:
-            scale = div_d[od] * div_h[oh]
-            if n_inner == 1:
-                for q in range(np.uint64(n_ow)):
-                    dst[q] = acc[q] * (scale * div_w[q])
+                _reduce_rows(x, o, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
+            dst = out[o, od, oh]
+            if is_sum:
+                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, acc)
+                scale = div_d[od] * div_h[oh]
+                if n_inner == 1:
+                    for q in range(np.uint64(n_ow)):
+                        dst[q] = acc[q] * (scale * div_w[q])
+                else:
+                    for ow in range(n_ow):
+                        f = scale * div_w[ow]
+                        a = acc[ow * n_inner:]
+                        d = dst[ow * n_inner:]
+                        for q in range(np.uint64(n_inner)):
+                            d[q] = a[q] * f
             else:
-                for ow in range(n_ow):
-                    f = scale * div_w[ow]
-                    a = acc[ow * n_inner:]
-                    d = dst[ow * n_inner:]
-                    for q in range(np.uint64(n_inner)):
-                        d[q] = a[q] * f
-        else:
-            _vcopy(dst, acc, n_ow * n_inner, 1)
+                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, dst)
+
+    return pool_rows
+
+
+_pool_rows_max = _pool_rows_for(False)
+_pool_rows_sum = _pool_rows_for(True)
 
 
 @njit(cache=True)
@@ -488,24 +496,35 @@ def _build(parallel):
                         _vacc(out[o, starts[m] + j * step], g[o, m], n_inner, 1, True)
 
     @njit(cache=True, parallel=parallel)
-    def pool_fused(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
-                   div_d, div_h, div_w, out, n_threads):
-        """Max (is_sum False) or window sums / divisors (is_sum True) over 2 or 3 adjacent axes.
+    def pool_max(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
+                 div_d, div_h, div_w, out, n_threads):
+        """Window maxima over 1, 2 or 3 adjacent axes.
 
         x: (O, D, H, W*I); out: (O, OD, OH, OW*I).  regular_h / regular_w = (kernel, stride, lo, hi,
         fast): windows lo <= i < hi are full and regular; ``fast`` selects van Herk / Gil-Werman row
-        blocks along H (only when D == 1) and tap doubling along W.  Sums accumulate in acc_proto's
-        dtype and are multiplied by the reciprocal divisors div_d[od] * div_h[oh] * div_w[ow].  Work is split into
-        4 * n_threads chunks of output rows.
+        blocks along H (only when D == 1) and tap doubling along W.  Work is split into
+        4 * n_threads chunks of output rows.  div_* are unused (one signature for both modes).
         """
         total = x.shape[0] * sd.shape[0] * sh.shape[0]
         n_chunks = _n_chunks(total, n_threads, parallel)
         for c in prange(n_chunks):
-            _pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, is_sum, acc_proto,
-                       div_d, div_h, div_w, out, total * c // n_chunks, total * (c + 1) // n_chunks)
+            _pool_rows_max(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
+                           div_d, div_h, div_w, out, total * c // n_chunks, total * (c + 1) // n_chunks)
+
+    @njit(cache=True, parallel=parallel)
+    def pool_sum(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
+                 div_d, div_h, div_w, out, n_threads):
+        """Window sums times the reciprocal divisors div_d[od] * div_h[oh] * div_w[ow], accumulated
+        in acc_proto's dtype (float64); as pool_max otherwise."""
+        total = x.shape[0] * sd.shape[0] * sh.shape[0]
+        n_chunks = _n_chunks(total, n_threads, parallel)
+        for c in prange(n_chunks):
+            _pool_rows_sum(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
+                           div_d, div_h, div_w, out, total * c // n_chunks, total * (c + 1) // n_chunks)
+
     @njit(cache=True, parallel=parallel)
     def max_fused_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, n_threads):
-        """pool_fused for max with flat indices ((d * H + h) * W + w) of the first maximum.
+        """pool_max with flat indices ((d * H + h) * W + w) of the first maximum.
 
         The row pass keeps, per column, the first maximal row; the column pass breaks ties (and NaN
         against NaN) by the smaller flat index, which makes the winner the row-major first maximum.
@@ -518,7 +537,7 @@ def _build(parallel):
     @njit(cache=True, parallel=parallel)
     def sum_fused_adjoint(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
                           div_w, out, n_threads):
-        """The transpose of pool_fused's sums: out[o] = sum over windows of g / divisor, spread over taps.
+        """The transpose of pool_sum: out[o] = sum over windows of g / divisor, spread over taps.
 
         g: (O, OD, OH, OW*I); out: (O, D, H, W*I), any float dtype (accumulated in float64 per plane).
         Planes are independent; windows overlapping inside a plane accumulate in order.
@@ -554,7 +573,8 @@ def _build(parallel):
         reduce_axis=reduce_axis,
         max_axis_indices=max_axis_indices,
         sum_axis_adjoint=sum_axis_adjoint,
-        pool_fused=pool_fused,
+        pool_max=pool_max,
+        pool_sum=pool_sum,
         max_fused_indices=max_fused_indices,
         sum_fused_adjoint=sum_fused_adjoint,
         scatter_add=scatter_add,

@@ -155,8 +155,8 @@ def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
                 kern.max_fused_indices(src, f.inner, f.ph.in_size, f.pw.in_size, *f.geometry, dst,
                                        idx.reshape(f.out4), n_threads)
             else:
-                kern.pool_fused(src, f.inner, *f.geometry, *f.regular, False,
-                                np.empty(1, cur.dtype), *f.divisors(None, None), dst, n_threads)
+                kern.pool_max(src, f.inner, *f.geometry, *f.regular,
+                              np.empty(1, cur.dtype), *f.divisors(None, None), dst, n_threads)
         cur = out
     else:
         cur, idx = _max_separable(cur, plan, return_indices)
@@ -208,8 +208,8 @@ def _pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None,
         out = np.empty(plan.out_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
             kern, n_threads = _kernels_for(x.size + out.size)
-            kern.pool_fused(x.reshape(f.in4), f.inner, *f.geometry, *f.regular, True,
-                            _ONES, *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4), n_threads)
+            kern.pool_sum(x.reshape(f.in4), f.inner, *f.geometry, *f.regular,
+                          _ONES, *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4), n_threads)
         return out.astype(out_dtype, copy=False)
     sums = _sum_separable(x, plan)
     if count_include_pad is not None:
