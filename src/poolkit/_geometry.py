@@ -405,17 +405,31 @@ def check_shape(shape) -> tuple[int, ...]:
 _PLANS: dict = {}
 
 
+def _plain(v) -> bool:
+    """None, a str, an exact int, or a (nested) tuple of exact ints: safe as a memo key as is."""
+    t = type(v)
+    if t is int or t is str or v is None:
+        return True
+    if t is tuple:
+        return all(type(e) is int or (type(e) is tuple and all(type(i) is int for i in e)) for e in v)
+    return False
+
+
 def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, axes=None) -> Plan:
     """Validate sliding-window arguments against ``shape`` and build the plan (memoised).
 
     Repeated calls with the same arguments -- a layer applied to batch after batch -- reuse the
-    plan.  The key is the arguments' ``repr``, so ``True`` and ``1`` never share an entry; calls
-    with array-valued arguments are not memoised.
+    plan.  Plain arguments (exact ints, tuples of them, strings, None) key the memo as they are;
+    others by their ``repr``, so ``True``, ``2.0`` and ``2`` never share an entry.  Calls with
+    array-valued arguments are not memoised.
     """
     args = (shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    if any(isinstance(a, np.ndarray) for a in args):
+    if type(ceil_mode) is bool and all(_plain(a) for a in args[:5] + (axes,)):
+        key = args  # exact ints only: True, 2.0 or np.int64(2) never hash into an int's entry
+    elif any(isinstance(a, np.ndarray) for a in args):
         return _make_plan(*args)
-    key = repr(args)
+    else:
+        key = repr(args)
     plan = _PLANS.get(key)
     if plan is None:
         plan = _make_plan(*args)

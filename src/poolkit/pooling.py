@@ -135,6 +135,16 @@ def _max_compute_view(x: np.ndarray):
 _ONES = np.ones(1)
 
 
+_PROTOS: dict = {}
+
+
+def _proto(dtype) -> np.ndarray:
+    """A one-element array that tells a kernel its accumulator dtype (one per dtype, reused)."""
+    if dtype not in _PROTOS:
+        _PROTOS[dtype] = np.empty(1, dtype)
+    return _PROTOS[dtype]
+
+
 def _kernel_dtype(dtype) -> np.dtype:
     """The dtype the kernels write for a requested result dtype: numba has no float16 arithmetic,
     so float16 results are computed in float32 and rounded once at the end."""
@@ -156,7 +166,7 @@ def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
                                        idx.reshape(f.out4), n_threads)
             else:
                 kern.pool_max(src, f.inner, *f.geometry, *f.regular,
-                              np.empty(1, cur.dtype), *f.divisors(None, None), dst, n_threads)
+                              _proto(cur.dtype), *f.divisors(None, None), dst, n_threads)
         cur = out
     else:
         cur, idx = _max_separable(cur, plan, return_indices)
