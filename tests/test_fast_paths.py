@@ -12,13 +12,13 @@ from poolkit import pooling as P
 
 
 def _general_max(x, plan, return_indices=False):
-    cur, _ = P._max_compute_view(x)
+    cur = P._kernel_input(x)
     out, idx = P._max_separable(cur, plan, return_indices)
     return out.astype(x.dtype), idx
 
 
 def _general_avg(x, plan, count_include_pad=True, divisor_override=None):
-    sums = P._sum_separable(P._sum_input(x), plan)
+    sums = P._sum_separable(P._kernel_input(x), plan)
     return sums / P._divisor(plan, count_include_pad, divisor_override)
 
 

@@ -1,7 +1,7 @@
 """Pooling geometry: the only module that knows output sizes, padding forms, ceil rules and windows.
 
 Along one pooled axis every pooling op is "for output ``i``, reduce the taps
-``starts[i] + j * step`` for ``j < counts[i]``" -- the taps that lie inside the input.
+``starts[i] + j * dilation`` for ``j < counts[i]``" -- the taps that lie inside the input.
 Regular pooling (any padding, ceil mode, SAME), adaptive bins and fractional intervals differ only
 in how that per-axis window table is built; the kernels never see the difference.
 
@@ -30,7 +30,7 @@ PADDING_STRINGS = ("valid", "same", "same_lower")
 class AxisPlan:
     """The window table of one pooled axis.
 
-    Output ``i`` reduces the input positions ``starts[i] + j * step`` for ``0 <= j < counts[i]``,
+    Output ``i`` reduces the input positions ``starts[i] + j * dilation`` for ``0 <= j < counts[i]``,
     all inside ``[0, in_size)``.  ``pad_counts[i]`` is the number of taps of window ``i`` inside
     the padded extent ``[-pad_before, in_size + pad_after)`` (the ``count_include_pad`` divisor
     factor; the overhang of a ceil-mode window past the padding is not counted).
@@ -50,14 +50,6 @@ class AxisPlan:
     #: (empty for tables of irregular windows)
     full_lo: int = 0
     full_hi: int = 0
-
-    @property
-    def step(self) -> int:
-        return self.dilation
-
-    @property
-    def max_count(self) -> int:
-        return int(self.counts.max()) if self.out_size else 0
 
 
 def _frozen(a) -> np.ndarray:

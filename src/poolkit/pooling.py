@@ -123,16 +123,14 @@ def _pooled_scales(plan: geo.Plan):
     return scales[::-1]
 
 
-def _max_compute_view(x: np.ndarray):
-    """A contiguous array the max kernels can run on, and the dtype to give the result."""
+def _kernel_input(x: np.ndarray) -> np.ndarray:
+    """A contiguous array the kernels read directly: bools as uint8, float16 as float32 (numba has
+    no float16 arithmetic; the conversion is exact, and max results convert back exactly)."""
     if x.dtype == np.bool_:
-        return np.ascontiguousarray(x).view(np.uint8), np.dtype(np.bool_)
+        return np.ascontiguousarray(x).view(np.uint8)
     if x.dtype == np.float16:
-        return np.ascontiguousarray(x, dtype=np.float32), np.dtype(np.float16)  # exact both ways
-    return np.ascontiguousarray(x), x.dtype
-
-
-_ONES = np.ones(1)
+        return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x)
 
 
 _PROTOS: dict = {}
@@ -153,7 +151,7 @@ def _kernel_dtype(dtype) -> np.dtype:
 
 def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     """Window maxima (dtype of x) and, if asked, int64 flat indices over the pooled axes."""
-    cur, result_dtype = _max_compute_view(x)
+    cur, result_dtype = _kernel_input(x), x.dtype
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=cur.dtype)
@@ -192,34 +190,26 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
             idx_out = np.empty(new_shape, dtype=np.int64)
             idx_in = _NO_INDICES if idx is None else idx.reshape(outer, length, inner)
             if out.size:
-                kern.max_axis_indices(src, idx_in, idx is not None, ap.starts, ap.counts, ap.step, scale,
+                kern.max_axis_indices(src, idx_in, idx is not None, ap.starts, ap.counts, ap.dilation, scale,
                                       dst, idx_out.reshape(outer, ap.out_size, inner), n_threads)
             idx = idx_out
         elif out.size:
-            kern.reduce_axis(src, ap.starts, ap.counts, ap.step, False, dst, n_threads)
+            kern.reduce_axis(src, ap.starts, ap.counts, ap.dilation, False, dst, n_threads)
         cur = out
     return cur, idx
 
 
-def _sum_input(x: np.ndarray) -> np.ndarray:
-    """A contiguous array the sum kernels read directly (they accumulate in float64)."""
-    if x.dtype == np.bool_:
-        return np.ascontiguousarray(x).view(np.uint8)
-    if x.dtype == np.float16:
-        return np.ascontiguousarray(x, dtype=np.float32)
-    return np.ascontiguousarray(x)
-
-
 def _pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
     """Window sums divided by the average divisor (raw sums when count_include_pad is None)."""
-    x = _sum_input(x)
+    x = _kernel_input(x)
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
             kern, n_threads = _kernels_for(x.size + out.size)
             kern.pool_sum(x.reshape(f.in4), f.inner, *f.geometry, *f.regular,
-                          _ONES, *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4), n_threads)
+                          _proto(np.float64), *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4),
+                          n_threads)
         return out.astype(out_dtype, copy=False)
     sums = _sum_separable(x, plan)
     if count_include_pad is not None:
@@ -238,7 +228,7 @@ def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
         out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
             kern, n_threads = _kernels_for(cur.size + out.size)
-            kern.reduce_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.step, True,
+            kern.reduce_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.dilation, True,
                              out.reshape(outer, ap.out_size, inner), n_threads)
         cur = out
     return cur
@@ -274,7 +264,7 @@ def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
         out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
             kern, n_threads = _kernels_for(cur.size + out.size)
-            kern.sum_axis_adjoint(cur.reshape(outer, ap.out_size, inner), ap.starts, ap.counts, ap.step,
+            kern.sum_axis_adjoint(cur.reshape(outer, ap.out_size, inner), ap.starts, ap.counts, ap.dilation,
                                   out.reshape(outer, ap.in_size, inner), n_threads)
         cur = out
     return cur
