@@ -34,9 +34,14 @@ from numba import njit, prange
 # ============================================================================================
 
 
-# Hot loops run over zero-based unsigned indices of 1-D slices: numba adds a negative-index
-# wraparound check to every signed index it cannot prove non-negative, and that check stops LLVM
-# from vectorising the loop (measured: 6 ns -> 0.6 ns per element for a 3-tap max).
+# Hot loops run over zero-based unsigned indices: numba adds a negative-index wraparound check to
+# every signed index it cannot prove non-negative, and that check stops LLVM from vectorising the
+# loop (measured: 6 ns -> 0.6 ns per element for a 3-tap max).
+#
+# Rows are addressed as (flat array, offset), never as array views: every view numba makes costs an
+# atomic increment and decrement of the array's reference count, and with one view per row and tap
+# those atomics took a third of the time of a 2x2 max pool (measured with perf), more with two
+# threads sharing the input's count.
 
 
 @njit(inline="always")
@@ -53,176 +58,207 @@ def _combine(a, b, is_sum):
 
 
 @njit(inline="always")
-def _vcopy(dst, src, n, stride):
-    """dst[q] = src[q * stride] for q < n."""
-    st = np.uint64(stride)
+def _vcopy(dst, d0, src, s0, n, stride):
+    """dst[d0 + q] = src[s0 + q * stride] for q < n."""
+    d, s, st = np.uint64(d0), np.uint64(s0), np.uint64(stride)
     for q in range(np.uint64(n)):
-        dst[q] = src[q * st]
+        dst[d + q] = src[s + q * st]
 
 
 @njit(inline="always")
-def _vacc(dst, src, n, stride, is_sum):
-    """dst[q] = combine(dst[q], src[q * stride]) for q < n."""
-    st = np.uint64(stride)
+def _vacc(dst, d0, src, s0, n, stride, is_sum):
+    """dst[d0 + q] = combine(dst[d0 + q], src[s0 + q * stride]) for q < n."""
+    d, s, st = np.uint64(d0), np.uint64(s0), np.uint64(stride)
     if is_sum:
         for q in range(np.uint64(n)):
-            dst[q] += src[q * st]
+            dst[d + q] += src[s + q * st]
     else:
         for q in range(np.uint64(n)):
-            v = src[q * st]
-            b = dst[q]
-            dst[q] = v if _better(v, b) else b
+            v = src[s + q * st]
+            b = dst[d + q]
+            dst[d + q] = v if _better(v, b) else b
 
 
 @njit(inline="always")
-def _vpair(dst, a, b, n, is_sum):
-    """dst[q] = combine(a[q], b[q]) for q < n (a holds the earlier taps)."""
+def _vpair(dst, d0, a, a0, b, b0, n, is_sum):
+    """dst[d0 + q] = combine(a[a0 + q], b[b0 + q]) for q < n (a holds the earlier taps)."""
+    d, ua, ub = np.uint64(d0), np.uint64(a0), np.uint64(b0)
     if is_sum:
         for q in range(np.uint64(n)):
-            dst[q] = a[q] + b[q]
+            dst[d + q] = a[ua + q] + b[ub + q]
     else:
         for q in range(np.uint64(n)):
-            u = a[q]
-            v = b[q]
-            dst[q] = v if _better(v, u) else u
+            u = a[ua + q]
+            v = b[ub + q]
+            dst[d + q] = v if _better(v, u) else u
 
 
 @njit(inline="always")
-def _reduce_rows(x, o, d0, nd, dd, h0, nh, dh, buf, is_sum):
-    """buf = reduction of the rows x[o, d0 + jd*dd, h0 + jh*dh, :] over the window's taps."""
-    n = buf.shape[0]
+def _vspread(dst, d0, src, s0, n, stride):
+    """dst[d0 + q * stride] += src[s0 + q] for q < n."""
+    d, s, st = np.uint64(d0), np.uint64(s0), np.uint64(stride)
+    for q in range(np.uint64(n)):
+        dst[d + q * st] += src[s + q]
+
+
+@njit(inline="always")
+def _vzero(dst, d0, n):
+    d = np.uint64(d0)
+    for q in range(np.uint64(n)):
+        dst[d + q] = 0
+
+
+@njit(inline="always")
+def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, is_sum):
+    """buf = reduction of the input rows (d0 + jd*dd, h0 + jh*dh) of the plane starting at xf[plane]."""
     first = True
     for jd in range(nd):
         for jh in range(nh):
-            src = x[o, d0 + jd * dd, h0 + jh * dh]
+            src = plane + ((d0 + jd * dd) * height + h0 + jh * dh) * row_len
             if first:
-                _vcopy(buf, src, n, 1)
+                _vcopy(buf, 0, xf, src, row_len, 1)
                 first = False
             else:
-                _vacc(buf, src, n, 1, is_sum)
+                _vacc(buf, 0, xf, src, row_len, 1, is_sum)
 
 
-@njit(cache=True)
-def _window_taps(buf, n_inner, s, c, dw, is_sum, dst):
-    """dst[:n_inner] = reduction of the c taps s, s + dw, ... of the row buffer."""
+@njit(cache=True, _nrt=False)
+def _window_taps(buf, n_inner, s, c, dw, is_sum, dst, d0):
+    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row buffer."""
     if n_inner == 1:
         a = buf[np.uint64(s)]
         for j in range(1, c):
             a = _combine(a, buf[np.uint64(s + j * dw)], is_sum)
-        dst[0] = a
+        dst[np.uint64(d0)] = a
         return
-    _vcopy(dst, buf[s * n_inner:], n_inner, 1)
+    _vcopy(dst, d0, buf, s * n_inner, n_inner, 1)
     for j in range(1, c):
-        _vacc(dst, buf[(s + j * dw) * n_inner:], n_inner, 1, is_sum)
+        _vacc(dst, d0, buf, (s + j * dw) * n_inner, n_inner, 1, is_sum)
 
 
-@njit(cache=True)
-def _strided_taps(dst, src, n, n_inner, stride, first, is_sum):
-    """dst[q*I + i] (op)= src[q*stride*I + i] for q < n, i < I, for contiguous or strided windows."""
+@njit(cache=True, _nrt=False)
+def _strided_taps(dst, d0, src, s0, n, n_inner, stride, first, is_sum):
+    """dst[d0 + q*I + i] (op)= src[s0 + q*stride*I + i] for q < n, i < I."""
     if stride == 1:
         if first:
-            _vcopy(dst, src, n * n_inner, 1)
+            _vcopy(dst, d0, src, s0, n * n_inner, 1)
         else:
-            _vacc(dst, src, n * n_inner, 1, is_sum)
+            _vacc(dst, d0, src, s0, n * n_inner, 1, is_sum)
     elif n_inner == 1:
         # literal strides let LLVM vectorise the strided loads (measured: 3.5x for max, stride 4)
         if stride == 2:
             if first:
-                _vcopy(dst, src, n, 2)
+                _vcopy(dst, d0, src, s0, n, 2)
             else:
-                _vacc(dst, src, n, 2, is_sum)
+                _vacc(dst, d0, src, s0, n, 2, is_sum)
         elif stride == 4:
             if first:
-                _vcopy(dst, src, n, 4)
+                _vcopy(dst, d0, src, s0, n, 4)
             else:
-                _vacc(dst, src, n, 4, is_sum)
+                _vacc(dst, d0, src, s0, n, 4, is_sum)
         elif first:
-            _vcopy(dst, src, n, stride)
+            _vcopy(dst, d0, src, s0, n, stride)
         else:
-            _vacc(dst, src, n, stride, is_sum)
+            _vacc(dst, d0, src, s0, n, stride, is_sum)
     else:
         for q in range(n):
             if first:
-                _vcopy(dst[q * n_inner:], src[q * stride * n_inner:], n_inner, 1)
+                _vcopy(dst, d0 + q * n_inner, src, s0 + q * stride * n_inner, n_inner, 1)
             else:
-                _vacc(dst[q * n_inner:], src[q * stride * n_inner:], n_inner, 1, is_sum)
+                _vacc(dst, d0 + q * n_inner, src, s0 + q * stride * n_inner, n_inner, 1, is_sum)
 
 
-@njit(inline="always")
-def _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo, hi, spare, doubling, is_sum, acc):
-    """acc[ow * n_inner + i] = reduction of the W taps of window ow in the row buffer.
+@njit(cache=True, _nrt=False)
+def _direct_taps(dst, d0, buf, b0, n, kw, stride, is_sum):
+    """dst[d0 + q] = reduction of buf[b0 + q*stride + j] over j < kw, for q < n, when (kw, stride)
+    is one of the common small windows (2, 2), (3, 2), (2, 1), (3, 1): literal loops that LLVM
+    vectorises, one pass instead of kw.  Returns False (nothing written) for other windows."""
+    d, b, m = np.uint64(d0), np.uint64(b0), np.uint64(n)
+    if stride == 2 and kw == 2:
+        for q in range(m):
+            dst[d + q] = _combine(buf[b + 2 * q], buf[b + 2 * q + 1], is_sum)
+    elif stride == 2 and kw == 3:
+        for q in range(m):
+            dst[d + q] = _combine(_combine(buf[b + 2 * q], buf[b + 2 * q + 1], is_sum), buf[b + 2 * q + 2], is_sum)
+    elif stride == 1 and kw == 2:
+        for q in range(m):
+            dst[d + q] = _combine(buf[b + q], buf[b + q + 1], is_sum)
+    elif stride == 1 and kw == 3:
+        for q in range(m):
+            dst[d + q] = _combine(_combine(buf[b + q], buf[b + q + 1], is_sum), buf[b + q + 2], is_sum)
+    else:
+        return False
+    return True
 
+
+@njit(cache=True, _nrt=False)
+def _reduce_cols(work, n_inner, sw, cw, dw, kw, stride_w, lo, hi, doubling, is_sum, acc, a0):
+    """acc[a0 + ow * n_inner + i] = reduction of the W taps of window ow in the row buffer.
+
+    ``work`` holds the row buffer in its first half (row_len entries) and scratch in its second.
     Edge windows (ow < lo or ow >= hi) are reduced tap by tap.  The full, regular windows
-    lo <= ow < hi (first tap at sw[lo] + (ow - lo) * stride_w) are reduced tap-major, so the loops
-    run along ow; with ``doubling``, over log2(kw) levels instead: level l + 1 combines pairs of
-    level-l entries 2**l taps apart (ping-ponging between ``buf`` and ``spare``), and each output
-    combines the levels of the set bits of kw -- about log2(kw) + popcount(kw) passes, with no
-    subtraction, so sums stay as accurate as a direct sum.  ``buf`` is overwritten.
+    lo <= ow < hi (first tap at sw[lo] + (ow - lo) * stride_w) are reduced in one pass for the common
+    small windows, otherwise tap-major, so the loops run along ow; with ``doubling``, over log2(kw)
+    levels instead: level l + 1 combines pairs of level-l entries 2**l taps apart (ping-ponging
+    between the two halves of ``work``), and each output combines the levels of the set bits of kw
+    -- about log2(kw) + popcount(kw) passes, with no subtraction, so sums stay as accurate as a
+    direct sum.  The row buffer may be overwritten.
     """
-    for ow in range(sw.shape[0]):
-        if ow < lo or ow >= hi:
-            _window_taps(buf, n_inner, sw[ow], cw[ow], dw, is_sum, acc[ow * n_inner:])
+    for ow in range(lo):
+        _window_taps(work, n_inner, sw[ow], cw[ow], dw, is_sum, acc, a0 + ow * n_inner)
+    for ow in range(max(hi, lo), sw.shape[0]):
+        _window_taps(work, n_inner, sw[ow], cw[ow], dw, is_sum, acc, a0 + ow * n_inner)
     if hi <= lo:
         return
     n = hi - lo
-    dst = acc[lo * n_inner:]
+    d0 = a0 + lo * n_inner
     p0 = sw[lo]
+    if n_inner == 1 and dw == 1 and not doubling and _direct_taps(acc, d0, work, p0, n, kw, stride_w, is_sum):
+        return
     if not doubling:
         for j in range(kw):
-            _strided_taps(dst, buf[(p0 + j * dw) * n_inner:], n, n_inner, stride_w, j == 0, is_sum)
+            _strided_taps(acc, d0, work, (p0 + j * dw) * n_inner, n, n_inner, stride_w, j == 0, is_sum)
         return
-    level = buf
-    other = spare
-    width = buf.shape[0]
+    width = work.shape[0] // 2
+    level = 0
+    other = width
     span = 1
     covered = 0
     bits = kw
     while bits:
         if bits & 1:
-            _strided_taps(dst, level[(p0 + covered * dw) * n_inner:], n, n_inner, stride_w, covered == 0, is_sum)
+            _strided_taps(acc, d0, work, level + (p0 + covered * dw) * n_inner, n, n_inner, stride_w, covered == 0,
+                          is_sum)
             covered += span
         bits >>= 1
         if bits:
             off = span * dw * n_inner
-            _vpair(other, level, level[off:], width - off, is_sum)
+            _vpair(work, other, work, level, work, level + off, width - off, is_sum)
             level, other = other, level
             span *= 2
 
 
-@njit(cache=True)
-def _row_blocks(x, o, r0, r1, kh, m, g, sfx, is_sum):
-    """Prefix (g) and suffix (sfx) reductions over the rows of block m = [r0 + m*kh, ...) of
-    plane o, into ring slot m % 2 (rows slot*kh ... slot*kh + kh - 1)."""
+@njit(cache=True, _nrt=False)
+def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, is_sum):
+    """Prefix (g) and suffix (sfx) reductions over the rows of block m = [r0 + m*kh, ...) of the
+    2-D plane starting at xf[plane], into ring slot m % 2 (rows slot*kh ... slot*kh + kh - 1 of the
+    flat (2 * kh, row_len) buffers)."""
     b0 = r0 + m * kh
     b1 = min(b0 + kh, r1)
     base = (m % 2) * kh - b0
-    n = g.shape[1]
-    _vcopy(g[base + b0], x[o, 0, b0], n, 1)
+    n = row_len
+    _vcopy(g, (base + b0) * n, xf, plane + b0 * n, n, 1)
     for h in range(b0 + 1, b1):
-        _vpair(g[base + h], g[base + h - 1], x[o, 0, h], n, is_sum)
-    _vcopy(sfx[base + b1 - 1], x[o, 0, b1 - 1], n, 1)
+        _vpair(g, (base + h) * n, g, (base + h - 1) * n, xf, plane + h * n, n, is_sum)
+    _vcopy(sfx, (base + b1 - 1) * n, xf, plane + (b1 - 1) * n, n, 1)
     for h in range(b1 - 2, b0 - 1, -1):
-        _vpair(sfx[base + h], x[o, 0, h], sfx[base + h + 1], n, is_sum)
+        _vpair(sfx, (base + h) * n, xf, plane + h * n, sfx, (base + h + 1) * n, n, is_sum)
 
 
-@njit(inline="always")
-def _vspread(dst, src, n, stride):
-    """dst[q * stride] += src[q] for q < n."""
-    st = np.uint64(stride)
-    for q in range(np.uint64(n)):
-        dst[q * st] += src[q]
-
-
-@njit(inline="always")
-def _vzero(dst):
-    for q in range(np.uint64(dst.shape[0])):
-        dst[q] = 0
-
-
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _scatter_plane(plane, src, ix, add):
     """plane[ix[q, i], i] (+)= src[q, i] on a zero-filled plane; indices checked by the caller."""
-    _vzero(plane.reshape(plane.size))
+    _vzero(plane.reshape(plane.size), 0, plane.size)
     n_src, n_inner = src.shape
     if n_inner == 1:
         for q in range(np.uint64(n_src)):
@@ -258,17 +294,27 @@ def _pool_rows_for(is_sum):
         """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of pool_max / pool_sum, with their
         own buffers."""
         kh, _, lo_h, hi_h, blocks_h = regular_h
-        kw, stride_w, lo_w, hi_w, doubling_w = regular_w
-        n_d, n_h, row_len = x.shape[1], x.shape[2], x.shape[3]
-        n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
-        blocks_h = blocks_h and n_d == 1 and hi_h > lo_h
-        buf = np.empty(row_len, dtype=acc_proto.dtype)
-        spare = np.empty(row_len, dtype=acc_proto.dtype)
+        row_len = x.shape[3]
+        blocks_h = blocks_h and x.shape[1] == 1 and hi_h > lo_h
+        buf = np.empty(2 * row_len, dtype=acc_proto.dtype)  # the row, then _reduce_cols' scratch
         acc = np.empty(out.shape[3], dtype=acc_proto.dtype)
         ring = 2 * kh if blocks_h else 0
-        g = np.empty((ring, row_len), dtype=acc_proto.dtype)
-        sfx = np.empty((ring, row_len), dtype=acc_proto.dtype)
+        g = np.empty(ring * row_len, dtype=acc_proto.dtype)
+        sfx = np.empty(ring * row_len, dtype=acc_proto.dtype)
         slot_block = np.full(2, -1, dtype=np.int64)
+        rows(x.reshape(x.size), x.shape[1], x.shape[2], row_len, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw,
+             regular_h, regular_w, blocks_h, div_d, div_h, div_w, out.reshape(out.size), out.shape[3], buf, acc, g,
+             sfx, slot_block, t0, t1)
+
+    @njit(cache=True, _nrt=False)
+    def rows(xf, n_d, n_h, row_len, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, blocks_h,
+             div_d, div_h, div_w, of, out_len, buf, acc, g, sfx, slot_block, t0, t1):
+        """The loop of pool_rows over flat arrays, compiled without reference counting (no array
+        is made here, so every view and call is free of atomic increments)."""
+        kh, _, lo_h, hi_h, _ = regular_h
+        kw, stride_w, lo_w, hi_w, doubling_w = regular_w
+        n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+        plane_len = n_d * n_h * row_len
         plane = -1
         r0 = 0
         for t in range(t0, t1):
@@ -285,32 +331,33 @@ def _pool_rows_for(is_sum):
                 m = (s - r0) // kh
                 for mm in (m, m + 1):
                     if slot_block[mm % 2] != mm and r0 + mm * kh < n_h:
-                        _row_blocks(x, o, r0, n_h, kh, mm, g, sfx, is_sum)
+                        _row_blocks(xf, o * plane_len, row_len, r0, n_h, kh, mm, g, sfx, is_sum)
                         slot_block[mm % 2] = mm
                 e = s + kh - 1
-                ge = g[(((e - r0) // kh) % 2) * kh + (e - r0) % kh]
+                ge = ((((e - r0) // kh) % 2) * kh + (e - r0) % kh) * row_len
                 if (s - r0) % kh == 0:
-                    _vcopy(buf, ge, row_len, 1)
+                    _vcopy(buf, 0, g, ge, row_len, 1)
                 else:
-                    _vpair(buf, sfx[(m % 2) * kh + (s - r0) % kh], ge, row_len, is_sum)
+                    _vpair(buf, 0, sfx, ((m % 2) * kh + (s - r0) % kh) * row_len, g, ge, row_len, is_sum)
             else:
-                _reduce_rows(x, o, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
-            dst = out[o, od, oh]
+                _reduce_rows(xf, o * plane_len, n_h, row_len, sd[od], cd[od], dd, sh[oh], ch[oh], dh, buf, is_sum)
+            d0 = t * out_len
             if is_sum:
-                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, acc)
+                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, doubling_w, is_sum, acc, 0)
                 scale = div_d[od] * div_h[oh]
                 if n_inner == 1:
+                    d = np.uint64(d0)
                     for q in range(np.uint64(n_ow)):
-                        dst[q] = acc[q] * (scale * div_w[q])
+                        of[d + q] = acc[q] * (scale * div_w[q])
                 else:
                     for ow in range(n_ow):
                         f = scale * div_w[ow]
-                        a = acc[ow * n_inner:]
-                        d = dst[ow * n_inner:]
+                        d = np.uint64(d0 + ow * n_inner)
+                        a = np.uint64(ow * n_inner)
                         for q in range(np.uint64(n_inner)):
-                            d[q] = a[q] * f
+                            of[d + q] = acc[a + q] * f
             else:
-                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, spare, doubling_w, is_sum, dst)
+                _reduce_cols(buf, n_inner, sw, cw, dw, kw, stride_w, lo_w, hi_w, doubling_w, is_sum, of, d0)
 
     return pool_rows
 
@@ -322,10 +369,21 @@ _pool_rows_sum = _pool_rows_for(True)
 @njit(cache=True)
 def _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, t0, t1):
     """Output rows t0 <= t < t1 of max_fused_indices, with their own buffers."""
-    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
     buf = np.empty(x.shape[3], dtype=x.dtype)
     row = np.empty(x.shape[3], dtype=np.int64)
-    n = np.uint64(x.shape[3])
+    _max_rows_indices_loop(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, buf, row, t0, t1)
+
+
+@njit(cache=True, _nrt=False)
+def _max_rows_indices_loop(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, buf, row, t0, t1):
+    """The loop of _max_rows_indices, compiled without reference counting."""
+    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+    row_len, out_len = x.shape[3], out.shape[3]
+    plane_len = x.shape[1] * x.shape[2] * row_len
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    idf = idx.reshape(idx.size)
+    n = np.uint64(row_len)
     for t in range(t0, t1):
         o = t // (n_od * n_oh)
         r = t - o * (n_od * n_oh)
@@ -336,22 +394,21 @@ def _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw,
             d = sd[od] + jd * dd
             for jh in range(ch[oh]):
                 h = sh[oh] + jh * dh
-                src = x[o, d, h]
                 flat_row = d * height + h
+                src = np.uint64(o * plane_len + flat_row * row_len)
                 if first:
                     for q in range(n):
-                        buf[q] = src[q]
+                        buf[q] = xf[src + q]
                         row[q] = flat_row
                     first = False
                 else:
                     for q in range(n):
-                        v = src[q]
+                        v = xf[src + q]
                         b = buf[q]
                         take = _better(v, b)
                         buf[q] = v if take else b
                         row[q] = flat_row if take else row[q]
-        dst = out[o, od, oh]
-        dst_idx = idx[o, od, oh]
+        d0 = t * out_len
         for ow in range(n_ow):
             for i in range(n_inner):
                 w = sw[ow]
@@ -366,8 +423,8 @@ def _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw,
                     if v > b or (v == b and fi < bi) or (v != v and (b == b or fi < bi)):
                         b = v
                         bi = fi
-                dst[ow * n_inner + i] = b
-                dst_idx[ow * n_inner + i] = bi
+                of[d0 + ow * n_inner + i] = b
+                idf[d0 + ow * n_inner + i] = bi
 
 
 @njit(cache=True)
@@ -378,55 +435,95 @@ def _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, ro
     When no input row (d, h) lies in two windows (``rows_disjoint``), each row is written once,
     straight into ``out``; otherwise rows accumulate in a float64 plane that is copied at the end.
     """
+    plane_len = out.shape[1] * out.shape[2] * out.shape[3]
+    acc = np.empty(0 if rows_disjoint else plane_len, dtype=np.float64)
+    rowbuf = np.empty(out.shape[3], dtype=np.float64)
+    vals = np.empty(sw.shape[0] * n_inner, dtype=np.float64)
+    _spread_planes_loop(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
+                        div_w, out, acc, rowbuf, vals, o0, o1)
+
+
+@njit(cache=True, _nrt=False)
+def _spread_planes_loop(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
+                        div_w, out, acc, rowbuf, vals, o0, o1):
+    """The loop of _spread_planes, compiled without reference counting."""
     kw, stride_w, lo, hi, _ = regular_w
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
-    row_len = out.shape[3]
-    plane_rows = 0 if rows_disjoint else out.shape[1] * out.shape[2]
-    acc = np.empty((plane_rows, row_len), dtype=np.float64)
-    flat = acc.reshape(acc.size)
-    rowbuf = np.empty(row_len, dtype=np.float64)
-    vals = np.empty(n_ow * n_inner, dtype=np.float64)
+    row_len, g_len = out.shape[3], g.shape[3]
+    plane_len = out.shape[1] * out.shape[2] * row_len
+    gf = g.reshape(g.size)
+    of = out.reshape(out.size)
     for o in range(o0, o1):
-        dst_plane = out[o]
+        dst_plane = o * plane_len
         if rows_disjoint:
-            _vzero(dst_plane.reshape(dst_plane.size))
+            _vzero(of, dst_plane, plane_len)
         else:
-            _vzero(flat)
+            _vzero(acc, 0, plane_len)
         for od in range(n_od):
             for oh in range(n_oh):
-                _vzero(rowbuf)
-                src = g[o, od, oh]
+                _vzero(rowbuf, 0, row_len)
+                src = ((o * n_od + od) * n_oh + oh) * g_len
                 scale = div_d[od] * div_h[oh]
                 for ow in range(n_ow):
                     f = scale * div_w[ow]
                     for i in range(n_inner):
-                        vals[ow * n_inner + i] = src[ow * n_inner + i] * f
+                        vals[ow * n_inner + i] = gf[src + ow * n_inner + i] * f
                 for ow in range(n_ow):  # edge windows
                     if ow < lo or ow >= hi:
                         for j in range(cw[ow]):
-                            _vacc(rowbuf[(sw[ow] + j * dw) * n_inner:], vals[ow * n_inner:], n_inner, 1, True)
+                            _vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, True)
                 if hi > lo:  # full windows, tap-major
                     n = hi - lo
-                    v = vals[lo * n_inner:]
+                    v0 = lo * n_inner
                     for j in range(kw):
-                        dst = rowbuf[(sw[lo] + j * dw) * n_inner:]
+                        d0 = (sw[lo] + j * dw) * n_inner
                         if stride_w == 1:
-                            _vacc(dst, v, n * n_inner, 1, True)
+                            _vacc(rowbuf, d0, vals, v0, n * n_inner, 1, True)
                         elif n_inner == 1:
-                            _vspread(dst, v, n, stride_w)
+                            _vspread(rowbuf, d0, vals, v0, n, stride_w)
                         else:
                             for q in range(n):
-                                _vacc(dst[q * stride_w * n_inner:], v[q * n_inner:], n_inner, 1, True)
+                                _vacc(rowbuf, d0 + q * stride_w * n_inner, vals, v0 + q * n_inner, n_inner, 1, True)
                 for jd in range(cd[od]):
                     for jh in range(ch[oh]):
-                        d = sd[od] + jd * dd
-                        h = sh[oh] + jh * dh
+                        row = (sd[od] + jd * dd) * out.shape[2] + sh[oh] + jh * dh
                         if rows_disjoint:
-                            _vcopy(dst_plane[d, h], rowbuf, row_len, 1)
+                            _vcopy(of, dst_plane + row * row_len, rowbuf, 0, row_len, 1)
                         else:
-                            _vacc(acc[d * out.shape[2] + h], rowbuf, row_len, 1, True)
+                            _vacc(acc, row * row_len, rowbuf, 0, row_len, 1, True)
         if not rows_disjoint:
-            _vcopy(dst_plane.reshape(dst_plane.size), flat, flat.shape[0], 1)
+            _vcopy(of, dst_plane, acc, 0, plane_len, 1)
+
+
+@njit(cache=True, _nrt=False)
+def _reduce_axis_part(x, starts, counts, step, is_sum, out, t0, t1):
+    """Outputs t0 <= t < t1 (t = o * n_out + m) of reduce_axis."""
+    length, n_inner = x.shape[1], x.shape[2]
+    n_out = starts.shape[0]
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    for t in range(t0, t1):
+        o = t // n_out
+        m = t - o * n_out
+        src = (o * length + starts[m]) * n_inner
+        _vcopy(of, t * n_inner, xf, src, n_inner, 1)
+        for j in range(1, counts[m]):
+            _vacc(of, t * n_inner, xf, src + j * step * n_inner, n_inner, 1, is_sum)
+
+
+@njit(cache=True, _nrt=False)
+def _sum_adjoint_part(g, starts, counts, step, out, o0, o1):
+    """Planes o0 <= o < o1 of sum_axis_adjoint."""
+    n_out, n_inner = g.shape[1], g.shape[2]
+    length = out.shape[1]
+    gf = g.reshape(g.size)
+    of = out.reshape(out.size)
+    for o in range(o0, o1):
+        plane = o * length * n_inner
+        _vzero(of, plane, length * n_inner)
+        for m in range(n_out):
+            for j in range(counts[m]):
+                _vacc(of, plane + (starts[m] + j * step) * n_inner, gf, (o * n_out + m) * n_inner, n_inner, 1, True)
 
 
 def _build(parallel):
@@ -435,18 +532,11 @@ def _build(parallel):
     @njit(cache=True, parallel=parallel)
     def reduce_axis(x, starts, counts, step, is_sum, out, n_threads):
         """out[o, m, i] = max (or sum, in out's dtype) over the window m of x[o, :, i]."""
-        n_outer, _, n_inner = x.shape
-        n_out = starts.shape[0]
-        total = n_outer * n_out
+        total = x.shape[0] * starts.shape[0]
         n_chunks = _n_chunks(total, n_threads, parallel)
         for c in prange(n_chunks):
-            for t in range(total * c // n_chunks, total * (c + 1) // n_chunks):
-                o = t // n_out
-                m = t - o * n_out
-                dst = out[o, m]
-                _vcopy(dst, x[o, starts[m]], n_inner, 1)
-                for j in range(1, counts[m]):
-                    _vacc(dst, x[o, starts[m] + j * step], n_inner, 1, is_sum)
+            _reduce_axis_part(x, starts, counts, step, is_sum, out, total * c // n_chunks,
+                              total * (c + 1) // n_chunks)
 
     @njit(cache=True, parallel=parallel)
     def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, idx_out, n_threads):
@@ -485,15 +575,10 @@ def _build(parallel):
     @njit(cache=True, parallel=parallel)
     def sum_axis_adjoint(g, starts, counts, step, out, n_threads):
         """The transpose of reduce_axis's sums: out[o, p, i] = sum of g[o, m, i] over the windows m holding p."""
-        n_outer, n_out, n_inner = g.shape
+        n_outer = g.shape[0]
         n_chunks = _n_chunks(n_outer, n_threads, parallel)
         for c in prange(n_chunks):
-            for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
-                plane = out[o]
-                _vzero(plane.reshape(plane.size))
-                for m in range(n_out):
-                    for j in range(counts[m]):
-                        _vacc(out[o, starts[m] + j * step], g[o, m], n_inner, 1, True)
+            _sum_adjoint_part(g, starts, counts, step, out, n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
 
     @njit(cache=True, parallel=parallel)
     def pool_max(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
