@@ -122,7 +122,7 @@ def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, is_sum
                 _vacc(buf, 0, xf, src, row_len, 1, is_sum)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _window_taps(buf, n_inner, s, c, dw, is_sum, dst, d0):
     """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row buffer."""
     if n_inner == 1:
@@ -172,20 +172,25 @@ def _strided_taps(dst, d0, src, s0, n, n_inner, stride, first, is_sum):
 def _direct_taps(dst, d0, buf, b0, n, kw, stride, is_sum):
     """dst[d0 + q] = reduction of buf[b0 + q*stride + j] over j < kw, for q < n, when (kw, stride)
     is one of the common small windows (2, 2), (3, 2), (2, 1), (3, 1): literal loops that LLVM
-    vectorises, one pass instead of kw.  Returns False (nothing written) for other windows."""
-    d, b, m = np.uint64(d0), np.uint64(b0), np.uint64(n)
+    vectorises, one pass instead of kw.  Returns False (nothing written) for other windows.
+
+    Every index term is uint64 (a plain int literal would make the sum signed, and numba's
+    wraparound check on it would stop the vectoriser)."""
+    d, m = np.uint64(d0), np.uint64(n)
+    b0_, b1, b2 = np.uint64(b0), np.uint64(b0 + 1), np.uint64(b0 + 2)
+    two = np.uint64(2)
     if stride == 2 and kw == 2:
         for q in range(m):
-            dst[d + q] = _combine(buf[b + 2 * q], buf[b + 2 * q + 1], is_sum)
+            dst[d + q] = _combine(buf[b0_ + two * q], buf[b1 + two * q], is_sum)
     elif stride == 2 and kw == 3:
         for q in range(m):
-            dst[d + q] = _combine(_combine(buf[b + 2 * q], buf[b + 2 * q + 1], is_sum), buf[b + 2 * q + 2], is_sum)
+            dst[d + q] = _combine(_combine(buf[b0_ + two * q], buf[b1 + two * q], is_sum), buf[b2 + two * q], is_sum)
     elif stride == 1 and kw == 2:
         for q in range(m):
-            dst[d + q] = _combine(buf[b + q], buf[b + q + 1], is_sum)
+            dst[d + q] = _combine(buf[b0_ + q], buf[b1 + q], is_sum)
     elif stride == 1 and kw == 3:
         for q in range(m):
-            dst[d + q] = _combine(_combine(buf[b + q], buf[b + q + 1], is_sum), buf[b + q + 2], is_sum)
+            dst[d + q] = _combine(_combine(buf[b0_ + q], buf[b1 + q], is_sum), buf[b2 + q], is_sum)
     else:
         return False
     return True
@@ -204,9 +209,9 @@ def _reduce_cols(work, n_inner, sw, cw, dw, kw, stride_w, lo, hi, doubling, is_s
     -- about log2(kw) + popcount(kw) passes, with no subtraction, so sums stay as accurate as a
     direct sum.  The row buffer may be overwritten.
     """
-    for ow in range(lo):
-        _window_taps(work, n_inner, sw[ow], cw[ow], dw, is_sum, acc, a0 + ow * n_inner)
-    for ow in range(max(hi, lo), sw.shape[0]):
+    tail = max(hi, lo)
+    for e in range(lo + sw.shape[0] - tail):  # the edge windows, inlined (a call each cost more)
+        ow = e if e < lo else e - lo + tail
         _window_taps(work, n_inner, sw[ow], cw[ow], dw, is_sum, acc, a0 + ow * n_inner)
     if hi <= lo:
         return
@@ -257,22 +262,22 @@ def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, is_sum):
 
 @njit(cache=True, _nrt=False)
 def _scatter_plane(plane, src, ix, add):
-    """plane[ix[q, i], i] (+)= src[q, i] on a zero-filled plane; indices checked by the caller."""
+    """plane[ix[q, i], i] (+)= src[q, i] on a zero-filled plane.  Indices outside the plane are
+    skipped and counted; the count is returned (the caller raises)."""
+    n_pos, n_inner = plane.shape
     _vzero(plane.reshape(plane.size), 0, plane.size)
-    n_src, n_inner = src.shape
-    if n_inner == 1:
-        for q in range(np.uint64(n_src)):
-            if add:
-                plane[np.uint64(ix[q, 0]), 0] += src[q, 0]
+    limit = np.uint64(n_pos)
+    bad = 0
+    for q in range(src.shape[0]):
+        for i in range(np.uint64(n_inner)):
+            p = np.uint64(ix[q, i])  # negative indices wrap to huge values
+            if p >= limit:
+                bad += 1
+            elif add:
+                plane[p, i] += src[q, i]
             else:
-                plane[np.uint64(ix[q, 0]), 0] = src[q, 0]
-    else:
-        for q in range(n_src):
-            for i in range(np.uint64(n_inner)):
-                if add:
-                    plane[np.uint64(ix[q, i]), i] += src[q, i]
-                else:
-                    plane[np.uint64(ix[q, i]), i] = src[q, i]
+                plane[p, i] = src[q, i]
+    return bad
 
 
 @njit(inline="always")
@@ -636,23 +641,28 @@ def _build(parallel):
     def scatter_add(g, idx, out, n_threads):
         """out[o, idx[o, q, i], i] += g[o, q, i] on a zero-filled out; the pooled axes flattened in q.
 
-        Serves any layout whose pooled axes are adjacent (inner = the trailing batch axes).  The
-        indices were checked to lie in [0, out.shape[1]).
+        Serves any layout whose pooled axes are adjacent (inner = the trailing batch axes).  Returns
+        the number of indices outside [0, out.shape[1]), which were skipped.
         """
         n_outer = g.shape[0]
         n_chunks = _n_chunks(n_outer, n_threads, parallel)
+        bad = 0
         for c in prange(n_chunks):
             for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
-                _scatter_plane(out[o], g[o], idx[o], True)
+                bad += _scatter_plane(out[o], g[o], idx[o], True)
+        return bad
 
     @njit(cache=True, parallel=parallel)
     def scatter_set(v, idx, out, n_threads):
-        """out[o, idx[o, q, i], i] = v[o, q, i] on a zero-filled out (the later duplicate wins)."""
+        """out[o, idx[o, q, i], i] = v[o, q, i] on a zero-filled out (the later duplicate wins); returns
+        the number of indices outside [0, out.shape[1]), as scatter_add."""
         n_outer = v.shape[0]
         n_chunks = _n_chunks(n_outer, n_threads, parallel)
+        bad = 0
         for c in prange(n_chunks):
             for o in range(n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks):
-                _scatter_plane(out[o], v[o], idx[o], False)
+                bad += _scatter_plane(out[o], v[o], idx[o], False)
+        return bad
 
     return SimpleNamespace(
         reduce_axis=reduce_axis,

@@ -554,7 +554,7 @@ def adaptive_max_pool_backward(grad_output, x, output_size, *, axes=None, indice
     if indices is None:
         _, idx = _max_reduce(x, plan, True)
     else:
-        idx = _check_indices(indices, plan.out_shape, math.prod(p.in_size for p in plan.axis_plans))
+        idx = _check_indices(indices, plan.out_shape)
     return _max_scatter(g, idx, plan, _grad_dtype(x.dtype))
 
 
@@ -1182,7 +1182,7 @@ def fractional_max_pool_backward(grad_output, x, kernel_size, output_size=None, 
         for a, o in zip(ax, outs):
             shape[a] = o
         out_shape = tuple(shape)
-        idx = _check_indices(indices, out_shape, math.prod(x.shape[a] for a in ax))
+        idx = _check_indices(indices, out_shape)
     g = _check_grad_shape(grad_output, out_shape)
     return _max_scatter(g, idx, plan, _grad_dtype(x.dtype))
 
