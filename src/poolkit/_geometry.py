@@ -335,11 +335,15 @@ class FusedView:
         self.pd, self.ph, self.pw = (_UNIT_AXIS,) * (3 - len(plans)) + tuple(plans)
         self.in4 = (self.outer, self.pd.in_size, self.ph.in_size, self.pw.in_size * self.inner)
         self.out4 = (self.outer, self.pd.out_size, self.ph.out_size, self.pw.out_size * self.inner)
-        #: starts, counts and dilation of D, H and W, in the kernels' argument order
-        self.geometry = tuple(v for p in (self.pd, self.ph, self.pw) for v in (p.starts, p.counts, p.dilation))
-        self.regular = (self._regular_h(), self._regular_w())
-        #: no input row (d, h) lies in two windows: the backward can write rows once, directly
-        self.rows_disjoint = _disjoint(self.pd) and _disjoint(self.ph)
+        axes = (self.pd, self.ph, self.pw)
+        #: window starts and counts of D, H and W in one array: sd, cd, sh, ch, sw, cw
+        self.tables = np.concatenate([t for p in axes for t in (p.starts, p.counts)]).astype(np.int64)
+        #: the kernels' scalar arguments in one array (fewer arguments: a faster numba dispatch);
+        #: the PARAM_* names of poolkit._kernels give the layout
+        self.params = np.array(
+            (self.inner,) + tuple(p.dilation for p in axes) + self._regular_h() + self._regular_w()
+            + (_disjoint(self.pd) and _disjoint(self.ph),)  # no input row (d, h) lies in two windows
+            + tuple(p.out_size for p in axes) + (self.ph.in_size, self.pw.in_size), dtype=np.int64)
         self._divisors = {}
 
     def _regular_h(self):
@@ -359,8 +363,8 @@ class FusedView:
         return (k, p.stride, p.full_lo, p.full_hi, bool(doubling and p.full_hi > p.full_lo))
 
     def divisors(self, count_include_pad, divisor_override):
-        """Reciprocals of the per-axis divisor factors (D, H, W), one per output position of each
-        axis (the kernels multiply: no division per output); all ones for raw sums
+        """Reciprocals of the per-axis divisor factors, one per output position of D, then H, then W,
+        in one float64 array (the kernels multiply: no division per output); all ones for raw sums
         (``count_include_pad=None``)."""
         key = (count_include_pad, divisor_override)
         if key not in self._divisors:
@@ -372,7 +376,7 @@ class FusedView:
                        np.full(self.pw.out_size, 1.0 / divisor_override))
             else:
                 div = tuple(1.0 / (p.pad_counts if count_include_pad else p.counts) for p in axes)
-            self._divisors[key] = div
+            self._divisors[key] = np.concatenate(div)
         return self._divisors[key]
 
 
@@ -397,14 +401,24 @@ def check_shape(shape) -> tuple[int, ...]:
 _PLANS: dict = {}
 
 
-def _plain(v) -> bool:
-    """None, a str, an exact int, or a (nested) tuple of exact ints: safe as a memo key as is."""
-    t = type(v)
-    if t is int or t is str or v is None:
-        return True
-    if t is tuple:
-        return all(type(e) is int or (type(e) is tuple and all(type(i) is int for i in e)) for e in v)
-    return False
+def _plain(args) -> bool:
+    """Every argument is None, a str, an exact int, or a (nested) tuple of exact ints: safe as a memo
+    key as is.  (Plain loops: generator expressions made this check most of a tiny call's plan
+    lookup.)"""
+    for a in args:
+        t = type(a)
+        if t is int or a is None or t is str:
+            continue
+        if t is not tuple:
+            return False
+        for e in a:
+            if type(e) is not int:
+                if type(e) is not tuple:
+                    return False
+                for i in e:
+                    if type(i) is not int:
+                        return False
+    return True
 
 
 def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, axes=None) -> Plan:
@@ -416,7 +430,7 @@ def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     array-valued arguments are not memoised.
     """
     args = (shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    if type(ceil_mode) is bool and all(_plain(a) for a in args[:5] + (axes,)):
+    if type(ceil_mode) is bool and _plain((shape, kernel_size, stride, padding, dilation, axes)):
         key = args  # exact ints only: True, 2.0 or np.int64(2) never hash into an int's entry
     elif any(isinstance(a, np.ndarray) for a in args):
         return _make_plan(*args)

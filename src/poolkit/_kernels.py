@@ -286,6 +286,30 @@ def _n_chunks(total, n_threads, parallel):
     return max(min(total, 4 * n_threads), 1) if parallel else 1
 
 
+# The fused kernels take the window tables of D, H and W in one int64 array (sd, cd, sh, ch, sw, cw:
+# starts and counts) and their scalars in another (FusedView.params), so that a call passes a
+# handful of arguments: numba's dispatch costs about 45 ns per argument, which is most of a tiny call.
+(P_INNER, P_DD, P_DH, P_DW, P_KH, P_STRIDE_H, P_LO_H, P_HI_H, P_BLOCKS_H, P_KW, P_STRIDE_W, P_LO_W, P_HI_W,
+ P_DOUBLING_W, P_ROWS_DISJOINT, P_OD, P_OH, P_OW, P_HEIGHT, P_WIDTH) = range(20)
+
+
+@njit(inline="always")
+def _tables(tables, params):
+    """The (sd, cd, sh, ch, sw, cw) views of the packed window tables."""
+    n_od, n_oh, n_ow = params[P_OD], params[P_OH], params[P_OW]
+    a = 2 * n_od
+    b = a + 2 * n_oh
+    return (tables[:n_od], tables[n_od:a], tables[a:a + n_oh], tables[a + n_oh:b], tables[b:b + n_ow],
+            tables[b + n_ow:b + 2 * n_ow])
+
+
+@njit(inline="always")
+def _divisor_views(divs, params):
+    """The (div_d, div_h, div_w) views of the packed reciprocal divisors."""
+    n_od, n_oh = params[P_OD], params[P_OH]
+    return divs[:n_od], divs[n_od:n_od + n_oh], divs[n_od + n_oh:]
+
+
 def _pool_rows_for(is_sum):
     """The row function of pool_max (is_sum False) or pool_sum (True), built from one source.
 
@@ -294,31 +318,38 @@ def _pool_rows_for(is_sum):
     """
 
     @njit(cache=True)
-    def pool_rows(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
-                  div_d, div_h, div_w, out, t0, t1):
+    def pool_rows(x, tables, params, divs, out, t0, t1):
         """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of pool_max / pool_sum, with their
-        own buffers."""
-        kh, _, lo_h, hi_h, blocks_h = regular_h
-        row_len = x.shape[3]
-        blocks_h = blocks_h and x.shape[1] == 1 and hi_h > lo_h
-        buf = np.empty(2 * row_len, dtype=acc_proto.dtype)  # the row, then _reduce_cols' scratch
-        acc = np.empty(out.shape[3], dtype=acc_proto.dtype)
-        ring = 2 * kh if blocks_h else 0
-        g = np.empty(ring * row_len, dtype=acc_proto.dtype)
-        sfx = np.empty(ring * row_len, dtype=acc_proto.dtype)
+        own buffers: the row and _reduce_cols' scratch, the W reductions, and the H blocks' ring of
+        prefix and suffix rows -- in float64 for sums, x's dtype for maxima."""
+        row_len, out_len = x.shape[3], out.shape[3]
+        blocks_h = params[P_BLOCKS_H] != 0 and x.shape[1] == 1 and params[P_HI_H] > params[P_LO_H]
+        ring = (2 * params[P_KH] if blocks_h else 0) * row_len
+        if is_sum:
+            work = np.empty(2 * row_len + out_len + 2 * ring, dtype=np.float64)
+        else:
+            work = np.empty(2 * row_len + out_len + 2 * ring, dtype=x.dtype)
+        a = 2 * row_len
+        b = a + out_len
         slot_block = np.full(2, -1, dtype=np.int64)
-        rows(x.reshape(x.size), x.shape[1], x.shape[2], row_len, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw,
-             regular_h, regular_w, blocks_h, div_d, div_h, div_w, out.reshape(out.size), out.shape[3], buf, acc, g,
-             sfx, slot_block, t0, t1)
+        rows(x, tables, params, divs, out, blocks_h, work[:a], work[a:b], work[b:b + ring], work[b + ring:],
+             slot_block, t0, t1)
 
     @njit(cache=True, _nrt=False)
-    def rows(xf, n_d, n_h, row_len, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, blocks_h,
-             div_d, div_h, div_w, of, out_len, buf, acc, g, sfx, slot_block, t0, t1):
+    def rows(x, tables, params, divs, out, blocks_h, buf, acc, g, sfx, slot_block, t0, t1):
         """The loop of pool_rows over flat arrays, compiled without reference counting (no array
         is made here, so every view and call is free of atomic increments)."""
-        kh, _, lo_h, hi_h, _ = regular_h
-        kw, stride_w, lo_w, hi_w, doubling_w = regular_w
+        sd, cd, sh, ch, sw, cw = _tables(tables, params)
+        n_inner, dd, dh, dw = params[P_INNER], params[P_DD], params[P_DH], params[P_DW]
+        kh, lo_h, hi_h = params[P_KH], params[P_LO_H], params[P_HI_H]
+        kw, stride_w, lo_w, hi_w = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
+        doubling_w = params[P_DOUBLING_W] != 0
+        n_d, n_h, row_len = x.shape[1], x.shape[2], x.shape[3]
         n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+        div_d, div_h, div_w = _divisor_views(divs, params)
+        xf = x.reshape(x.size)
+        out_len = out.shape[3]
+        of = out.reshape(out.size)
         plane_len = n_d * n_h * row_len
         plane = -1
         r0 = 0
@@ -372,16 +403,19 @@ _pool_rows_sum = _pool_rows_for(True)
 
 
 @njit(cache=True)
-def _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, t0, t1):
+def _max_rows_indices(x, tables, params, out, idx, t0, t1):
     """Output rows t0 <= t < t1 of max_fused_indices, with their own buffers."""
     buf = np.empty(x.shape[3], dtype=x.dtype)
     row = np.empty(x.shape[3], dtype=np.int64)
-    _max_rows_indices_loop(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, buf, row, t0, t1)
+    _max_rows_indices_loop(x, tables, params, out, idx, buf, row, t0, t1)
 
 
 @njit(cache=True, _nrt=False)
-def _max_rows_indices_loop(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, buf, row, t0, t1):
+def _max_rows_indices_loop(x, tables, params, out, idx, buf, row, t0, t1):
     """The loop of _max_rows_indices, compiled without reference counting."""
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_inner, dd, dh, dw = params[P_INNER], params[P_DD], params[P_DH], params[P_DW]
+    height, width = params[P_HEIGHT], params[P_WIDTH]
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
     row_len, out_len = x.shape[3], out.shape[3]
     plane_len = x.shape[1] * x.shape[2] * row_len
@@ -433,26 +467,27 @@ def _max_rows_indices_loop(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw
 
 
 @njit(cache=True)
-def _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
-                   div_w, out, o0, o1):
+def _spread_planes(g, tables, params, divs, out, o0, o1):
     """Planes o0 <= o < o1 of sum_fused_adjoint, with their own buffers.
 
     When no input row (d, h) lies in two windows (``rows_disjoint``), each row is written once,
     straight into ``out``; otherwise rows accumulate in a float64 plane that is copied at the end.
     """
     plane_len = out.shape[1] * out.shape[2] * out.shape[3]
-    acc = np.empty(0 if rows_disjoint else plane_len, dtype=np.float64)
+    acc = np.empty(0 if params[P_ROWS_DISJOINT] else plane_len, dtype=np.float64)
     rowbuf = np.empty(out.shape[3], dtype=np.float64)
-    vals = np.empty(sw.shape[0] * n_inner, dtype=np.float64)
-    _spread_planes_loop(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
-                        div_w, out, acc, rowbuf, vals, o0, o1)
+    vals = np.empty(g.shape[3], dtype=np.float64)
+    _spread_planes_loop(g, tables, params, divs, out, acc, rowbuf, vals, o0, o1)
 
 
 @njit(cache=True, _nrt=False)
-def _spread_planes_loop(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
-                        div_w, out, acc, rowbuf, vals, o0, o1):
+def _spread_planes_loop(g, tables, params, divs, out, acc, rowbuf, vals, o0, o1):
     """The loop of _spread_planes, compiled without reference counting."""
-    kw, stride_w, lo, hi, _ = regular_w
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_inner, dd, dh, dw = params[P_INNER], params[P_DD], params[P_DH], params[P_DW]
+    kw, stride_w, lo, hi = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
+    rows_disjoint = params[P_ROWS_DISJOINT] != 0
+    div_d, div_h, div_w = _divisor_views(divs, params)
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
     row_len, g_len = out.shape[3], g.shape[3]
     plane_len = out.shape[1] * out.shape[2] * row_len
@@ -586,47 +621,42 @@ def _build(parallel):
             _sum_adjoint_part(g, starts, counts, step, out, n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
 
     @njit(cache=True, parallel=parallel)
-    def pool_max(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
-                 div_d, div_h, div_w, out, n_threads):
+    def pool_max(x, tables, params, divs, out, n_threads):
         """Window maxima over 1, 2 or 3 adjacent axes.
 
-        x: (O, D, H, W*I); out: (O, OD, OH, OW*I).  regular_h / regular_w = (kernel, stride, lo, hi,
-        fast): windows lo <= i < hi are full and regular; ``fast`` selects van Herk / Gil-Werman row
-        blocks along H (only when D == 1) and tap doubling along W.  Work is split into
-        4 * n_threads chunks of output rows.  div_* are unused (one signature for both modes).
+        x: (O, D, H, W*I); out: (O, OD, OH, OW*I); tables and params as FusedView's.  Windows
+        lo <= i < hi of H and W are full and regular; van Herk / Gil-Werman row blocks along H
+        (only when D == 1) and tap doubling along W serve wide windows.  Work is split into
+        4 * n_threads chunks of output rows.  divs is unused (one signature for both modes).
         """
-        total = x.shape[0] * sd.shape[0] * sh.shape[0]
+        total = x.shape[0] * out.shape[1] * out.shape[2]
         n_chunks = _n_chunks(total, n_threads, parallel)
         for c in prange(n_chunks):
-            _pool_rows_max(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
-                           div_d, div_h, div_w, out, total * c // n_chunks, total * (c + 1) // n_chunks)
+            _pool_rows_max(x, tables, params, divs, out, total * c // n_chunks, total * (c + 1) // n_chunks)
 
     @njit(cache=True, parallel=parallel)
-    def pool_sum(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
-                 div_d, div_h, div_w, out, n_threads):
-        """Window sums times the reciprocal divisors div_d[od] * div_h[oh] * div_w[ow], accumulated
-        in acc_proto's dtype (float64); as pool_max otherwise."""
-        total = x.shape[0] * sd.shape[0] * sh.shape[0]
+    def pool_sum(x, tables, params, divs, out, n_threads):
+        """Window sums times the reciprocal divisors (FusedView.divisors), accumulated in float64;
+        as pool_max otherwise."""
+        total = x.shape[0] * out.shape[1] * out.shape[2]
         n_chunks = _n_chunks(total, n_threads, parallel)
         for c in prange(n_chunks):
-            _pool_rows_sum(x, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_h, regular_w, acc_proto,
-                           div_d, div_h, div_w, out, total * c // n_chunks, total * (c + 1) // n_chunks)
+            _pool_rows_sum(x, tables, params, divs, out, total * c // n_chunks, total * (c + 1) // n_chunks)
 
     @njit(cache=True, parallel=parallel)
-    def max_fused_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx, n_threads):
+    def max_fused_indices(x, tables, params, out, idx, n_threads):
         """pool_max with flat indices ((d * H + h) * W + w) of the first maximum.
 
         The row pass keeps, per column, the first maximal row; the column pass breaks ties (and NaN
         against NaN) by the smaller flat index, which makes the winner the row-major first maximum.
         """
-        total = x.shape[0] * sd.shape[0] * sh.shape[0]
+        total = x.shape[0] * out.shape[1] * out.shape[2]
         n_chunks = _n_chunks(total, n_threads, parallel)
         for c in prange(n_chunks):
-            _max_rows_indices(x, n_inner, height, width, sd, cd, dd, sh, ch, dh, sw, cw, dw, out, idx,
-                              total * c // n_chunks, total * (c + 1) // n_chunks)
+            _max_rows_indices(x, tables, params, out, idx, total * c // n_chunks, total * (c + 1) // n_chunks)
+
     @njit(cache=True, parallel=parallel)
-    def sum_fused_adjoint(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
-                          div_w, out, n_threads):
+    def sum_fused_adjoint(g, tables, params, divs, out, n_threads):
         """The transpose of pool_sum: out[o] = sum over windows of g / divisor, spread over taps.
 
         g: (O, OD, OH, OW*I); out: (O, D, H, W*I), any float dtype (accumulated in float64 per plane).
@@ -635,8 +665,8 @@ def _build(parallel):
         n_outer = g.shape[0]
         n_chunks = _n_chunks(n_outer, n_threads, parallel)
         for c in prange(n_chunks):
-            _spread_planes(g, n_inner, sd, cd, dd, sh, ch, dh, sw, cw, dw, regular_w, rows_disjoint, div_d, div_h,
-                           div_w, out, n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
+            _spread_planes(g, tables, params, divs, out, n_outer * c // n_chunks, n_outer * (c + 1) // n_chunks)
+
     @njit(cache=True, parallel=parallel)
     def scatter_add(g, idx, out, n_threads):
         """out[o, idx[o, q, i], i] += g[o, q, i] on a zero-filled out; the pooled axes flattened in q.

@@ -130,16 +130,6 @@ def _kernel_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
-_PROTOS: dict = {}
-
-
-def _proto(dtype) -> np.ndarray:
-    """A one-element array that tells a kernel its accumulator dtype (one per dtype, reused)."""
-    if dtype not in _PROTOS:
-        _PROTOS[dtype] = np.empty(1, dtype)
-    return _PROTOS[dtype]
-
-
 def _kernel_dtype(dtype) -> np.dtype:
     """The dtype the kernels write for a requested result dtype: numba has no float16 arithmetic,
     so float16 results are computed in float32 and rounded once at the end."""
@@ -157,11 +147,9 @@ def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
             src, dst = cur.reshape(f.in4), out.reshape(f.out4)
             kern, n_threads = _kernels_for(cur.size + out.size)
             if return_indices:
-                kern.max_fused_indices(src, f.inner, f.ph.in_size, f.pw.in_size, *f.geometry, dst,
-                                       idx.reshape(f.out4), n_threads)
+                kern.max_fused_indices(src, f.tables, f.params, dst, idx.reshape(f.out4), n_threads)
             else:
-                kern.pool_max(src, f.inner, *f.geometry, *f.regular,
-                              _proto(cur.dtype), *f.divisors(None, None), dst, n_threads)
+                kern.pool_max(src, f.tables, f.params, f.divisors(None, None), dst, n_threads)
         cur = out
     else:
         cur, idx = _max_separable(cur, plan, return_indices)
@@ -204,9 +192,8 @@ def _pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None,
         out = np.empty(plan.out_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
             kern, n_threads = _kernels_for(x.size + out.size)
-            kern.pool_sum(x.reshape(f.in4), f.inner, *f.geometry, *f.regular,
-                          _proto(np.float64), *f.divisors(count_include_pad, divisor_override), out.reshape(f.out4),
-                          n_threads)
+            kern.pool_sum(x.reshape(f.in4), f.tables, f.params, f.divisors(count_include_pad, divisor_override),
+                          out.reshape(f.out4), n_threads)
         return out.astype(out_dtype, copy=False)
     sums = _sum_separable(x, plan)
     if count_include_pad is not None:
@@ -241,8 +228,8 @@ def _spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, di
         out = np.empty(plan.in_shape, dtype=_kernel_dtype(out_dtype))
         if out.size:
             kern, n_threads = _kernels_for(g.size + out.size)
-            kern.sum_fused_adjoint(g.reshape(f.out4), f.inner, *f.geometry, f.regular[1], f.rows_disjoint,
-                                   *f.divisors(count_include_pad, divisor_override), out.reshape(f.in4), n_threads)
+            kern.sum_fused_adjoint(g.reshape(f.out4), f.tables, f.params, f.divisors(count_include_pad, divisor_override),
+                                   out.reshape(f.in4), n_threads)
         return out.astype(out_dtype, copy=False)
     if count_include_pad is not None:
         g = g / _divisor(plan, count_include_pad, divisor_override)
