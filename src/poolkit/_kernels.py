@@ -41,7 +41,9 @@ from numba import njit, prange
 # Rows are addressed as (flat array, offset), never as array views: every view numba makes costs an
 # atomic increment and decrement of the array's reference count, and with one view per row and tap
 # those atomics took a third of the time of a 2x2 max pool (measured with perf), more with two
-# threads sharing the input's count.
+# threads sharing the input's count.  Passing an array into a helper, inlined or not, costs the
+# same pair, so every loop runs in a function compiled with ``_nrt=False`` (no reference counts at
+# all); such a function cannot allocate, so its caller makes the buffers it needs.
 
 
 @njit(inline="always")
