@@ -123,3 +123,32 @@ def test_fused_3d_matches_general_path(dims, k, s, channels_last, seed):
     np.testing.assert_array_equal(out, ref)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_allclose(poolkit.avg_pool(x, k, s, "same", axes=axes), _general_avg(x, plan), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kw,sw", [(2, 2), (3, 2), (2, 1), (3, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8, np.bool_])
+def test_one_pass_small_windows(kw, sw, dtype):
+    """The literal one-pass loops for 2 or 3 taps at stride 1 or 2 along W (NCHW rows) against the
+    general path: edge windows on both sides, ties, NaN first and last in a window, odd widths."""
+    rng = np.random.default_rng(kw * 10 + sw)
+    shape = (2, 3, 7, 29)
+    if dtype == np.bool_:
+        x = rng.random(shape) < 0.5
+    else:
+        x = rng.integers(0, 4, shape).astype(dtype)  # many ties
+    if dtype in (np.float32, np.float64):
+        x[0, 0, :, 0] = np.nan   # first tap of the first window
+        x[0, 1, 2, 5] = np.nan
+        x[1, 2, 3, 6] = np.nan   # two NaN in one window: the first wins
+    for pad in ((kw // 2, kw // 2), 0, "same"):
+        plan = geo.make_plan(shape, (2, kw), (1, sw), pad, 1, False, (2, 3))
+        out, idx = poolkit.max_pool(x, (2, kw), (1, sw), pad, axes=(2, 3), return_indices=True)
+        ref, ref_idx = _general_max(x, plan, True)
+        assert out.dtype == x.dtype
+        np.testing.assert_array_equal(out, ref)
+        np.testing.assert_array_equal(idx, ref_idx)
+        np.testing.assert_array_equal(poolkit.max_pool(x, (2, kw), (1, sw), pad, axes=(2, 3)), ref)
+        if dtype != np.bool_:
+            xf = np.nan_to_num(x.astype(np.float64))
+            got = poolkit.avg_pool(xf, (2, kw), (1, sw), pad, axes=(2, 3))
+            np.testing.assert_allclose(got, _general_avg(xf, plan), rtol=1e-13, atol=1e-13)
