@@ -436,3 +436,18 @@ def test_divisor_override_zero():
 def test_zero_dimensional_input():
     with pytest.raises(ValueError):
         poolkit.max_pool(np.float64(3.0), (1,))
+
+
+def test_indices_out_of_range_found_by_the_parallel_scatter():
+    """Large calls use the multi-threaded scatter, which counts bad indices across its chunks."""
+    x = np.zeros((8, 4, 64, 64))
+    g = np.ones((8, 4, 32, 32))
+    _, idx = poolkit.max_pool(x, (2, 2), axes=(2, 3), return_indices=True)
+    for bad in (-1, 64 * 64):
+        wrong = idx.copy()
+        wrong[7, 3, 31, 31] = bad  # the last plane: another chunk than the first
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, 4096\)"):
+            poolkit.max_pool_backward(g, x, (2, 2), axes=(2, 3), indices=wrong)
+        with pytest.raises(ValueError, match="indices"):
+            poolkit.max_unpool(g, wrong, (64, 64), axes=(2, 3))
+    assert poolkit.max_pool_backward(g, x, (2, 2), axes=(2, 3), indices=idx).sum() == g.sum()
