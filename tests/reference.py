@@ -310,7 +310,6 @@ def ref_max_pool_backward(g, x, kernel, stride, pads, dilation, ceil_mode, axes)
     _, idx = ref_max_pool(x, kernel, stride, pads, dilation, ceil_mode, axes)
     x, xb, gb, bshape, geo, sax, dest, outs = _grad_setup(g, x, kernel, stride, pads, dilation, ceil_mode, axes)
     it = np.moveaxis(idx, sax, dest).reshape(gb.shape)
-    n = len(geo)
     S = tuple(g_["L"] for g_ in geo)
     gx = np.zeros(xb.shape, dtype=np.float64)
     for b in range(xb.shape[0]):

@@ -67,7 +67,6 @@ def _data(seed, shape, ties, dtype=np.float64):
         x = rng.integers(-3, 4, size=shape).astype(dtype)
     else:
         x = rng.standard_normal(shape).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)  # sliced to the output shape later
     return x, rng
 
 

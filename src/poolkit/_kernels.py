@@ -82,6 +82,15 @@ def _vacc(dst, d0, src, s0, n, stride, is_sum):
 
 
 @njit(inline="always")
+def _vput(dst, d0, src, s0, n, stride, first, is_sum):
+    """_vcopy for a window's first tap, _vacc for the others."""
+    if first:
+        _vcopy(dst, d0, src, s0, n, stride)
+    else:
+        _vacc(dst, d0, src, s0, n, stride, is_sum)
+
+
+@njit(inline="always")
 def _vpair(dst, d0, a, a0, b, b0, n, is_sum):
     """dst[d0 + q] = combine(a[a0 + q], b[b0 + q]) for q < n (a holds the earlier taps)."""
     d, ua, ub = np.uint64(d0), np.uint64(a0), np.uint64(b0)
@@ -116,12 +125,8 @@ def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, is_sum
     first = True
     for jd in range(nd):
         for jh in range(nh):
-            src = plane + ((d0 + jd * dd) * height + h0 + jh * dh) * row_len
-            if first:
-                _vcopy(buf, 0, xf, src, row_len, 1)
-                first = False
-            else:
-                _vacc(buf, 0, xf, src, row_len, 1, is_sum)
+            _vput(buf, 0, xf, plane + ((d0 + jd * dd) * height + h0 + jh * dh) * row_len, row_len, 1, first, is_sum)
+            first = False
 
 
 @njit(inline="always")
@@ -142,32 +147,18 @@ def _window_taps(buf, n_inner, s, c, dw, is_sum, dst, d0):
 def _strided_taps(dst, d0, src, s0, n, n_inner, stride, first, is_sum):
     """dst[d0 + q*I + i] (op)= src[s0 + q*stride*I + i] for q < n, i < I."""
     if stride == 1:
-        if first:
-            _vcopy(dst, d0, src, s0, n * n_inner, 1)
-        else:
-            _vacc(dst, d0, src, s0, n * n_inner, 1, is_sum)
+        _vput(dst, d0, src, s0, n * n_inner, 1, first, is_sum)
     elif n_inner == 1:
         # literal strides let LLVM vectorise the strided loads (measured: 3.5x for max, stride 4)
         if stride == 2:
-            if first:
-                _vcopy(dst, d0, src, s0, n, 2)
-            else:
-                _vacc(dst, d0, src, s0, n, 2, is_sum)
+            _vput(dst, d0, src, s0, n, 2, first, is_sum)
         elif stride == 4:
-            if first:
-                _vcopy(dst, d0, src, s0, n, 4)
-            else:
-                _vacc(dst, d0, src, s0, n, 4, is_sum)
-        elif first:
-            _vcopy(dst, d0, src, s0, n, stride)
+            _vput(dst, d0, src, s0, n, 4, first, is_sum)
         else:
-            _vacc(dst, d0, src, s0, n, stride, is_sum)
+            _vput(dst, d0, src, s0, n, stride, first, is_sum)
     else:
         for q in range(n):
-            if first:
-                _vcopy(dst, d0 + q * n_inner, src, s0 + q * stride * n_inner, n_inner, 1)
-            else:
-                _vacc(dst, d0 + q * n_inner, src, s0 + q * stride * n_inner, n_inner, 1, is_sum)
+            _vput(dst, d0 + q * n_inner, src, s0 + q * stride * n_inner, n_inner, 1, first, is_sum)
 
 
 @njit(cache=True, _nrt=False)
@@ -264,7 +255,7 @@ def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, is_sum):
 
 @njit(cache=True, _nrt=False)
 def _scatter_plane(plane, src, ix, add):
-    """plane[ix[q, i], i] (+)= src[q, i] on a zero-filled plane.  Indices outside the plane are
+    """Zero the plane, then plane[ix[q, i], i] (+)= src[q, i].  Indices outside the plane are
     skipped and counted; the count is returned (the caller raises)."""
     n_pos, n_inner = plane.shape
     _vzero(plane.reshape(plane.size), 0, plane.size)
@@ -312,6 +303,15 @@ def _divisor_views(divs, params):
     return divs[:n_od], divs[n_od:n_od + n_oh], divs[n_od + n_oh:]
 
 
+@njit(inline="always")
+def _row_coords(t, n_od, n_oh):
+    """(o, od, oh) of output row t = (o * OD + od) * OH + oh."""
+    o = t // (n_od * n_oh)
+    r = t - o * (n_od * n_oh)
+    od = r // n_oh
+    return o, od, r - od * n_oh
+
+
 def _pool_rows_for(is_sum):
     """The row function of pool_max (is_sum False) or pool_sum (True), built from one source.
 
@@ -356,10 +356,7 @@ def _pool_rows_for(is_sum):
         plane = -1
         r0 = 0
         for t in range(t0, t1):
-            o = t // (n_od * n_oh)
-            r = t - o * (n_od * n_oh)
-            od = r // n_oh
-            oh = r - od * n_oh
+            o, od, oh = _row_coords(t, n_od, n_oh)
             if blocks_h and lo_h <= oh < hi_h:
                 if t // n_oh != plane:  # a new plane: blocks align at this window's start
                     plane = t // n_oh
@@ -426,10 +423,7 @@ def _max_rows_indices_loop(x, tables, params, out, idx, buf, row, t0, t1):
     idf = idx.reshape(idx.size)
     n = np.uint64(row_len)
     for t in range(t0, t1):
-        o = t // (n_od * n_oh)
-        r = t - o * (n_od * n_oh)
-        od = r // n_oh
-        oh = r - od * n_oh
+        o, od, oh = _row_coords(t, n_od, n_oh)
         first = True
         for jd in range(cd[od]):
             d = sd[od] + jd * dd

@@ -970,7 +970,6 @@ def save_pool_gif(ex: Explanation, path, *, duration_ms: int = 1000, last_ms: in
     path = Path(path)
     if path.parent and not path.parent.exists():
         raise OSError(f"directory {str(path.parent)!r} does not exist")
-    from PIL import Image
 
     anim = _PoolAnimation(ex)
     anim.fig.set_dpi(dpi)
