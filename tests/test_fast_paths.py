@@ -8,18 +8,19 @@ from hypothesis import strategies as st
 
 import poolkit
 from poolkit import _geometry as geo
-from poolkit import pooling as P
+from poolkit import _warmup
+from poolkit import _engine as E
 
 
 def _general_max(x, plan, return_indices=False):
-    cur = P._kernel_input(x)
-    out, idx = P._max_separable(cur, plan, return_indices)
+    cur = E.kernel_input(x)
+    out, idx = E._max_separable(cur, plan, return_indices)
     return out.astype(x.dtype), idx
 
 
 def _general_avg(x, plan, count_include_pad=True, divisor_override=None):
-    sums = P._sum_separable(P._kernel_input(x), plan)
-    return sums / P._divisor(plan, count_include_pad, divisor_override)
+    sums = E._sum_separable(E.kernel_input(x), plan)
+    return sums / E.divisor(plan, count_include_pad, divisor_override)
 
 
 def _window_view_max(x, k, s, pads):
@@ -75,7 +76,7 @@ def test_fused_matches_general_path(g, layout, seed):
     gout = rng.standard_normal(out.shape)
     got = poolkit.avg_pool_backward(gout, xf, (kh, kw), (sh, sw), pad, dilation=(dh, dw), ceil_mode=ceil,
                                     axes=axes)
-    want = P._sum_separable_adjoint(gout / P._divisor(plan, True, None), plan)
+    want = E._sum_separable_adjoint(gout / E.divisor(plan, True, None), plan)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
@@ -152,3 +153,45 @@ def test_one_pass_small_windows(kw, sw, dtype):
             xf = np.nan_to_num(x.astype(np.float64))
             got = poolkit.avg_pool(xf, (2, kw), (1, sw), pad, axes=(2, 3))
             np.testing.assert_allclose(got, _general_avg(xf, plan), rtol=1e-13, atol=1e-13)
+
+
+VARIANT_GEOMETRY = {kind: ((2, 3) + shape[2:] if axes[0] == 2 else (2,) + shape[1:3] + (3,), k, s, p, axes)
+                    for kind, (shape, k, s, p, axes) in _warmup.VARIANT_GEOMETRY.items()}
+
+
+def _forward_kernels():
+    from poolkit._kernels import sliding
+    return sorted(n for n in dir(sliding) if n.split("_")[0] in ("max", "sum") and n not in ("max_indices", "max2", "sum_adjoint")
+                  and hasattr(getattr(sliding, n), "py_func"))
+
+
+def test_every_forward_variant_has_a_geometry():
+    assert sorted(f"{op}_{kind}" for op in ("max", "sum") for kind in VARIANT_GEOMETRY) == _forward_kernels()
+
+
+@pytest.mark.parametrize("kind", sorted(VARIANT_GEOMETRY))
+@pytest.mark.parametrize("dtype", [np.float32, np.int16, np.uint8])
+def test_forward_variant_matches_oracle(kind, dtype):
+    """Each variant, selected by its geometry, against the slow NumPy oracle: max (NaN, ties, edges)
+    and average (both divisor rules)."""
+    import reference as R
+    from poolkit._kernels import sliding
+    shape, k, s, pad, axes = VARIANT_GEOMETRY[kind]
+    plan = geo.make_plan(shape, k, s, pad, 1, False, axes)
+    assert sliding.variant(plan.fused, "max") == f"max_{kind}"
+    assert sliding.variant(plan.fused, "sum") == f"sum_{kind}"
+    rng = np.random.default_rng(len(kind))
+    x = rng.integers(0, 6, shape).astype(dtype)  # many ties
+    if dtype == np.float32:
+        x[rng.random(shape) < 0.03] = np.nan
+    pads = [tuple(p) for p in plan.pads]
+    out, idx = poolkit.max_pool(x, k, s, pad, axes=axes, return_indices=True)
+    ref, ref_idx = R.ref_max_pool(x, k, s, pads, 1, False, axes)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(poolkit.max_pool(x, k, s, pad, axes=axes), ref)
+    np.testing.assert_array_equal(idx, ref_idx)
+    xf = np.nan_to_num(x.astype(np.float64))
+    for cip in (True, False):
+        np.testing.assert_allclose(poolkit.avg_pool(xf, k, s, pad, axes=axes, count_include_pad=cip),
+                                   R.ref_avg_pool(xf, k, s, pads, 1, False, axes, count_include_pad=cip),
+                                   rtol=1e-12)

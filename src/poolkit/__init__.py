@@ -12,6 +12,8 @@ from .pooling import (
     resolve_padding,
 )
 
+from ._engine import get_num_threads, set_num_threads
+from ._warmup import warmup
 from .fixed import (
     adaptive_avg_pool,
     adaptive_avg_pool_backward,
@@ -67,4 +69,7 @@ __all__ = [
     "fractional_max_pool_backward",
     "roi_pool_backward",
     "roi_align_backward",
+    "get_num_threads",
+    "set_num_threads",
+    "warmup",
 ]

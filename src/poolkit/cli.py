@@ -1,4 +1,4 @@
-"""The ``poolkit`` command line: ``demo``, ``explain`` and ``show``.
+"""The ``poolkit`` command line: ``demo``, ``explain``, ``show`` and ``warmup``.
 
 Every subcommand is registered by one ``_add_<name>(subparsers)`` function listed in
 :data:`COMMANDS`; it builds its parser and sets ``run`` to the function that carries it out
@@ -6,14 +6,21 @@ Every subcommand is registered by one ``_add_<name>(subparsers)`` function liste
 
 Exit status: 0 on success, 2 for bad arguments or unreadable input (one line on stderr, never
 a traceback), 1 when the plotting extra is missing.
+
+The command line is never silent for long: the library's log (a kernel compiled on first use) is
+printed on stderr, and while a command runs a heartbeat says "still working" whenever nothing has
+been printed for :data:`HEARTBEAT_SECONDS`.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import logging
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +37,9 @@ EXAMPLE_3X3 = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
 MAX_EXPLAIN_WINDOWS = 2500
 
 _PLOT_HINT = "pip install 'poolkit[plot]'  (or: pip install matplotlib pillow)"
+
+#: Longest silence, in seconds, before the command line says it is still working.
+HEARTBEAT_SECONDS = 2.0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -292,40 +302,36 @@ def _add_demo(sub):
 
 
 def _run_demo(args) -> int:
-    x = np.array(EXAMPLE_4X4)
-    y = np.array(EXAMPLE_3X3)
-    mx, idx = _pk.max_pool(x, (2, 2), 2, return_indices=True)
-    av = _pk.avg_pool(x, (2, 2), 2)
-    m3 = _pk.max_pool(y, (2, 2), 1)
-    g = np.array([[1.0, 2.0], [3.0, 4.0]])
-    gx = _pk.max_pool_backward(g, x, (2, 2), 2)
-    winners = ", ".join(f"{_fmt(v)} at {tuple(int(i) for i in np.unravel_index(int(k), x.shape))}"
-                        for v, k in zip(mx.ravel(), idx.ravel()))
-
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {args.out!r} exists and is not a directory")
-
+    x = np.array(EXAMPLE_4X4)
+    y = np.array(EXAMPLE_3X3)
     print(f"poolkit {_pk.__version__} demo: pooling, the condense step of a convolutional network\n")
     print("1. A 4x4 feature map x, pooled with 2x2 windows and stride 2")
     print(format_matrix(x, "   "))
+    mx, idx = _pk.max_pool(x, (2, 2), 2, return_indices=True)
     print("   max_pool(x, (2, 2), 2): the largest value of each window")
     print(format_matrix(mx, "   "))
     print("   avg_pool(x, (2, 2), 2): the mean of each window")
-    print(format_matrix(av, "   "))
+    print(format_matrix(_pk.avg_pool(x, (2, 2), 2), "   "))
     print()
     print("2. Overlapping windows: 2x2 windows with stride 1 over a 3x3 matrix")
     print(format_matrix(y, "   "))
     print("   max_pool(y, (2, 2), 1)")
-    print(format_matrix(m3, "   "))
+    print(format_matrix(_pk.max_pool(y, (2, 2), 1), "   "))
     print()
+    winners = ", ".join(f"{_fmt(v)} at {tuple(int(i) for i in np.unravel_index(int(k), x.shape))}"
+                        for v, k in zip(mx.ravel(), idx.ravel()))
+    g = np.array([[1.0, 2.0], [3.0, 4.0]])
     print("3. Backward: max_pool_backward sends each output's gradient to its window's maximum")
     print(f"   (the maxima of example 1: {winners})")
     print("   grad_output")
     print(format_matrix(g, "   "))
     print("   max_pool_backward(grad_output, x, (2, 2), 2)")
-    print(format_matrix(gx, "   "))
+    print(format_matrix(_pk.max_pool_backward(g, x, (2, 2), 2), "   "))
     print()
+    print("4. Drawing the feature-extraction figure ...")
     sys.stdout.flush()
 
     viz = _import_viz()
@@ -333,7 +339,7 @@ def _run_demo(args) -> int:
     fig, stages = viz.feature_figure(viz.sample_image(), viz.get_filter("edge"), kernel_name="edge")
     png = viz.save_figure(fig, out / "feature-extraction.png")
     img, det = stages["image"], stages["detect"]
-    print(f"4. Feature extraction on a {img.shape[0]}x{img.shape[1]} image: edge filter (3x3) -> ReLU "
+    print(f"   Feature extraction on a {img.shape[0]}x{img.shape[1]} image: edge filter (3x3) -> ReLU "
           f"{det.shape[0]}x{det.shape[1]} -> 2x2 pooling {stages['max'].shape[0]}x{stages['max'].shape[1]}")
     print(f"   max pooling keeps the peak ({_fmt(round(float(stages['max'].max()), 3))}); "
           f"averaging dilutes it ({_fmt(round(float(stages['avg'].max()), 3))})")
@@ -523,12 +529,143 @@ def _shape(a) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# warmup
+# ---------------------------------------------------------------------------------------------
+
+_WARMUP_HELP = """\
+Compile poolkit's kernels now, with a progress bar, so that no later call waits for one (numba
+compiles each kernel and dtype on first use -- a second or two each -- and keeps it in its on-disk
+cache, NUMBA_CACHE_DIR).  For Docker images, classrooms and CI caches."""
+
+
+def _add_warmup(sub):
+    from ._warmup import WARMUP_DTYPES
+
+    p = sub.add_parser("warmup", help="compile the kernels ahead of time", description=_WARMUP_HELP,
+                       formatter_class=_Formatter)
+    p.add_argument("--dtypes", metavar="LIST", default=",".join(WARMUP_DTYPES),
+                   help=f"comma-separated input dtypes (default: {','.join(WARMUP_DTYPES)})")
+    p.set_defaults(run=_run_warmup)
+    return p
+
+
+def _run_warmup(args) -> int:
+    dtypes = []
+    for name in (d.strip() for d in args.dtypes.split(",")):
+        try:
+            dt = np.dtype(name)
+        except TypeError:
+            raise ValueError(f"--dtypes must list NumPy dtypes such as float32,uint8, got {name!r}") from None
+        if dt.kind not in "biuf" or (dt.kind == "f" and dt.itemsize > 8):
+            raise ValueError(f"--dtypes: poolkit computes bool, integer and float (up to 64-bit) dtypes, got {name!r}")
+        dtypes.append(dt)
+    bar = _ProgressBar("warmup")
+    start = time.monotonic()
+    log = logging.getLogger("poolkit")
+    level = log.level
+    log.setLevel(logging.WARNING)  # the bar says what is being compiled
+    try:
+        n = _pk.warmup(dtypes, progress=bar.update)
+    finally:
+        log.setLevel(level)
+        bar.close()
+    print(f"{n} kernel calls ready for {', '.join(map(str, dtypes))} in {time.monotonic() - start:.1f} s "
+          f"(numba cache: {_cache_dir()})")
+    return 0
+
+
+def _cache_dir() -> str:
+    from numba.core.config import CACHE_DIR
+
+    return CACHE_DIR or "next to the installed package (__pycache__)"
+
+
+class _ProgressBar:
+    """``label [#####.....] done/total  step`` on stderr: redrawn in place on a terminal, one line
+    per step otherwise."""
+
+    def __init__(self, label: str, width: int = 30):
+        self.label, self.width = label, width
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, total: int, step: str) -> None:
+        filled = self.width * done // max(total, 1)
+        line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}  {step}"
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(100)[:100])
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# never silent: the library's log on stderr, and a heartbeat
+# ---------------------------------------------------------------------------------------------
+
+
+class _Watched:
+    """A text stream that records when it was last written to (for the heartbeat)."""
+
+    def __init__(self, stream, beat):
+        self._stream, self._beat = stream, beat
+
+    def write(self, text):
+        self._beat.last = time.monotonic()
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+class _Heartbeat:
+    """While a command runs, print "still working" on stderr after HEARTBEAT_SECONDS of silence."""
+
+    def __init__(self, prog: str):
+        self.prog = prog
+        self.last = self.start = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poolkit-heartbeat", daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.25):
+            if time.monotonic() - self.last >= HEARTBEAT_SECONDS:
+                sys.stderr.write(f"{self.prog}: still working ({time.monotonic() - self.start:.0f} s)\n")
+                sys.stderr.flush()
+
+    def __enter__(self):
+        self._saved = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = _Watched(sys.stdout, self), _Watched(sys.stderr, self)
+        self._handler = logging.StreamHandler(sys.stderr)
+        self._handler.setFormatter(logging.Formatter(f"{self.prog}: %(message)s"))
+        log = logging.getLogger("poolkit")
+        self._level = log.level
+        log.addHandler(self._handler)
+        log.setLevel(logging.INFO)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        log = logging.getLogger("poolkit")
+        log.removeHandler(self._handler)
+        log.setLevel(self._level)
+        sys.stdout, sys.stderr = self._saved
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------
 
 #: The subcommands, in the order ``poolkit --help`` lists them.  Each entry takes the
 #: subparsers object, adds its parser and sets ``run``; append one to add a subcommand.
-COMMANDS = [_add_demo, _add_explain, _add_show]
+COMMANDS = [_add_demo, _add_explain, _add_show, _add_warmup]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -565,7 +702,8 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already reported
         return _exit_code(exc.code)
     try:
-        return int(args.run(args) or 0)
+        with _Heartbeat(args.prog):
+            return int(args.run(args) or 0)
     except _MissingPlotting as exc:
         print(f"{args.prog}: {exc}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ inputs, float64 otherwise).
 
 Inputs are channels-first ``(N, C, *spatial)`` unless ``axes`` says otherwise.  Global, adaptive,
 spatial pyramid and fractional pooling are window tables (:mod:`poolkit._geometry`) run through the
-engine's kernels; masked and ROI pooling have their own kernels in :mod:`poolkit._roi_kernels`.
+engine's kernels; masked and ROI pooling have their own kernels in :mod:`poolkit._kernels`.
 Every argument is validated here, before any kernel runs.
 """
 
@@ -17,22 +17,16 @@ import math
 import numbers
 import operator
 
-import numba
 import numpy as np
 
+from . import _engine as E
 from . import _geometry as geo
-from . import _roi_kernels as RK
+from ._kernels import masked as KM
+from ._kernels import roi as KR
 from .pooling import (
     _check_array,
     _check_indices,
     _check_p,
-    _divisor,
-    _float_dtype,
-    _grad_dtype,
-    _max_reduce,
-    _max_scatter,
-    _sum_adjoint,
-    _sum_reduce,
     lp_pool,
     lp_pool_backward,
     max_pool,
@@ -477,7 +471,7 @@ def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False):
     x = _check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
     ret = _check_bool("return_indices", return_indices)
-    out, idx = _max_reduce(x, plan, ret)
+    out, idx = E.max_reduce(x, plan, ret)
     return (out, idx) if ret else out
 
 
@@ -515,8 +509,8 @@ def adaptive_avg_pool(x, output_size, *, axes=None):
     """
     x = _check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
-    sums = _sum_reduce(x, plan)
-    return (sums / _divisor(plan, False, None)).astype(_float_dtype(x.dtype), copy=False)
+    sums = E.sum_reduce(x, plan)
+    return (sums / E.divisor(plan, False, None)).astype(E.float_dtype(x.dtype), copy=False)
 
 
 @_adoc
@@ -552,10 +546,10 @@ def adaptive_max_pool_backward(grad_output, x, output_size, *, axes=None, indice
     plan = _adaptive_plan(x.shape, output_size, axes)
     g = _check_grad_shape(grad_output, plan.out_shape)
     if indices is None:
-        _, idx = _max_reduce(x, plan, True)
+        _, idx = E.max_reduce(x, plan, True)
     else:
         idx = _check_indices(indices, plan.out_shape)
-    return _max_scatter(g, idx, plan, _grad_dtype(x.dtype))
+    return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
 
 
 @_adoc
@@ -586,7 +580,7 @@ def adaptive_avg_pool_backward(grad_output, x, output_size, *, axes=None):
     x = _check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
     g = _check_grad_shape(grad_output, plan.out_shape)
-    return _sum_adjoint(g / _divisor(plan, False, None), plan).astype(_grad_dtype(x.dtype), copy=False)
+    return E.sum_adjoint(g / E.divisor(plan, False, None), plan).astype(E.float_dtype(x.dtype), copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -664,9 +658,9 @@ def spatial_pyramid_pool(x, levels=(1, 2, 4), *, mode="max", axes=None):
     parts = []
     for plan, w in zip(plans, widths):
         if mode == "max":
-            out = _max_reduce(x, plan)[0]
+            out = E.max_reduce(x, plan)[0]
         else:
-            out = (_sum_reduce(x, plan) / _divisor(plan, False, None)).astype(_float_dtype(x.dtype), copy=False)
+            out = (E.sum_reduce(x, plan) / E.divisor(plan, False, None)).astype(E.float_dtype(x.dtype), copy=False)
         parts.append(out.reshape(n, w))
     return np.concatenate(parts, axis=1)
 
@@ -708,10 +702,10 @@ def spatial_pyramid_pool_backward(grad_output, x, levels=(1, 2, 4), *, mode="max
         gl = g[:, offset:offset + w].reshape(plan.out_shape)
         offset += w
         if mode == "max":
-            total += _max_scatter(gl, _max_reduce(x, plan, True)[1], plan, np.float64)
+            total += E.max_scatter(gl, E.max_reduce(x, plan, True)[1], plan, np.float64)
         else:
-            total += _sum_adjoint(gl / _divisor(plan, False, None), plan)
-    return total.astype(_grad_dtype(x.dtype), copy=False)
+            total += E.sum_adjoint(gl / E.divisor(plan, False, None), plan)
+    return total.astype(E.float_dtype(x.dtype), copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -774,7 +768,7 @@ def _masked_setup(x, mask, lengths, mode, axis, fill):
         m = np.arange(t)[None, :] < lens.astype(np.int64)[:, None]
     if isinstance(fill, (bool, np.bool_)) or not isinstance(fill, numbers.Real):
         raise TypeError(f"fill must be a real number, got {fill!r}")
-    out_dtype = x.dtype if mode in ("max", "min") else _float_dtype(x.dtype)
+    out_dtype = x.dtype if mode in ("max", "min") else E.float_dtype(x.dtype)
     if not _fits(fill, out_dtype):
         raise ValueError(f"fill={fill!r} cannot be represented in the output dtype {out_dtype}")
     moved = np.moveaxis(x, ax, 1)
@@ -787,16 +781,13 @@ def _masked_setup(x, mask, lengths, mode, axis, fill):
 def _masked_extreme(x3, m, mode):
     """Values (compute dtype) and arg over the valid steps; arg -1 for empty rows."""
     n, t, inner = x3.shape
-    if x3.dtype == np.bool_:
-        src = x3.view(np.uint8)
-    elif x3.dtype == np.float16:
-        src = x3.astype(np.float32)
-    else:
-        src = x3
+    src = E.kernel_input(x3)
     out = np.zeros((n, inner), dtype=src.dtype)
     arg = np.full((n, inner), -1, dtype=np.int64)
     if out.size:
-        RK.masked_extreme(src, m.view(np.uint8), mode == "min", out, arg)
+        kern = KM.masked_min if mode == "min" else KM.masked_max
+        mu = m.view(np.uint8)
+        E.run(lambda n0, n1: kern(src, mu, out, arg, n0, n1), n, src.size)
     return out, arg
 
 
@@ -857,11 +848,11 @@ def masked_pool(x, mask=None, *, lengths=None, mode="max", axis=1, fill=0.0):
         out, _ = _masked_extreme(x3, m, mode)
         out = out.astype(out_dtype, copy=False)
     else:
-        src = x3.view(np.uint8) if x3.dtype == np.bool_ else (
-            x3.astype(np.float32) if x3.dtype == np.float16 else x3)
+        src = E.kernel_input(x3)
         out = np.zeros((n, x3.shape[2]), dtype=np.float64)
         if out.size:
-            RK.masked_sum(src, m.view(np.uint8), out)
+            mu = m.view(np.uint8)
+            E.run(lambda n0, n1: KM.masked_sum(src, mu, out, n0, n1), n, src.size)
         if mode == "mean":
             out /= np.maximum(count, 1)[:, None]
         out = out.astype(out_dtype)
@@ -912,7 +903,7 @@ def masked_pool_backward(grad_output, x, mask=None, *, lengths=None, mode="max",
         scale = g2 if mode == "sum" else g2 / np.maximum(m.sum(axis=1), 1)[:, None]
         gx3 = m[:, :, None] * scale[:, None, :]
     gx = np.moveaxis(gx3.reshape((n, t) + rest), 1, ax)
-    return np.ascontiguousarray(gx).astype(_grad_dtype(x.dtype), copy=False)
+    return np.ascontiguousarray(gx).astype(E.float_dtype(x.dtype), copy=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1027,7 +1018,7 @@ def _fractional_forward(x, kernel_size, output_size, output_ratio, axes, random_
     # every window of a fractional pooling is a stride-1 window: pool with stride 1 once, then pick
     # each plane's windows out of the result
     plan = geo.make_plan(x.shape, k, 1, 0, 1, False, ax)
-    vals, idx = _max_reduce(x, plan, True)
+    vals, idx = E.max_reduce(x, plan, True)
     perm = list(batch_axes) + list(plan.axes)
     slide = tuple(vals.shape[a] for a in plan.axes)
     vals = vals.transpose(perm).reshape((n_planes,) + slide)
@@ -1184,7 +1175,7 @@ def fractional_max_pool_backward(grad_output, x, kernel_size, output_size=None, 
         out_shape = tuple(shape)
         idx = _check_indices(indices, out_shape)
     g = _check_grad_shape(grad_output, out_shape)
-    return _max_scatter(g, idx, plan, _grad_dtype(x.dtype))
+    return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1277,19 +1268,13 @@ def _roi_pool_setup(x, rois, output_size, spatial_scale):
 
 def _roi_pool_run(x, batch, hs, he, ws, we, pooled):
     n, c, h, w = x.shape
-    if x.dtype == np.bool_:
-        src = np.ascontiguousarray(x).view(np.uint8)
-    elif x.dtype == np.float16:
-        src = np.ascontiguousarray(x, dtype=np.float32)
-    else:
-        src = np.ascontiguousarray(x)
+    src = E.kernel_input(x)
     out = np.zeros((batch.shape[0], c) + pooled, dtype=src.dtype)
     arg = np.full(out.shape, -1, dtype=np.int64)
     if out.size:
-        RK.roi_pool_forward(src, batch, hs, he, ws, we, out, arg)
-    if x.dtype == np.bool_:
-        out = out.view(np.bool_)
-    return out.astype(x.dtype, copy=False), arg
+        E.run(lambda t0, t1: KR.roi_pool_forward(src, batch, hs, he, ws, we, out, arg, t0, t1), out.shape[0] * c,
+              out.size * 4)
+    return E.from_kernel(out, x.dtype), arg
 
 
 def roi_pool(x, rois, output_size, spatial_scale=1.0):
@@ -1366,8 +1351,9 @@ def roi_pool_backward(grad_output, x, rois, output_size, spatial_scale=1.0):
     _, arg = _roi_pool_run(x, batch, hs, he, ws, we, pooled)
     gx = np.zeros(x.shape, dtype=np.float64)
     if gx.size:
-        RK.roi_pool_backward(np.ascontiguousarray(g, dtype=np.float64), batch, arg, gx)
-    return gx.astype(_grad_dtype(x.dtype), copy=False)
+        g64 = np.ascontiguousarray(g, dtype=np.float64)
+        E.run(lambda c0, c1: KR.roi_pool_backward(g64, batch, arg, gx, c0, c1), x.shape[1], g.size + gx.size)
+    return gx.astype(E.float_dtype(x.dtype), copy=False)
 
 
 def _align_axis(start, bin_size, grid, pooled, size, T):
@@ -1507,8 +1493,10 @@ def roi_align(x, rois, batch_indices, output_size, spatial_scale=1.0, sampling_r
     out = np.zeros((batch.shape[0], c) + pooled, dtype=T)
     if out.size:
         src = np.ascontiguousarray(x, dtype=T).reshape(n, c, h * w)
-        RK.roi_align_forward(src, w, batch, gh, *ytab, gw, *xtab, count, is_max, np.zeros(1, T), out)
-    return out.astype(_float_dtype(x.dtype), copy=False)
+        zero = np.zeros(1, T)
+        E.run(lambda k0, k1: KR.roi_align_forward(src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, out, k0, k1),
+              out.shape[0], out.size * int(max(gh.max(), 1) * max(gw.max(), 1)) * 4)
+    return out.astype(E.float_dtype(x.dtype), copy=False)
 
 
 def roi_align_backward(grad_output, x, rois, batch_indices, output_size, spatial_scale=1.0, sampling_ratio=0,
@@ -1547,7 +1535,8 @@ def roi_align_backward(grad_output, x, rois, batch_indices, output_size, spatial
     gx = np.zeros((n, c, h * w), dtype=np.float64)
     if gx.size and g.size:
         src = np.ascontiguousarray(x, dtype=T).reshape(n, c, h * w)
-        blocks = max(1, min(c, numba.get_num_threads()))
-        RK.roi_align_backward(np.ascontiguousarray(g, dtype=np.float64), src, w, batch, gh, *ytab, gw, *xtab,
-                              count, is_max, np.zeros(1, T), blocks, gx)
-    return gx.reshape(x.shape).astype(_grad_dtype(x.dtype), copy=False)
+        g64, zero = np.ascontiguousarray(g, dtype=np.float64), np.zeros(1, T)
+        E.run(lambda c0, c1: KR.roi_align_backward(g64, src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, gx,
+                                                   c0, c1),
+              c, g.size * int(max(gh.max(), 1) * max(gw.max(), 1)) * 4)
+    return gx.reshape(x.shape).astype(E.float_dtype(x.dtype), copy=False)

@@ -1,7 +1,7 @@
 """Max, average and Lp pooling over any number of axes, forward and backward.
 
 Public functions validate and normalise their arguments, ask :mod:`poolkit._geometry` for a plan,
-and run the compiled kernels of :mod:`poolkit._kernels` one pooled axis at a time.
+and run the reductions of :mod:`poolkit._engine` on it.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 import numbers
 
-import numba
 import numpy as np
 
+from . import _engine as E
 from . import _geometry as geo
-from . import _kernels as K
 
 __all__ = [
     "max_pool",
@@ -26,20 +25,6 @@ __all__ = [
     "output_shape",
     "resolve_padding",
 ]
-
-_NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
-
-#: Calls touching fewer elements than this run the serial kernels: waking the thread pool costs
-#: more than the work itself.
-SERIAL_BELOW = 1 << 16
-
-
-def _kernels_for(work: int):
-    """The kernel build for a call touching ``work`` elements, and the thread count to give it."""
-    if work < SERIAL_BELOW:
-        return K.serial, 1
-    return K.parallel, numba.get_num_threads()
-
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
@@ -57,16 +42,6 @@ def _check_array(x, name: str = "x") -> np.ndarray:
     if arr.ndim == 0:
         raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
     return arr
-
-
-def _float_dtype(dtype) -> np.dtype:
-    """Result dtype of average/Lp pooling: floats keep theirs, everything else becomes float64."""
-    return np.dtype(dtype) if np.dtype(dtype).kind == "f" else np.dtype(np.float64)
-
-
-def _grad_dtype(dtype) -> np.dtype:
-    """Gradient dtype for an input of ``dtype``: x's own float dtype, float64 for ints and bools."""
-    return _float_dtype(dtype)
 
 
 def _check_p(p) -> float:
@@ -98,209 +73,6 @@ def _check_indices(indices, shape, name: str = "indices") -> np.ndarray:
 
 def _plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> geo.Plan:
     return geo.make_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-
-
-# --------------------------------------------------------------------------------------------
-# the reductions every op is built from (also used by poolkit.fixed)
-# --------------------------------------------------------------------------------------------
-
-
-def _view3(shape, axis):
-    outer = math.prod(shape[:axis])
-    inner = math.prod(shape[axis + 1:])
-    return outer, shape[axis], inner
-
-
-def _pooled_scales(plan: geo.Plan):
-    """Flat-index weight of each pooled axis: row-major over the pooled axes (ascending)."""
-    scales, acc = [], 1
-    for ap in reversed(plan.axis_plans):
-        scales.append(acc)
-        acc *= ap.in_size
-    return scales[::-1]
-
-
-def _kernel_input(x: np.ndarray) -> np.ndarray:
-    """A contiguous array the kernels read directly: bools as uint8, float16 as float32 (numba has
-    no float16 arithmetic; the conversion is exact, and max results convert back exactly)."""
-    if x.dtype == np.bool_:
-        return np.ascontiguousarray(x).view(np.uint8)
-    if x.dtype == np.float16:
-        return np.ascontiguousarray(x, dtype=np.float32)
-    return np.ascontiguousarray(x)
-
-
-def _kernel_dtype(dtype) -> np.dtype:
-    """The dtype the kernels write for a requested result dtype: numba has no float16 arithmetic,
-    so float16 results are computed in float32 and rounded once at the end."""
-    return np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
-
-
-def _max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
-    """Window maxima (dtype of x) and, if asked, int64 flat indices over the pooled axes."""
-    cur, result_dtype = _kernel_input(x), x.dtype
-    f = plan.fused
-    if f is not None:
-        out = np.empty(plan.out_shape, dtype=cur.dtype)
-        idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
-        if out.size:
-            src, dst = cur.reshape(f.in4), out.reshape(f.out4)
-            kern, n_threads = _kernels_for(cur.size + out.size)
-            if return_indices:
-                kern.max_fused_indices(src, f.tables, f.params, dst, idx.reshape(f.out4), n_threads)
-            else:
-                kern.pool_max(src, f.tables, f.params, f.divisors(None, None), dst, n_threads)
-        cur = out
-    else:
-        cur, idx = _max_separable(cur, plan, return_indices)
-    if result_dtype == np.bool_:
-        cur = cur.view(np.bool_)
-    elif cur.dtype != result_dtype:
-        cur = cur.astype(result_dtype)
-    return cur, idx
-
-
-def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
-    """The general path: one pooled axis at a time, the last first (any axes, any count)."""
-    idx = None
-    scales = _pooled_scales(plan)
-    for a, ap, scale in reversed(list(zip(plan.axes, plan.axis_plans, scales))):
-        outer, length, inner = _view3(cur.shape, a)
-        new_shape = cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:]
-        out = np.empty(new_shape, dtype=cur.dtype)
-        src = cur.reshape(outer, length, inner)
-        dst = out.reshape(outer, ap.out_size, inner)
-        kern, n_threads = _kernels_for(cur.size + out.size)
-        if return_indices:
-            idx_out = np.empty(new_shape, dtype=np.int64)
-            idx_in = _NO_INDICES if idx is None else idx.reshape(outer, length, inner)
-            if out.size:
-                kern.max_axis_indices(src, idx_in, idx is not None, ap.starts, ap.counts, ap.dilation, scale,
-                                      dst, idx_out.reshape(outer, ap.out_size, inner), n_threads)
-            idx = idx_out
-        elif out.size:
-            kern.reduce_axis(src, ap.starts, ap.counts, ap.dilation, False, dst, n_threads)
-        cur = out
-    return cur, idx
-
-
-def _pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
-    """Window sums divided by the average divisor (raw sums when count_include_pad is None)."""
-    x = _kernel_input(x)
-    f = plan.fused
-    if f is not None:
-        out = np.empty(plan.out_shape, dtype=_kernel_dtype(out_dtype))
-        if out.size:
-            kern, n_threads = _kernels_for(x.size + out.size)
-            kern.pool_sum(x.reshape(f.in4), f.tables, f.params, f.divisors(count_include_pad, divisor_override),
-                          out.reshape(f.out4), n_threads)
-        return out.astype(out_dtype, copy=False)
-    sums = _sum_separable(x, plan)
-    if count_include_pad is not None:
-        sums /= _divisor(plan, count_include_pad, divisor_override)
-    return sums.astype(out_dtype, copy=False)
-
-
-def _sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
-    """Sum over each window's valid taps, in float64."""
-    return _pool_sums(x, plan, np.float64)
-
-
-def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
-    for a, ap in reversed(list(zip(plan.axes, plan.axis_plans))):
-        outer, length, inner = _view3(cur.shape, a)
-        out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
-        if out.size:
-            kern, n_threads = _kernels_for(cur.size + out.size)
-            kern.reduce_axis(cur.reshape(outer, length, inner), ap.starts, ap.counts, ap.dilation, True,
-                             out.reshape(outer, ap.out_size, inner), n_threads)
-        cur = out
-    return cur
-
-
-def _spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
-    """The adjoint of :func:`_pool_sums`: each g / divisor spread over its window's taps."""
-    f = plan.fused
-    if f is not None:
-        if g.dtype.kind != "f" or g.dtype == np.float16:
-            g = g.astype(np.float64)
-        g = np.ascontiguousarray(g)
-        out = np.empty(plan.in_shape, dtype=_kernel_dtype(out_dtype))
-        if out.size:
-            kern, n_threads = _kernels_for(g.size + out.size)
-            kern.sum_fused_adjoint(g.reshape(f.out4), f.tables, f.params, f.divisors(count_include_pad, divisor_override),
-                                   out.reshape(f.in4), n_threads)
-        return out.astype(out_dtype, copy=False)
-    if count_include_pad is not None:
-        g = g / _divisor(plan, count_include_pad, divisor_override)
-    return _sum_separable_adjoint(g, plan).astype(out_dtype, copy=False)
-
-
-def _sum_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
-    """The transpose of :func:`_sum_reduce`: spread each value over its window's taps (float64)."""
-    return _spread(g, plan, np.float64)
-
-
-def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
-    cur = np.ascontiguousarray(g, dtype=np.float64)
-    for a, ap in zip(plan.axes, plan.axis_plans):
-        outer, _, inner = _view3(cur.shape, a)
-        out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
-        if out.size:
-            kern, n_threads = _kernels_for(cur.size + out.size)
-            kern.sum_axis_adjoint(cur.reshape(outer, ap.out_size, inner), ap.starts, ap.counts, ap.dilation,
-                                  out.reshape(outer, ap.in_size, inner), n_threads)
-        cur = out
-    return cur
-
-
-def _scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, kernel: str) -> np.ndarray:
-    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``
-    with the kernel named ``kernel`` ("scatter_add" or "scatter_set").
-
-    Adjacent pooled axes are addressed in place through an (outer, positions, inner) view; other
-    layouts move the pooled axes last first.
-    """
-    axes = tuple(axes)
-    if axes[-1] - axes[0] == len(axes) - 1:
-        perm = list(range(len(out_shape)))
-    else:
-        perm = [a for a in range(len(out_shape)) if a not in axes] + list(axes)
-        axes = tuple(range(len(out_shape) - len(axes), len(out_shape)))
-    moved_in = tuple(values.shape[a] for a in perm)
-    moved_out = tuple(out_shape[a] for a in perm)
-    outer = math.prod(moved_in[:axes[0]])
-    inner = math.prod(moved_in[axes[-1] + 1:])
-    n_src = math.prod(moved_in[axes[0]:axes[-1] + 1])
-    n_dst = math.prod(moved_out[axes[0]:axes[-1] + 1])
-    work_dtype = _kernel_dtype(dtype)
-    out = np.empty(moved_out, dtype=work_dtype)
-    if out.size:
-        v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
-        i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, n_src, inner)
-        kern, n_threads = _kernels_for(v.size + out.size)
-        if getattr(kern, kernel)(v, i, out.reshape(outer, n_dst, inner), n_threads):
-            raise ValueError(f"indices must lie in [0, {n_dst}) (flat positions over the pooled axes), "
-                             f"got values in [{idx.min()}, {idx.max()}]")
-    return out.astype(dtype, copy=False).transpose(np.argsort(perm))
-
-
-def _max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=None) -> np.ndarray:
-    """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape``."""
-    dtype = np.float64 if dtype is None else dtype
-    return _scatter(g, idx, plan.axes, plan.in_shape, dtype, "scatter_add")
-
-
-def _divisor(plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray | float:
-    """The average-pooling divisor, broadcastable to the output shape."""
-    if divisor_override is not None:
-        return float(divisor_override)
-    div = np.ones((1,) * len(plan.in_shape))
-    for a, ap in zip(plan.axes, plan.axis_plans):
-        shape = [1] * len(plan.in_shape)
-        shape[a] = ap.out_size
-        div = div * (ap.pad_counts if count_include_pad else ap.counts).reshape(shape)
-    return div
 
 
 def _check_avg_options(count_include_pad, divisor_override):
@@ -409,7 +181,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     """
     x = _check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    out, idx = _max_reduce(x, plan, bool(return_indices))
+    out, idx = E.max_reduce(x, plan, bool(return_indices))
     return (out, idx) if return_indices else out
 
 
@@ -458,7 +230,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     x = _check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    return _pool_sums(x, plan, _float_dtype(x.dtype), bool(count_include_pad), divisor_override)
+    return E.pool_sums(x, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
 @_doc
@@ -496,9 +268,9 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=
     x = _check_array(x)
     p = _check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    sums = _sum_reduce(_abs_pow(x, p), plan)
+    sums = E.sum_reduce(_abs_pow(x, p), plan)
     out = sums if p == 1.0 else (np.sqrt(sums) if p == 2.0 else sums ** (1.0 / p))
-    return out.astype(_float_dtype(x.dtype), copy=False)
+    return out.astype(E.float_dtype(x.dtype), copy=False)
 
 
 @_doc
@@ -542,10 +314,10 @@ def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     g = _check_grad(grad_output, plan)
     if indices is None:
-        _, idx = _max_reduce(x, plan, True)
+        _, idx = E.max_reduce(x, plan, True)
     else:
         idx = _check_indices(indices, plan.out_shape)
-    return _max_scatter(g, idx, plan, _grad_dtype(x.dtype))
+    return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
 
 
 @_doc
@@ -582,7 +354,7 @@ def avg_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     g = _check_grad(grad_output, plan)
-    return _spread(g, plan, _grad_dtype(x.dtype), bool(count_include_pad), divisor_override)
+    return E.spread(g, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
 @_doc
@@ -618,14 +390,14 @@ def lp_pool_backward(grad_output, x, p, kernel_size, stride=None, padding=0, *, 
     p = _check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     g = _check_grad(grad_output, plan)
-    y = _sum_reduce(_abs_pow(x, p), plan) ** (1.0 / p)
+    y = E.sum_reduce(_abs_pow(x, p), plan) ** (1.0 / p)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         factor = np.where(y > 0, g * y ** (1.0 - p), 0.0)
-        spread = _sum_adjoint(factor, plan)
+        spread = E.sum_adjoint(factor, plan)
         xf = np.asarray(x, dtype=np.float64)
         local = np.sign(xf) if p == 1.0 else np.where(xf != 0, np.sign(xf) * np.abs(xf) ** (p - 1.0), 0.0)
         grad = spread * local
-    return grad.astype(_grad_dtype(x.dtype), copy=False)
+    return grad.astype(E.float_dtype(x.dtype), copy=False)
 
 
 def max_unpool(values, indices, output_size, *, axes=None):
@@ -672,7 +444,7 @@ def max_unpool(values, indices, output_size, *, axes=None):
         out_shape[a] = s
     geo.check_size(out_shape)
     idx = _check_indices(indices, v.shape)
-    return _scatter(v, idx, ax, tuple(out_shape), v.dtype, "scatter_set")
+    return E.scatter(v, idx, ax, tuple(out_shape), v.dtype, False)
 
 
 @_doc

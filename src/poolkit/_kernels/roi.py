@@ -1,64 +1,16 @@
-"""Numba kernels of the fixed-length family: masked sequence pooling, ROI max pooling, ROI align.
+"""Kernels of ROI pooling: ROI max pooling (torchvision ``roi_pool`` / ONNX ``MaxRoiPool``
+geometry) and ROI align (ONNX ``RoiAlign``).
 
-No validation and no Python objects here: :mod:`poolkit.fixed` checks every argument and computes
-every index and weight table before calling, and the kernels trust them.  All arrays are
-C-contiguous.  No fastmath flag is used, so NaN comparisons stay exact and no multiply-add is fused
-(ROI align reproduces ONNX Runtime's float32 arithmetic operation by operation).
+No validation here: :mod:`poolkit.roi` checks every argument and computes every index and weight
+table, and the kernels trust them.  All arrays are C-contiguous.  No fastmath flag is used, so NaN
+comparisons stay exact and no multiply-add is fused (ROI align reproduces ONNX Runtime's float32
+arithmetic operation by operation).  Each kernel takes a chunk of independent work (ROIs or
+channels, see :mod:`poolkit._engine`); ROIs of one image never race because backward kernels split
+the channels, not the ROIs.
 """
 
 import numpy as np
-from numba import njit, prange
-
-
-# --------------------------------------------------------------------------------------------
-# masked pooling over the time axis of (N, T, inner)
-# --------------------------------------------------------------------------------------------
-
-
-@njit(cache=True, parallel=True)
-def masked_extreme(x, mask, is_min, out, arg):
-    """out[n, i] = max (or min) of x[n, t, i] over the steps t with mask[n, t]; arg = that t.
-
-    The first extreme in time order wins; NaN beats every number (the first NaN wins).  Rows
-    without a valid step keep arg = -1 and leave out untouched.  Rows in parallel; the feature
-    axis is the contiguous inner loop.
-    """
-    n_batch, n_time, n_inner = x.shape
-    for n in prange(n_batch):
-        first = True
-        for s in range(n_time):
-            if mask[n, s] == 0:
-                continue
-            if first:
-                for i in range(n_inner):
-                    out[n, i] = x[n, s, i]
-                    arg[n, i] = s
-                first = False
-                continue
-            for i in range(n_inner):
-                v = x[n, s, i]
-                b = out[n, i]
-                if is_min:
-                    better = v < b or (v != v and b == b)
-                else:
-                    better = v > b or (v != v and b == b)
-                if better:
-                    out[n, i] = v
-                    arg[n, i] = s
-
-
-@njit(cache=True, parallel=True)
-def masked_sum(x, mask, out):
-    """out[n, i] = sum of x[n, t, i] over the steps t with mask[n, t], accumulated in out (float64)."""
-    n_batch, n_time, n_inner = x.shape
-    for n in prange(n_batch):
-        for i in range(n_inner):
-            out[n, i] = 0.0
-        for s in range(n_time):
-            if mask[n, s] == 0:
-                continue
-            for i in range(n_inner):
-                out[n, i] += x[n, s, i]
+from numba import njit
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,14 +18,15 @@ def masked_sum(x, mask, out):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
-def roi_pool_forward(x, batch, hstart, hend, wstart, wend, out, arg):
+@njit(cache=True, nogil=True)
+def roi_pool_forward(x, batch, hstart, hend, wstart, wend, out, arg, t0, t1):
     """out[k, c, ph, pw] = max of x[batch[k], c] over rows [hstart[k, ph], hend[k, ph]) and
     columns [wstart[k, pw], wend[k, pw]); arg = flat h * W + w of the first maximum (NaN wins),
-    -1 and a zero output for an empty bin.  Bounds are already clipped to the map."""
+    -1 and a zero output for an empty bin.  Bounds are already clipped to the map.  Work items
+    t = k * C + c in [t0, t1)."""
     n_rois, n_chan, n_ph, n_pw = out.shape
     width = x.shape[3]
-    for t in prange(n_rois * n_chan):
+    for t in range(t0, t1):
         k = t // n_chan
         c = t - k * n_chan
         b = batch[k]
@@ -99,13 +52,13 @@ def roi_pool_forward(x, batch, hstart, hend, wstart, wend, out, arg):
                 arg[k, c, ph, pw] = best_i
 
 
-@njit(cache=True, parallel=True)
-def roi_pool_backward(g, batch, arg, gx):
-    """gx[batch[k], c] at arg[k, c, ph, pw] += g[k, c, ph, pw] (gx zero-filled here; channels in
-    parallel, so ROIs of one image never race)."""
+@njit(cache=True, nogil=True)
+def roi_pool_backward(g, batch, arg, gx, c0, c1):
+    """gx[batch[k], c] at arg[k, c, ph, pw] += g[k, c, ph, pw] for the channels c0 <= c < c1 (gx
+    zero-filled here)."""
     n_rois, n_chan, n_ph, n_pw = g.shape
     width = gx.shape[3]
-    for c in prange(n_chan):
+    for c in range(c0, c1):
         gx[:, c, :, :] = 0.0
         for k in range(n_rois):
             b = batch[k]
@@ -126,7 +79,7 @@ def roi_pool_backward(g, batch, arg, gx):
 # positions 0, as ONNX Runtime does).  The same for columns.  Weights are in the compute dtype.
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _precalc(k, width, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, lx, hx, xok, n_ph, n_pw, pos, wts):
     """ONNX Runtime's PreCalc for ROI k: the four flat positions and weights of every sample, in
     the order bin (ph, pw), sample row iy, sample column ix.  Out-of-range samples get weight 0 at
@@ -156,7 +109,7 @@ def _precalc(k, width, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, lx, hx, xok, n_p
                     q += 1
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _weighted_max(plane, pos, wts, q):
     """max(w1 * v1, w2 * v2, w3 * v3, w4 * v4) as chained std::max (a later term wins only if
     greater), and which corner won."""
@@ -170,15 +123,15 @@ def _weighted_max(plane, pos, wts, q):
     return val, j
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def roi_align_forward(x, width, batch, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, lx, hx, xok, count, is_max,
-                      zero, out):
+                      zero, out, k0, k1):
     """ONNX RoiAlign on x of shape (N, C, H * W): the average of the bilinear samples of each bin
     (the sum divided by count[k]), or in max mode the maximum over samples of the maximum of the
-    four weighted corner values.  Comparisons follow std::max; ROIs in parallel."""
+    four weighted corner values.  Comparisons follow std::max.  ROIs k0 <= k < k1."""
     n_rois, n_chan, n_ph, n_pw = out.shape
     z = zero[0]
-    for k in prange(n_rois):
+    for k in range(k0, k1):
         ns = ny[k] * nx[k]
         pos = np.empty((n_ph * n_pw * ns, 4), dtype=np.int64)
         wts = np.empty((n_ph * n_pw * ns, 4), dtype=zero.dtype)
@@ -205,53 +158,50 @@ def roi_align_forward(x, width, batch, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, 
                         out[k, c, ph, pw] = acc / count[k]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def roi_align_backward(g, x, width, batch, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, lx, hx, xok, count,
-                       is_max, zero, n_blocks, gx):
-    """Adjoint of roi_align_forward into float64 gx of shape (N, C, H * W), zero-filled here.
+                       is_max, zero, gx, c0, c1):
+    """Adjoint of roi_align_forward into float64 gx of shape (N, C, H * W), zero-filled here, for
+    the channels c0 <= c < c1.
 
     Average: every corner receives weight * g / count.  Max: the winning weighted corner (the
-    first maximum in the forward's order) receives weight * g.  The channels are split into
-    n_blocks blocks run in parallel, each walking all ROIs in order, so that ROIs of one image
-    never race and each block computes a ROI's sample table once.
+    first maximum in the forward's order) receives weight * g.  Each chunk of channels walks all
+    ROIs in order and computes a ROI's sample table once.
     """
     n_rois, n_chan, n_ph, n_pw = g.shape
     max_ns = 0
     for k in range(n_rois):
         max_ns = max(max_ns, ny[k] * nx[k])
-    for blk in prange(n_blocks):
-        c0 = blk * n_chan // n_blocks
-        c1 = (blk + 1) * n_chan // n_blocks
-        gx[:, c0:c1, :] = 0.0
-        pos = np.empty((n_ph * n_pw * max_ns, 4), dtype=np.int64)
-        wts = np.empty((n_ph * n_pw * max_ns, 4), dtype=zero.dtype)
-        for k in range(n_rois):
-            ns = ny[k] * nx[k]
-            _precalc(k, width, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, lx, hx, xok, n_ph, n_pw, pos, wts)
-            b = batch[k]
-            for c in range(c0, c1):
-                plane = x[b, c]
-                gplane = gx[b, c]
-                q = 0
-                for ph in range(n_ph):
-                    for pw in range(n_pw):
-                        go = g[k, c, ph, pw]
-                        if is_max:
-                            best = zero[0]
-                            best_p = -1
-                            best_w = zero[0]
-                            for s in range(ns):
-                                val, j = _weighted_max(plane, pos, wts, q)
-                                if s == 0 or best < val:
-                                    best = val
-                                    best_p = pos[q, j]
-                                    best_w = wts[q, j]
-                                q += 1
-                            if best_p >= 0:
-                                gplane[best_p] += best_w * go
-                        else:
-                            go = go / count[k]
-                            for s in range(ns):
-                                for j in range(4):
-                                    gplane[pos[q, j]] += wts[q, j] * go
-                                q += 1
+    gx[:, c0:c1, :] = 0.0
+    pos = np.empty((n_ph * n_pw * max_ns, 4), dtype=np.int64)
+    wts = np.empty((n_ph * n_pw * max_ns, 4), dtype=zero.dtype)
+    for k in range(n_rois):
+        ns = ny[k] * nx[k]
+        _precalc(k, width, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, lx, hx, xok, n_ph, n_pw, pos, wts)
+        b = batch[k]
+        for c in range(c0, c1):
+            plane = x[b, c]
+            gplane = gx[b, c]
+            q = 0
+            for ph in range(n_ph):
+                for pw in range(n_pw):
+                    go = g[k, c, ph, pw]
+                    if is_max:
+                        best = zero[0]
+                        best_p = -1
+                        best_w = zero[0]
+                        for s in range(ns):
+                            val, j = _weighted_max(plane, pos, wts, q)
+                            if s == 0 or best < val:
+                                best = val
+                                best_p = pos[q, j]
+                                best_w = wts[q, j]
+                            q += 1
+                        if best_p >= 0:
+                            gplane[best_p] += best_w * go
+                    else:
+                        go = go / count[k]
+                        for s in range(ns):
+                            for j in range(4):
+                                gplane[pos[q, j]] += wts[q, j] * go
+                            q += 1

@@ -1,0 +1,424 @@
+"""The engine between the public functions and the kernels: kernel inputs and dtype rules, the
+thread pool that runs kernel chunks, the compile notices, and the reductions and scatters every op
+is built from.
+
+Public functions validate their arguments and build a plan (:mod:`poolkit._geometry`); the
+functions here pick the kernel variant a plan needs (only that one is compiled), allocate outputs
+and scratch, and run the kernel over chunks of its work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numba.core import event as _numba_event
+
+from . import _geometry as geo
+from ._kernels import axis as KA
+from ._kernels import scatter as KS
+from ._kernels import sliding as KF
+
+logger = logging.getLogger("poolkit")
+logger.addHandler(logging.NullHandler())
+
+# --------------------------------------------------------------------------------------------
+# threads
+# --------------------------------------------------------------------------------------------
+
+#: Calls touching fewer elements than this run in the calling thread only: handing chunks to the
+#: pool costs more than the work itself.
+SERIAL_BELOW = 1 << 16
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_n_threads: int | None = None
+_local = threading.local()
+
+
+def get_num_threads() -> int:
+    """The number of threads poolkit's kernels use for one call.
+
+    Returns
+    -------
+    n : int
+        By default ``numba.config.NUMBA_NUM_THREADS`` (the ``NUMBA_NUM_THREADS`` environment
+        variable, else the number of CPUs); see :func:`set_num_threads`.
+
+    Examples
+    --------
+    >>> import poolkit
+    >>> poolkit.get_num_threads() >= 1
+    True
+    """
+    return _n_threads if _n_threads is not None else max(int(numba.config.NUMBA_NUM_THREADS), 1)
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads poolkit's kernels use for one call (1 runs every call in the
+    calling thread).
+
+    poolkit runs its compiled kernels on a thread pool of its own (kernels release the GIL), not
+    on numba's threading layer, so calls from many Python threads at once are safe whatever numba
+    threading layer is installed.  Concurrent calls share the pool.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, >= 1.
+
+    Examples
+    --------
+    >>> import poolkit
+    >>> before = poolkit.get_num_threads()
+    >>> poolkit.set_num_threads(1)
+    >>> poolkit.get_num_threads()
+    1
+    >>> poolkit.set_num_threads(before)
+    """
+    global _n_threads, _pool
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n!r}")
+    with _pool_lock:
+        _n_threads = int(n)
+        old, _pool = _pool, None
+    if old is not None:
+        old.shutdown(wait=False)
+
+
+def _mark_worker():
+    _local.worker = True
+
+
+def _executor(n_threads: int) -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max(n_threads - 1, 1), thread_name_prefix="poolkit",
+                                       initializer=_mark_worker)
+        return _pool
+
+
+def _forget_pool():  # in a forked child the pool's threads do not exist
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run(body, total: int, cost: int) -> list:
+    """Call ``body(t0, t1)`` on chunks covering ``[0, total)`` and return their results in order.
+
+    Calls touching fewer than SERIAL_BELOW elements (``cost``), and calls made from a pool thread,
+    run in the calling thread in one chunk.  Others are split into up to 4 chunks per thread,
+    taken in turn by the calling thread and ``threads - 1`` pool threads, so that a slow core does
+    not hold up the call.  ``body`` calls a ``nogil`` kernel.
+    """
+    n_threads = get_num_threads()
+    if n_threads == 1 or total < 2 or cost < SERIAL_BELOW or getattr(_local, "worker", False):
+        return [body(0, total)]
+    n = min(total, 4 * n_threads)
+    bounds = [total * c // n for c in range(n + 1)]
+    results: list = [None] * n
+    counter = itertools.count()  # next() on it is atomic: each chunk is taken once
+
+    def worker():
+        for c in counter:
+            if c >= n:
+                return
+            results[c] = body(bounds[c], bounds[c + 1])
+
+    pool = _executor(n_threads)
+    futures = [pool.submit(worker) for _ in range(min(n, n_threads) - 1)]
+    worker()
+    for f in futures:
+        f.result()
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# compile notices
+# --------------------------------------------------------------------------------------------
+
+
+class _CompileNotice(_numba_event.Listener):
+    """Logs (INFO, logger "poolkit") when a kernel is compiled rather than loaded from numba's
+    on-disk cache: the first use of a kernel and dtype on this machine takes a few seconds."""
+
+    def __init__(self):
+        self.depth = 0
+
+    def on_start(self, event):
+        disp = event.data["dispatcher"]
+        if getattr(disp.py_func, "__module__", "").startswith("poolkit._kernels"):
+            if self.depth == 0:
+                args = event.data["args"]
+                dtype = getattr(args[0], "dtype", args[0]) if args else ""
+                logger.info("compiling the %s kernel for %s (first use on this machine; cached for later runs)",
+                            disp.py_func.__name__, dtype)
+            self.depth += 1
+
+    def on_end(self, event):
+        disp = event.data["dispatcher"]
+        if getattr(disp.py_func, "__module__", "").startswith("poolkit._kernels"):
+            self.depth -= 1
+
+
+_numba_event.register("numba:compile", _CompileNotice())
+
+
+# --------------------------------------------------------------------------------------------
+# kernel inputs and dtype rules
+# --------------------------------------------------------------------------------------------
+
+
+def native(dtype) -> np.dtype:
+    """``dtype`` in the machine's byte order (results are native whatever the input's order)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
+
+
+def kernel_input(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous, native-order array the kernels read directly: bools as uint8, float16 as
+    float32 (numba has no float16 arithmetic; the conversion is exact, and max results convert back
+    exactly), other dtypes as they are, byte-swapped when not native."""
+    if x.dtype == np.bool_:
+        return np.ascontiguousarray(x).view(np.uint8)
+    if x.dtype == np.float16:
+        return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(x, dtype=native(x.dtype))
+
+
+def kernel_dtype(dtype) -> np.dtype:
+    """The dtype the kernels write for a requested result dtype: numba has no float16 arithmetic,
+    so float16 results are computed in float32 and rounded once at the end."""
+    dtype = native(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def float_dtype(dtype) -> np.dtype:
+    """Result dtype of average and Lp pooling, and of every gradient: floats keep theirs (in native
+    byte order), everything else becomes float64."""
+    dtype = native(dtype)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def from_kernel(out: np.ndarray, dtype) -> np.ndarray:
+    """A kernel's result (from kernel_input's dtype) as ``dtype``, native."""
+    dtype = native(dtype)
+    if dtype == np.bool_:
+        return out.view(np.bool_)
+    return out.astype(dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# the reductions every op is built from
+# --------------------------------------------------------------------------------------------
+
+_NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
+
+
+def view3(shape, axis):
+    """(outer, length, inner) of a C-contiguous array of ``shape`` seen around ``axis``."""
+    return math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+
+
+def pooled_scales(plan: geo.Plan):
+    """Flat-index weight of each pooled axis: row-major over the pooled axes (ascending)."""
+    scales, acc = [], 1
+    for ap in reversed(plan.axis_plans):
+        scales.append(acc)
+        acc *= ap.in_size
+    return scales[::-1]
+
+
+def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray) -> None:
+    """The fused forward kernel of ``op`` ("max" or "sum") over all output rows of ``out``."""
+    name = KF.variant(f, op)
+    kern = getattr(KF, name)
+    is_sum = op == "sum"
+    size = KF.work_size(f.in4, f.out4, f.params, is_sum, name.endswith(("_blocks", "_wide")))
+    work_dtype = np.float64 if is_sum else src.dtype
+    x4, o4 = src.reshape(f.in4), out.reshape(f.out4)
+    run(lambda t0, t1: kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), t0, t1),
+        f.out4[0] * f.out4[1] * f.out4[2], src.size + out.size)
+
+
+def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
+    """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes."""
+    cur = kernel_input(x)
+    f = plan.fused
+    if f is not None:
+        out = np.empty(plan.out_shape, dtype=cur.dtype)
+        idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
+        if out.size:
+            if return_indices:
+                src, dst, ix = cur.reshape(f.in4), out.reshape(f.out4), idx.reshape(f.out4)
+                row_len = f.in4[3]
+                run(lambda t0, t1: KF.max_indices(src, f.tables, f.params, dst, ix, np.empty(row_len, src.dtype),
+                                                  np.empty(row_len, np.int64), t0, t1),
+                    f.out4[0] * f.out4[1] * f.out4[2], cur.size + 2 * out.size)
+            else:
+                _fused_forward(cur, f, "max", f.divisors(None, None), out)
+        cur = out
+    else:
+        cur, idx = _max_separable(cur, plan, return_indices)
+    return from_kernel(cur, x.dtype), idx
+
+
+def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
+    """The general path: one pooled axis at a time, the last first (any axes, any count)."""
+    idx = None
+    scales = pooled_scales(plan)
+    for a, ap, scale in reversed(list(zip(plan.axes, plan.axis_plans, scales))):
+        outer, length, inner = view3(cur.shape, a)
+        new_shape = cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:]
+        out = np.empty(new_shape, dtype=cur.dtype)
+        src = cur.reshape(outer, length, inner)
+        dst = out.reshape(outer, ap.out_size, inner)
+        total = outer * ap.out_size
+        if return_indices:
+            idx_out = np.empty(new_shape, dtype=np.int64)
+            idx_in = _NO_INDICES if idx is None else idx.reshape(outer, length, inner)
+            has_in = idx is not None
+            ix = idx_out.reshape(outer, ap.out_size, inner)
+            if out.size:
+                run(lambda t0, t1: KA.max_axis_indices(src, idx_in, has_in, ap.starts, ap.counts, ap.dilation,
+                                                       scale, dst, ix, t0, t1),
+                    total, cur.size + out.size)
+            idx = idx_out
+        elif out.size:
+            run(lambda t0, t1: KA.max_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
+                total, cur.size + out.size)
+        cur = out
+    return cur, idx
+
+
+def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
+    """Window sums divided by the average divisor (raw sums when count_include_pad is None),
+    accumulated in float64 and returned as ``out_dtype``."""
+    x = kernel_input(x)
+    f = plan.fused
+    if f is not None:
+        out = np.empty(plan.out_shape, dtype=kernel_dtype(out_dtype))
+        if out.size:
+            _fused_forward(x, f, "sum", f.divisors(count_include_pad, divisor_override), out)
+        return out.astype(native(out_dtype), copy=False)
+    sums = _sum_separable(x, plan)
+    if count_include_pad is not None:
+        sums /= divisor(plan, count_include_pad, divisor_override)
+    return sums.astype(native(out_dtype), copy=False)
+
+
+def sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    """Sum over each window's valid taps, in float64."""
+    return pool_sums(x, plan, np.float64)
+
+
+def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    for a, ap in reversed(list(zip(plan.axes, plan.axis_plans))):
+        outer, length, inner = view3(cur.shape, a)
+        out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
+        if out.size:
+            src, dst = cur.reshape(outer, length, inner), out.reshape(outer, ap.out_size, inner)
+            run(lambda t0, t1: KA.sum_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
+                outer * ap.out_size, cur.size + out.size)
+        cur = out
+    return cur
+
+
+def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
+    """The adjoint of :func:`pool_sums`: each g / divisor spread over its window's taps."""
+    f = plan.fused
+    if f is not None:
+        g = np.ascontiguousarray(g, dtype=np.float64 if g.dtype.kind != "f" or g.dtype == np.float16
+                                 else native(g.dtype))
+        out = np.empty(plan.in_shape, dtype=kernel_dtype(out_dtype))
+        if out.size:
+            g4, o4 = g.reshape(f.out4), out.reshape(f.in4)
+            divs = f.divisors(count_include_pad, divisor_override)
+            size = KF.adjoint_work_size(f.in4, f.out4, f.params)
+            run(lambda o0, o1: KF.sum_adjoint(g4, f.tables, f.params, divs, o4, np.empty(size), o0, o1),
+                f.in4[0], g.size + out.size)
+        return out.astype(native(out_dtype), copy=False)
+    if count_include_pad is not None:
+        g = g / divisor(plan, count_include_pad, divisor_override)
+    return _sum_separable_adjoint(g, plan).astype(native(out_dtype), copy=False)
+
+
+def sum_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    """The transpose of :func:`sum_reduce`: spread each value over its window's taps (float64)."""
+    return spread(g, plan, np.float64)
+
+
+def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    cur = np.ascontiguousarray(g, dtype=np.float64)
+    for a, ap in zip(plan.axes, plan.axis_plans):
+        outer, _, inner = view3(cur.shape, a)
+        out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
+        if out.size:
+            src, dst = cur.reshape(outer, ap.out_size, inner), out.reshape(outer, ap.in_size, inner)
+            run(lambda o0, o1: KA.sum_axis_adjoint(src, ap.starts, ap.counts, ap.dilation, dst, o0, o1),
+                outer, cur.size + out.size)
+        cur = out
+    return cur
+
+
+def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bool) -> np.ndarray:
+    """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``:
+    added (``add``, the max backward) or set, the later duplicate winning (unpooling).
+
+    Adjacent pooled axes are addressed in place through an (outer, positions, inner) view; other
+    layouts move the pooled axes last first.
+    """
+    axes = tuple(axes)
+    if axes[-1] - axes[0] == len(axes) - 1:
+        perm = list(range(len(out_shape)))
+    else:
+        perm = [a for a in range(len(out_shape)) if a not in axes] + list(axes)
+        axes = tuple(range(len(out_shape) - len(axes), len(out_shape)))
+    moved_in = tuple(values.shape[a] for a in perm)
+    moved_out = tuple(out_shape[a] for a in perm)
+    outer = math.prod(moved_in[:axes[0]])
+    inner = math.prod(moved_in[axes[-1] + 1:])
+    n_src = math.prod(moved_in[axes[0]:axes[-1] + 1])
+    n_dst = math.prod(moved_out[axes[0]:axes[-1] + 1])
+    work_dtype = kernel_dtype(dtype)
+    out = np.empty(moved_out, dtype=work_dtype)
+    if out.size:
+        v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
+        i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, n_src, inner)
+        o3 = out.reshape(outer, n_dst, inner)
+        kern = KS.scatter_add if add else KS.scatter_set
+        if sum(run(lambda o0, o1: kern(v, i, o3, o0, o1), outer, v.size + out.size)):
+            raise ValueError(f"indices must lie in [0, {n_dst}) (flat positions over the pooled axes), "
+                             f"got values in [{idx.min()}, {idx.max()}]")
+    return out.astype(native(dtype), copy=False).transpose(np.argsort(perm))
+
+
+def max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=np.float64) -> np.ndarray:
+    """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape``."""
+    return scatter(g, idx, plan.axes, plan.in_shape, dtype, True)
+
+
+def divisor(plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray | float:
+    """The average-pooling divisor, broadcastable to the output shape (float64, so that no count
+    or product of counts can overflow)."""
+    if divisor_override is not None:
+        return float(divisor_override)
+    div = np.ones((1,) * len(plan.in_shape))
+    for a, ap in zip(plan.axes, plan.axis_plans):
+        shape = [1] * len(plan.in_shape)
+        shape[a] = ap.out_size
+        div = div * (ap.pad_counts if count_include_pad else ap.counts).astype(np.float64).reshape(shape)
+    return div

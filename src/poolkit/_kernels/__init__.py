@@ -1,0 +1,24 @@
+"""poolkit's compiled kernels, one module per family: ``@njit`` functions only, no validation and
+no Python objects.  Every index a kernel receives has been checked by the public function that
+calls it (through :mod:`poolkit._engine`).
+
+* :mod:`._loops`: the inlined vector helpers and reductions (max2, add2, put2) all families share;
+* :mod:`.sliding`: fused windows over 1-3 adjacent axes (forward, indices, adjoint);
+* :mod:`.axis`: the general path, one pooled axis at a time;
+* :mod:`.scatter`: the max backward and unpooling;
+* :mod:`.masked` and :mod:`.roi`: masked sequence pooling and ROI pooling.
+
+Cache identity: numba's on-disk cache keys a compiled function by its qualified name, source
+location and argument types -- not by values a closure captured.  So every cached kernel here is a
+module-level function with a name of its own, and nothing is built by a factory; a test walks these
+modules and fails on any cached function that is not.  Variants share source through
+``inline="always"`` bodies that take the reduction and the strategy as arguments.
+
+Threads: kernels are ``nogil`` and take a chunk of their work (``t0, t1``); :mod:`poolkit._engine`
+runs the chunks on its own thread pool.  No kernel uses numba's ``parallel=True``, so numba's
+threading layer is never started and cannot abort a process whose threads call kernels at once.
+"""
+
+from . import axis, masked, roi, scatter, sliding
+
+__all__ = ["axis", "masked", "roi", "scatter", "sliding"]

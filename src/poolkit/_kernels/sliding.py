@@ -1,0 +1,588 @@
+"""Fused kernels for windows over 1, 2 or 3 adjacent axes: forward max and sum, max with indices,
+and the adjoint of the sum.
+
+The input is viewed as (outer, D, H, W * inner): the pooled axes D, H, W are adjacent and
+``inner`` holds the trailing batch axes (1 for NCHW, C for NHWC); 2-D pooling has D = 1, 1-D
+pooling D = H = 1.  Each output row (o, od, oh) is made in one trip through memory: its window's
+input rows are reduced into a row buffer (vectorised along the contiguous W * inner axis), then the
+W taps of every output are reduced from that buffer.
+
+Every variant is its own module-level function with its own name -- ``max_small``, ``sum_wide``
+and so on -- so numba's on-disk cache, which keys a function by its name, source location and
+argument types, can never hand one variant's machine code to another.  The variants share one
+source through inlined bodies whose mode arguments are literal constants at each call site, so
+numba prunes the branches a variant does not take before it types them, and each variant compiles
+only its own code:
+
+* ``small``: full windows of 2 or 3 taps at stride 1 or 2 along W (one pass, literal loops);
+* ``taps``: any other window, tap-major (literal strides 1, 2 and 4 vectorise);
+* ``wide``: wide windows in about log2(k) operations per output, not k -- along H the
+  van Herk / Gil-Werman scheme makes each row from one block suffix and one block prefix, along W
+  taps combine by doubling.  Neither needs an inverse, so sums keep the accuracy of a direct sum.
+
+Kernels take a chunk of output rows ``t0 <= t < t1`` and a scratch buffer ``work`` that the caller
+allocates (:mod:`poolkit._engine` runs chunks on its threads), and they run compiled without
+reference counting (``_nrt=False``), so they cannot allocate.
+"""
+
+import numpy as np
+from numba import njit
+
+from ._loops import add2, better, max2, vacc, vcopy, vpair, vput, vspread, vzero
+
+# The window tables of D, H and W come packed in one int64 array (sd, cd, sh, ch, sw, cw: starts
+# and counts) and the scalars in another (poolkit._geometry.FusedView.params), so that a call passes
+# few arguments: numba's dispatch costs about 45 ns per argument, which is most of a tiny call.
+(P_INNER, P_DD, P_DH, P_DW, P_KH, P_STRIDE_H, P_LO_H, P_HI_H, P_BLOCKS_H, P_KW, P_STRIDE_W, P_LO_W, P_HI_W,
+ P_DOUBLING_W, P_ROWS_DISJOINT, P_OD, P_OH, P_OW, P_HEIGHT, P_WIDTH) = range(20)
+
+
+@njit(inline="always")
+def _tables(tables, params):
+    """The (sd, cd, sh, ch, sw, cw) views of the packed window tables."""
+    n_od, n_oh, n_ow = params[P_OD], params[P_OH], params[P_OW]
+    a = 2 * n_od
+    b = a + 2 * n_oh
+    return (tables[:n_od], tables[n_od:a], tables[a:a + n_oh], tables[a + n_oh:b], tables[b:b + n_ow],
+            tables[b + n_ow:b + 2 * n_ow])
+
+
+@njit(inline="always")
+def _divisor_views(divs, params):
+    """The (div_d, div_h, div_w) views of the packed reciprocal divisors."""
+    n_od, n_oh = params[P_OD], params[P_OH]
+    return divs[:n_od], divs[n_od:n_od + n_oh], divs[n_od + n_oh:]
+
+
+@njit(inline="always")
+def _row_coords(t, n_od, n_oh):
+    """(o, od, oh) of output row t = (o * OD + od) * OH + oh."""
+    o = t // (n_od * n_oh)
+    r = t - o * (n_od * n_oh)
+    od = r // n_oh
+    return o, od, r - od * n_oh
+
+
+# --------------------------------------------------------------------------------------------
+# the forward: rows into a buffer, then W taps
+# --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, comb):
+    """buf = reduction of the input rows (d0 + jd*dd, h0 + jh*dh) of the plane starting at xf[plane]."""
+    first = True
+    for jd in range(nd):
+        for jh in range(nh):
+            vput(buf, 0, xf, plane + ((d0 + jd * dd) * height + h0 + jh * dh) * row_len, row_len, 1, first, comb)
+            first = False
+
+
+@njit(inline="always")
+def _rows_direct(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb):
+    """The row strategy of the small and taps variants: reduce the window's rows one by one."""
+    _reduce_rows(xf, o * plane_len, height, row_len, sd[od], cd[od], params[P_DD], sh[oh], ch[oh], params[P_DH], buf,
+                 comb)
+    return state
+
+
+@njit(inline="always")
+def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, comb):
+    """Prefix (g) and suffix (sfx) reductions over the rows of block m = [r0 + m*kh, ...) of the
+    2-D plane starting at xf[plane], into ring slot m % 2 (rows slot*kh ... slot*kh + kh - 1 of the
+    flat (2 * kh, row_len) buffers)."""
+    b0 = r0 + m * kh
+    b1 = min(b0 + kh, r1)
+    base = (m % 2) * kh - b0
+    n = row_len
+    vcopy(g, (base + b0) * n, xf, plane + b0 * n, n, 1)
+    for h in range(b0 + 1, b1):
+        vpair(g, (base + h) * n, g, (base + h - 1) * n, xf, plane + h * n, n, comb)
+    vcopy(sfx, (base + b1 - 1) * n, xf, plane + (b1 - 1) * n, n, 1)
+    for h in range(b1 - 2, b0 - 1, -1):
+        vpair(sfx, (base + h) * n, xf, plane + h * n, sfx, (base + h + 1) * n, n, comb)
+
+
+@njit(inline="always")
+def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb):
+    """The row strategy of the blocks and wide variants: for full windows along H (2-D pooling),
+    van Herk / Gil-Werman blocks of kh rows, kept in a two-block ring of prefix and suffix
+    reductions, make each row buffer from one suffix and one prefix; other windows are reduced row
+    by row.  ``state`` is (plane, r0, block in slot 0, block in slot 1)."""
+    plane, r0, slot0, slot1 = state
+    kh = params[P_KH]
+    if g.shape[0] > 0 and params[P_LO_H] <= oh < params[P_HI_H]:
+        if t // sh.shape[0] != plane:  # a new plane: blocks align at this window's start
+            plane = t // sh.shape[0]
+            r0 = sh[oh]
+            slot0 = -1
+            slot1 = -1
+        s = sh[oh]
+        m = (s - r0) // kh
+        for mm in range(m, m + 2):
+            held = slot0 if mm % 2 == 0 else slot1
+            if held != mm and r0 + mm * kh < height:
+                _row_blocks(xf, o * plane_len, row_len, r0, height, kh, mm, g, sfx, comb)
+                if mm % 2 == 0:
+                    slot0 = mm
+                else:
+                    slot1 = mm
+        e = s + kh - 1
+        ge = ((((e - r0) // kh) % 2) * kh + (e - r0) % kh) * row_len
+        if (s - r0) % kh == 0:
+            vcopy(buf, 0, g, ge, row_len, 1)
+        else:
+            vpair(buf, 0, sfx, ((m % 2) * kh + (s - r0) % kh) * row_len, g, ge, row_len, comb)
+    else:
+        _reduce_rows(xf, o * plane_len, height, row_len, sd[od], cd[od], params[P_DD], sh[oh], ch[oh], params[P_DH],
+                     buf, comb)
+    return plane, r0, slot0, slot1
+
+
+@njit(inline="always")
+def _window_taps(buf, n_inner, s, c, dw, comb, dst, d0):
+    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row buffer."""
+    for j in range(c):
+        vput(dst, d0, buf, (s + j * dw) * n_inner, n_inner, 1, j == 0, comb)
+
+
+@njit(inline="always")
+def _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+    """The edge windows ow < lo and ow >= hi (clipped by padding or ceil mode, or every window of
+    an irregular table), tap by tap.  Every column strategy starts with this."""
+    lo, hi = params[P_LO_W], params[P_HI_W]
+    tail = max(hi, lo)
+    for e in range(lo + sw.shape[0] - tail):
+        ow = e if e < lo else e - lo + tail
+        _window_taps(work, n_inner, sw[ow], cw[ow], params[P_DW], comb, dst, a0 + ow * n_inner)
+
+
+@njit(inline="always")
+def _cols_small(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+    """Full windows (kw, stride) in (2, 2), (3, 2), (2, 1), (3, 1) with inner == 1, in one pass of
+    literal loops that LLVM vectorises.
+
+    Every index term is uint64 (a plain int literal would make the sum signed, and numba's
+    wraparound check on it would stop the vectoriser)."""
+    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    kw, stride, lo, hi = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
+    d, m = np.uint64(a0 + lo), np.uint64(hi - lo)
+    b0, b1, b2 = np.uint64(sw[lo]), np.uint64(sw[lo] + 1), np.uint64(sw[lo] + 2)
+    two = np.uint64(2)
+    if stride == 2:
+        if kw == 2:
+            for q in range(m):
+                dst[d + q] = comb(work[b0 + two * q], work[b1 + two * q])
+        else:
+            for q in range(m):
+                dst[d + q] = comb(comb(work[b0 + two * q], work[b1 + two * q]), work[b2 + two * q])
+    elif kw == 2:
+        for q in range(m):
+            dst[d + q] = comb(work[b0 + q], work[b1 + q])
+    else:
+        for q in range(m):
+            dst[d + q] = comb(comb(work[b0 + q], work[b1 + q]), work[b2 + q])
+
+
+@njit(inline="always")
+def _strided_runs(dst, d0, src, s0, n, n_inner, stride, first, comb):
+    """dst[d0 + q*I + i] (comb)= src[s0 + q*stride*I + i] for q < n, i < I: runs of the inner axis."""
+    for q in range(n):
+        vput(dst, d0 + q * n_inner, src, s0 + q * stride * n_inner, n_inner, 1, first, comb)
+
+
+@njit(inline="always")
+def _cols_taps(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+    """Full windows tap-major, one strided pass per tap, when inner == 1 or the stride is 1 (then
+    the inner axis joins the run).  ``lit`` is the stride as a literal (1, 2 or 4: LLVM vectorises
+    the strided loads; measured 3.5x for max at stride 4), -1 for the plan's stride, or 0 for any
+    stride and inner (runs of the inner axis when both are > 1)."""
+    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
+    stride = lit if lit > 0 else params[P_STRIDE_W]
+    for j in range(kw if hi > lo else 0):
+        s0 = (sw[lo] + j * dw) * n_inner
+        if lit != 0 or stride == 1 or n_inner == 1:
+            vput(dst, a0 + lo * n_inner, work, s0, (hi - lo) * n_inner, stride, j == 0, comb)
+        else:
+            _strided_runs(dst, a0 + lo * n_inner, work, s0, hi - lo, n_inner, stride, j == 0, comb)
+
+
+@njit(inline="always")
+def _cols_inner(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+    """Full windows tap-major when inner > 1 and the stride is > 1: a run of the inner axis per
+    output and tap."""
+    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
+    for j in range(kw if hi > lo else 0):
+        _strided_runs(dst, a0 + lo * n_inner, work, (sw[lo] + j * dw) * n_inner, hi - lo, n_inner,
+                      params[P_STRIDE_W], j == 0, comb)
+
+
+@njit(inline="always")
+def _cols_doubled(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+    """Full windows by doubling: level l + 1 combines pairs of level-l entries 2**l taps apart
+    (ping-ponging between the two halves of ``work``), and each output combines the levels of the
+    set bits of kw -- about log2(kw) + popcount(kw) passes instead of kw, with no subtraction, so
+    sums stay as accurate as a direct sum.  The row buffer (first half of ``work``) is overwritten."""
+    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    dw, kw, stride, lo, hi = params[P_DW], params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
+    d0 = a0 + lo * n_inner
+    p0 = sw[lo]
+    n = hi - lo
+    width = work.shape[0] // 2
+    level = 0
+    other = width
+    span = 1
+    covered = 0
+    bits = kw if hi > lo else 0
+    while bits:
+        if bits & 1:
+            s0 = level + (p0 + covered * dw) * n_inner
+            if stride == 1 or n_inner == 1:
+                vput(dst, d0, work, s0, n * n_inner, stride, covered == 0, comb)
+            else:
+                _strided_runs(dst, d0, work, s0, n, n_inner, stride, covered == 0, comb)
+            covered += span
+        bits >>= 1
+        if bits:
+            off = span * dw * n_inner
+            vpair(work, other, work, level, work, level + off, width - off, comb)
+            level, other = other, level
+            span *= 2
+
+
+@njit(inline="always")
+def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum):
+    """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
+    ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
+    accumulated in a float64 ``work``), with the row strategy ``rows`` and column strategy ``cols``.
+
+    ``work`` (see work_size) holds the row buffer and doubling scratch (2 * row_len), the sums of
+    one output row (out_len, sums only) and the blocks' ring of prefix and suffix rows.
+    """
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_inner = params[P_INNER]
+    height, row_len = x.shape[2], x.shape[3]
+    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+    div_d, div_h, div_w = _divisor_views(divs, params)
+    xf = x.reshape(x.size)
+    out_len = out.shape[3]
+    of = out.reshape(out.size)
+    plane_len = x.shape[1] * height * row_len
+    buf = work[:2 * row_len]
+    a = 2 * row_len + (out_len if is_sum else 0)
+    acc = work[2 * row_len:a]
+    ring = (work.shape[0] - a) // 2
+    g = work[a:a + ring]
+    sfx = work[a + ring:]
+    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1))
+    for t in range(t0, t1):
+        o, od, oh = _row_coords(t, n_od, n_oh)
+        state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb)
+        dst = acc if is_sum else of
+        cols(buf, n_inner, sw, cw, params, comb, dst, 0 if is_sum else t * out_len, lit)
+        if is_sum:
+            d0 = t * out_len
+            scale = div_d[od] * div_h[oh]
+            if n_inner == 1:
+                d = np.uint64(d0)
+                for q in range(np.uint64(n_ow)):
+                    of[d + q] = acc[q] * (scale * div_w[q])
+            else:
+                for ow in range(n_ow):
+                    f = scale * div_w[ow]
+                    d = np.uint64(d0 + ow * n_inner)
+                    u = np.uint64(ow * n_inner)
+                    for q in range(np.uint64(n_inner)):
+                        of[d + q] = acc[u + q] * f
+
+
+def work_size(in4, out4, params, is_sum: bool, blocks: bool) -> int:
+    """Entries of the ``work`` buffer one chunk of a forward kernel needs (see _forward)."""
+    row_len = in4[3]
+    return 2 * row_len + (out4[3] if is_sum else 0) + (4 * int(params[P_KH]) * row_len if blocks else 0)
+
+
+def variant(f, op: str) -> str:
+    """The name of the forward kernel for the fused view ``f`` and ``op`` ("max" or "sum")."""
+    p = f.params
+    blocks = bool(p[P_BLOCKS_H]) and f.in4[1] == 1
+    doubling = bool(p[P_DOUBLING_W])
+    stride, inner = int(p[P_STRIDE_W]), int(p[P_INNER])
+    if blocks:
+        kind = "wide" if doubling else "blocks"
+    elif doubling:
+        kind = "doubled"
+    elif p[P_HI_W] <= p[P_LO_W]:
+        kind = "edges"
+    elif inner == 1 and p[P_DW] == 1 and stride in (1, 2) and p[P_KW] in (2, 3):
+        kind = "small"
+    elif stride == 1 or inner == 1:
+        kind = "taps" + (str(stride) if stride in (1, 2, 4) else "")
+    else:
+        kind = "inner"
+    return f"{op}_{kind}"
+
+
+# One named function per variant: the on-disk cache's identity of each.  Max kernels take a work
+# buffer of x's dtype, sum kernels a float64 one; divs is unused by max (one signature for all).
+# (op, rows, cols, literal stride) -- the wrappers below are spelled out, not generated, because
+# numba caches a function by its source location.
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_edges(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_small(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows of 2 or 3 taps at stride 1 or 2 along W (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_taps1(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows tap by tap at stride 1."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_taps2(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_taps4(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_taps(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows tap by tap at any stride (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_inner(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_doubled(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima of windows wide along W: taps combined by doubling."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_blocks(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, 0, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_wide(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima of windows wide along H and W: row blocks and doubled taps."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_edges(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_edges."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_small(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_small."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_taps1(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_taps1."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_taps2(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_taps2."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_taps4(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_taps4."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_taps(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_taps."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_inner(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_inner."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_doubled(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_doubled."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_blocks(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_blocks."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, 0, True)
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_wide(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_wide."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True)
+
+
+# --------------------------------------------------------------------------------------------
+# max with indices
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def max_indices(x, tables, params, out, idx, buf, row, t0, t1):
+    """Output rows t0 <= t < t1 of the window maxima with flat indices ((d * H + h) * W + w) of the
+    first maximum.  ``buf`` (x's dtype) and ``row`` (int64) hold one input row each.
+
+    The row pass keeps, per column, the first maximal row; the column pass breaks ties (and NaN
+    against NaN) by the smaller flat index, which makes the winner the row-major first maximum.
+    """
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_inner, dd, dh, dw = params[P_INNER], params[P_DD], params[P_DH], params[P_DW]
+    height, width = params[P_HEIGHT], params[P_WIDTH]
+    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+    row_len, out_len = x.shape[3], out.shape[3]
+    plane_len = x.shape[1] * x.shape[2] * row_len
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    idf = idx.reshape(idx.size)
+    n = np.uint64(row_len)
+    for t in range(t0, t1):
+        o, od, oh = _row_coords(t, n_od, n_oh)
+        first = True
+        for jd in range(cd[od]):
+            d = sd[od] + jd * dd
+            for jh in range(ch[oh]):
+                h = sh[oh] + jh * dh
+                flat_row = d * height + h
+                src = np.uint64(o * plane_len + flat_row * row_len)
+                if first:
+                    for q in range(n):
+                        buf[q] = xf[src + q]
+                        row[q] = flat_row
+                    first = False
+                else:
+                    for q in range(n):
+                        v = xf[src + q]
+                        b = buf[q]
+                        take = better(v, b)
+                        buf[q] = v if take else b
+                        row[q] = flat_row if take else row[q]
+        d0 = t * out_len
+        for ow in range(n_ow):
+            for i in range(n_inner):
+                w = sw[ow]
+                p = w * n_inner + i
+                b = buf[p]
+                bi = row[p] * width + w
+                for j in range(1, cw[ow]):
+                    w = sw[ow] + j * dw
+                    p = w * n_inner + i
+                    v = buf[p]
+                    fi = row[p] * width + w
+                    if v > b or (v == b and fi < bi) or (v != v and (b == b or fi < bi)):
+                        b = v
+                        bi = fi
+                of[d0 + ow * n_inner + i] = b
+                idf[d0 + ow * n_inner + i] = bi
+
+
+# --------------------------------------------------------------------------------------------
+# the adjoint of the sum
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
+    """Planes o0 <= o < o1 of the transpose of the sum kernels: each g / divisor spread over its
+    window's taps.  g: (O, OD, OH, OW*I); out: (O, D, H, W*I) of any float dtype.
+
+    ``work`` (float64, adjoint_work_size) holds the spread of one output row, the scaled gradient
+    row and, when some input row (d, h) lies in two windows, a float64 plane that accumulates and
+    is copied at the end; otherwise each row is written once, straight into ``out``.
+    """
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_inner, dd, dh, dw = params[P_INNER], params[P_DD], params[P_DH], params[P_DW]
+    kw, stride_w, lo, hi = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
+    rows_disjoint = params[P_ROWS_DISJOINT] != 0
+    div_d, div_h, div_w = _divisor_views(divs, params)
+    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+    row_len, g_len = out.shape[3], g.shape[3]
+    plane_len = out.shape[1] * out.shape[2] * row_len
+    rowbuf = work[:row_len]
+    vals = work[row_len:row_len + g_len]
+    acc = work[row_len + g_len:]
+    gf = g.reshape(g.size)
+    of = out.reshape(out.size)
+    for o in range(o0, o1):
+        dst_plane = o * plane_len
+        if rows_disjoint:
+            vzero(of, dst_plane, plane_len)
+        else:
+            vzero(acc, 0, plane_len)
+        for od in range(n_od):
+            for oh in range(n_oh):
+                vzero(rowbuf, 0, row_len)
+                src = ((o * n_od + od) * n_oh + oh) * g_len
+                scale = div_d[od] * div_h[oh]
+                for ow in range(n_ow):
+                    f = scale * div_w[ow]
+                    for i in range(n_inner):
+                        vals[ow * n_inner + i] = gf[src + ow * n_inner + i] * f
+                for ow in range(n_ow):  # edge windows
+                    if ow < lo or ow >= hi:
+                        for j in range(cw[ow]):
+                            vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, add2)
+                if hi > lo:  # full windows, tap-major
+                    n = hi - lo
+                    v0 = lo * n_inner
+                    for j in range(kw):
+                        d0 = (sw[lo] + j * dw) * n_inner
+                        if stride_w == 1:
+                            vacc(rowbuf, d0, vals, v0, n * n_inner, 1, add2)
+                        elif n_inner == 1:
+                            vspread(rowbuf, d0, vals, v0, n, stride_w)
+                        else:
+                            for q in range(n):
+                                vacc(rowbuf, d0 + q * stride_w * n_inner, vals, v0 + q * n_inner, n_inner, 1, add2)
+                for jd in range(cd[od]):
+                    for jh in range(ch[oh]):
+                        row = (sd[od] + jd * dd) * out.shape[2] + sh[oh] + jh * dh
+                        if rows_disjoint:
+                            vcopy(of, dst_plane + row * row_len, rowbuf, 0, row_len, 1)
+                        else:
+                            vacc(acc, row * row_len, rowbuf, 0, row_len, 1, add2)
+        if not rows_disjoint:
+            vcopy(of, dst_plane, acc, 0, plane_len, 1)
+
+
+def adjoint_work_size(in4, out4, params) -> int:
+    """Entries of the float64 ``work`` buffer one chunk of sum_adjoint needs."""
+    plane_len = in4[1] * in4[2] * in4[3]
+    return in4[3] + out4[3] + (0 if params[P_ROWS_DISJOINT] else plane_len)

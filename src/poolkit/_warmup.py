@@ -1,0 +1,119 @@
+"""Compile poolkit's kernels ahead of time (for Docker images, classrooms and CI caches).
+
+numba compiles a kernel the first time a call needs it for a dtype -- a second or two each -- and
+keeps the machine code in its on-disk cache (``NUMBA_CACHE_DIR``, by default next to the package),
+so later processes load it in milliseconds.  :func:`warmup` makes those first calls now: one small
+call per kernel variant and dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+
+from . import _engine as E
+from . import fixed, pooling
+
+__all__ = ["warmup", "WARMUP_DTYPES", "VARIANT_GEOMETRY"]
+
+#: The dtypes ``poolkit warmup`` compiles by default.
+WARMUP_DTYPES = ("float32", "float64")
+
+#: One geometry per forward kernel variant of :mod:`poolkit._kernels.sliding`: ``(shape, kernel,
+#: stride, padding, axes)`` of a call that selects it (the tests check that each does).
+VARIANT_GEOMETRY = {
+    "edges": ((1, 2, 9, 3), (3, 4), 1, 1, (2, 3)),
+    "small": ((1, 2, 9, 11), (3, 3), 2, 1, (2, 3)),
+    "taps1": ((1, 9, 11, 2), (2, 3), 1, 0, (1, 2)),
+    "taps2": ((1, 2, 9, 12), (2, 4), 2, 1, (2, 3)),
+    "taps4": ((1, 2, 9, 17), (1, 5), 4, ((0, 0), (2, 2)), (2, 3)),
+    "taps": ((1, 2, 9, 17), (3, 3), 3, 1, (2, 3)),
+    "inner": ((1, 9, 11, 2), (3, 3), 2, 1, (1, 2)),
+    "doubled": ((1, 2, 9, 23), (1, 9), 1, (0, 4), (2, 3)),
+    "blocks": ((1, 23, 9, 2), (9, 3), 1, (4, 1), (1, 2)),
+    "wide": ((1, 2, 23, 23), (9, 9), 1, 4, (2, 3)),
+}
+
+
+def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
+    """(label, call) pairs that, between them, compile every kernel for ``dtype``."""
+    x = np.ones((2, 3, 8, 9), dtype)
+    jobs = []
+    for kind, (shape, k, s, p, axes) in VARIANT_GEOMETRY.items():
+        xs = np.ones(shape, dtype)
+        jobs.append((f"max_{kind}", lambda xs=xs, k=k, s=s, p=p, axes=axes: pooling.max_pool(xs, k, s, p, axes=axes)))
+        if dtype != np.bool_:
+            jobs.append((f"sum_{kind}", lambda xs=xs, k=k, s=s, p=p, axes=axes: pooling.avg_pool(xs, k, s, p,
+                                                                                                  axes=axes)))
+    g = np.ones((2, 3, 4, 5), E.float_dtype(dtype))
+    jobs += [
+        ("max_indices", lambda: pooling.max_pool(x, (3, 3), 2, 1, return_indices=True)),
+        ("scatter_add", lambda: pooling.max_pool_backward(g, x, (3, 3), 2, 1)),
+        ("scatter_set", lambda: pooling.max_unpool(*pooling.max_pool(x, (2, 2), return_indices=True), (8, 9))),
+        ("max_axis", lambda: pooling.max_pool(x, (2, 2), axes=(1, 3))),
+        ("max_axis_indices", lambda: pooling.max_pool(x, (2, 2), axes=(1, 3), return_indices=True)),
+        ("masked_max", lambda: fixed.masked_pool(x[:, :, 0], lengths=np.array([3, 1]), mode="max")),
+        ("masked_min", lambda: fixed.masked_pool(x[:, :, 0], lengths=np.array([3, 1]), mode="min")),
+        ("roi_pool", lambda: fixed.roi_pool(x, np.array([[0, 0, 0, 5, 5.]]), 2)),
+    ]
+    if dtype != np.bool_:
+        jobs += [
+            ("sum_adjoint", lambda: pooling.avg_pool_backward(g, x, (3, 3), 2, 1)),
+            ("sum_axis", lambda: pooling.avg_pool(x, (2, 2), axes=(1, 3))),
+            ("sum_axis_adjoint", lambda: pooling.avg_pool_backward(np.ones((2, 1, 8, 4), g.dtype), x, (2, 2),
+                                                                   axes=(1, 3))),
+            ("masked_sum", lambda: fixed.masked_pool(x[:, :, 0], lengths=np.array([3, 1]), mode="mean")),
+            ("roi_align", lambda: fixed.roi_align_backward(np.ones((1, 3, 2, 2), g.dtype), x,
+                                                           np.array([[0, 0, 5, 5.]]), np.array([0]), 2)),
+        ]
+    return jobs
+
+
+def warmup(dtypes: Iterable = WARMUP_DTYPES, *, progress: Callable[[int, int, str], None] | None = None) -> int:
+    """Compile (or load from numba's on-disk cache) every poolkit kernel for ``dtypes``.
+
+    Parameters
+    ----------
+    dtypes : iterable of dtype-like, optional
+        The input dtypes to prepare, e.g. ``("float32", "uint8")``; float16 uses the float32
+        kernels and bool the uint8 ones.  Default: float32 and float64.
+    progress : callable, optional
+        Called as ``progress(done, total, label)`` before each step (label: kernel and dtype) and
+        once at the end with ``done == total``.
+
+    Returns
+    -------
+    n : int
+        The number of warm-up calls made.
+
+    Notes
+    -----
+    The first run compiles: about 1-4 s per kernel and dtype on a 2-core machine (about a minute
+    per dtype).  Later runs, and every later process, load the kernels from the cache in
+    milliseconds.  Set ``NUMBA_CACHE_DIR`` to keep the cache somewhere else (a Docker layer, a
+    shared classroom disk).
+
+    Examples
+    --------
+    >>> import poolkit
+    >>> poolkit.warmup(["int8"]) > 30
+    True
+    """
+    kinds = []
+    for d in dtypes:
+        try:
+            dt = np.dtype(d)
+        except TypeError:
+            raise TypeError(f"dtypes must be NumPy dtypes such as 'float32', got {d!r}") from None
+        if dt.kind not in "biuf" or dt == np.longdouble and dt.itemsize > 8:
+            raise TypeError(f"dtypes must be bool, integer or float dtypes poolkit computes, got {d!r}")
+        kinds.append(dt)
+    steps = [(f"{label} {dt}", call) for dt in kinds for label, call in _jobs(dt)]
+    for i, (label, call) in enumerate(steps):
+        if progress is not None:
+            progress(i, len(steps), label)
+        call()
+    if progress is not None:
+        progress(len(steps), len(steps), "done")
+    return len(steps)

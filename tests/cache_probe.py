@@ -1,0 +1,179 @@
+"""Run poolkit calls in this (fresh) process and compare each with the slow NumPy oracle.
+
+    python tests/cache_probe.py CASE [CASE ...]
+
+A case is ``op:dtype`` (see CASES).  Prints one JSON line: for every case whether it matched the
+oracle, and how many kernels this process compiled (poolkit logs each compile; a kernel found in
+numba's on-disk cache is not compiled).  Used by test_compile_cache.py, which runs it in many fresh
+processes sharing one NUMBA_CACHE_DIR, as users do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import reference as R  # noqa: E402
+import reference_fixed as RF  # noqa: E402
+
+import poolkit  # noqa: E402
+
+
+def _data(dtype, shape, seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    x = rng.integers(-20, 21, shape).astype(dtype)  # exact in every dtype, with ties
+    if np.dtype(dtype).kind == "f":
+        x = (x / 4).astype(dtype)
+    return x
+
+
+def _max(shape, k, s, p, axes):
+    def case(dtype):
+        x = _data(dtype, shape)
+        return poolkit.max_pool(x, k, s, p, axes=axes), R.ref_max_pool(x, k, s, p, 1, False, axes)[0]
+    return case
+
+
+def _avg(shape, k, s, p, axes):
+    def case(dtype):
+        x = _data(dtype, shape)
+        return poolkit.avg_pool(x, k, s, p, axes=axes), R.ref_avg_pool(x, k, s, p, 1, False, axes)
+    return case
+
+
+def _max_indices(dtype):
+    x = _data(dtype, (2, 3, 6, 7))
+    out, idx = poolkit.max_pool(x, (3, 3), 2, 1, return_indices=True)
+    ref, ref_idx = R.ref_max_pool(x, (3, 3), 2, 1, 1, False, (2, 3))
+    return (out, idx), (ref, ref_idx)
+
+
+def _max_backward(dtype):
+    x = _data(dtype, (2, 3, 6, 7))
+    g = _data("float64", (2, 3, 3, 4), seed=1)
+    return (poolkit.max_pool_backward(g, x, (3, 3), 2, 1),
+            R.ref_max_pool_backward(g, x, (3, 3), 2, 1, 1, False, (2, 3)))
+
+
+def _avg_backward(dtype):
+    x = _data(dtype, (2, 3, 6, 7))
+    g = _data("float64", (2, 3, 7, 8), seed=1)
+    return (poolkit.avg_pool_backward(g, x, (2, 2), 1, 1, count_include_pad=False),
+            R.ref_avg_pool_backward(g, x, (2, 2), 1, 1, 1, False, (2, 3), count_include_pad=False))
+
+
+def _lp(dtype):
+    x = _data(dtype, (2, 3, 6, 7))
+    return poolkit.lp_pool(x, 3, (2, 3), 2), R.ref_lp_pool(x, 3, (2, 3), 2, 0, 1, False, (2, 3))
+
+
+def _unpool(dtype):
+    x = _data(dtype, (2, 3, 6, 6))
+    v, i = poolkit.max_pool(x, (2, 2), return_indices=True)
+    return poolkit.max_unpool(v, i, (6, 6)), R.ref_max_unpool(v, i, (6, 6))
+
+
+def _masked(mode):
+    def case(dtype):
+        x = _data(dtype, (4, 6, 3))
+        lengths = np.array([6, 2, 0, 4])
+        mask = np.arange(6)[None, :] < lengths[:, None]
+        out = poolkit.masked_pool(x, lengths=lengths, mode=mode)
+        return out, RF.ref_masked_pool(x, mask, mode, 1, 0.0).astype(out.dtype)
+    return case
+
+
+def _adaptive(kind):
+    def case(dtype):
+        x = _data(dtype, (2, 3, 7, 9))
+        if kind == "max":
+            return poolkit.adaptive_max_pool(x, (3, 4)), RF.ref_adaptive_max(x, (3, 4), (2, 3))[0]
+        return poolkit.adaptive_avg_pool(x, (3, 4)), RF.ref_adaptive_avg(x, (3, 4), (2, 3))
+    return case
+
+
+def _roi_pool(dtype):
+    x = _data(dtype, (2, 3, 8, 9))
+    rois = np.array([[0, 1, 1, 6, 5], [1, 0, 2, 8, 7]], dtype=np.float64)
+    return poolkit.roi_pool(x, rois, (2, 3)), RF.ref_roi_pool(x, rois, (2, 3), 1.0)[0].astype(x.dtype)
+
+
+def _roi_align(dtype):
+    x = _data(dtype, (2, 3, 8, 9))
+    rois = np.array([[1, 1, 6, 5], [0, 2, 8, 7]], dtype=np.float64)
+    b = np.array([0, 1])
+    return (poolkit.roi_align(x, rois, b, (2, 3), sampling_ratio=2),
+            RF.ref_roi_align(x, rois, b, (2, 3), 1.0, 2, "avg", True))
+
+
+CASES = {
+    "max": _max((2, 3, 6, 7), (2, 2), None, 0, (2, 3)),
+    "avg": _avg((2, 3, 6, 7), (2, 2), None, 0, (2, 3)),
+    "max3": _max((2, 3, 9, 9), (3, 3), 2, 1, (2, 3)),
+    "avg3": _avg((2, 3, 9, 9), (3, 3), 2, 1, (2, 3)),
+    "max_nhwc": _max((2, 9, 9, 3), (3, 3), 2, 1, (1, 2)),
+    "avg_nhwc": _avg((2, 9, 9, 3), (3, 3), 2, 1, (1, 2)),
+    "max_wide": _max((1, 2, 20, 20), (9, 9), 1, 4, (2, 3)),
+    "avg_wide": _avg((1, 2, 20, 20), (9, 9), 1, 4, (2, 3)),
+    "max_1d": _max((2, 3, 33), (4,), 4, 0, (2,)),
+    "max_axes": _max((5, 3, 6), (2, 3), 1, 0, (0, 2)),
+    "avg_axes": _avg((5, 3, 6), (2, 3), 1, 0, (0, 2)),
+    "max_indices": _max_indices,
+    "max_backward": _max_backward,
+    "avg_backward": _avg_backward,
+    "lp": _lp,
+    "unpool": _unpool,
+    "masked_max": _masked("max"),
+    "masked_min": _masked("min"),
+    "masked_mean": _masked("mean"),
+    "adaptive_max": _adaptive("max"),
+    "adaptive_avg": _adaptive("avg"),
+    "roi_pool": _roi_pool,
+    "roi_align": _roi_align,
+}
+
+
+def _same(got, want) -> bool:
+    if isinstance(got, tuple):
+        return all(_same(g, w) for g, w in zip(got, want))
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return False
+    if got.dtype.kind == "f" or want.dtype.kind == "f":
+        tol = 1e-3 if got.dtype == np.float16 else (1e-5 if got.dtype == np.float32 else 1e-12)
+        return bool(np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol, equal_nan=True))
+    return bool(np.array_equal(got, want))
+
+
+class _Count(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.compiles = 0
+
+    def emit(self, record):
+        if record.getMessage().startswith("compiling"):
+            self.compiles += 1
+
+
+def main(names):
+    counter = _Count()
+    logging.getLogger("poolkit").addHandler(counter)
+    logging.getLogger("poolkit").setLevel(logging.INFO)
+    results = {}
+    for name in names:
+        op, dtype = name.split(":")
+        got, want = CASES[op](dtype)
+        results[name] = _same(got, want)
+    print(json.dumps({"results": results, "compiles": counter.compiles}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
