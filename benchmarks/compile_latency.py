@@ -1,37 +1,57 @@
-"""Compile latency and peak memory of poolkit's first calls, each measured in a fresh process.
+"""First-call latency of poolkit, each measured in fresh processes, and peak memory.
 
-    python -m benchmarks.compile_latency
+    python -m benchmarks.compile_latency [--runs 3]
 
-* cold: an empty numba cache (a fresh NUMBA_CACHE_DIR): the first call compiles its kernel;
-* warm: a new process with that cache filled: the first call loads the compiled kernel from disk.
+* cold: a new process with an empty numba cache (a fresh NUMBA_CACHE_DIR): ``import poolkit`` and
+  the first call, which compiles the kernel it needs;
+* warm: a new process with that cache filled: the first call loads its kernel from disk;
+* the first ``poolkit demo`` on a fresh cache, and again warm (wall time of the whole command);
+* ``poolkit warmup --dtypes float32`` on a fresh cache.
 
+Each figure is the median over ``--runs`` fresh cache directories (min and max in brackets).
 Also reports the peak extra memory of a large max/avg pooling call (tracemalloc sees NumPy's
-allocations, numba's per-chunk buffers are not included), compared with the output's size.
+allocations), compared with the output's size.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+
+#: name -> the statement timed after ``import numpy as np; import poolkit`` (x is float32 NCHW
+#: (8, 64, 112, 112) unless the statement makes its own input).
+CALLS = {
+    "max_pool 3x3 s2 p1": "poolkit.max_pool(x, (3, 3), 2, 1)",
+    "avg_pool 3x3 s2 p1": "poolkit.avg_pool(x, (3, 3), 2, 1)",
+    "max_pool 2x2 float64": "poolkit.max_pool(x.astype(np.float64), (2, 2))",
+    "max_pool NHWC 3x3 s2 p1": "poolkit.max_pool(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), (3, 3), 2, 1, "
+                               "axes=(1, 2))",
+    "max_pool 9x9 s1 p4": "poolkit.max_pool(x[:1], (9, 9), 1, 4)",
+    "avg_pool 1-D k4 s4": "poolkit.avg_pool(x.reshape(8, 64, -1), (4,))",
+    "max_pool_backward 3x3 s2 p1": "poolkit.max_pool_backward(np.ones((8, 64, 56, 56), np.float32), x, (3, 3), 2, 1)",
+    "avg_pool_backward 3x3 s2 p1": "poolkit.avg_pool_backward(np.ones((8, 64, 56, 56), np.float32), x, (3, 3), 2, 1)",
+    "adaptive_avg_pool to 7x7": "poolkit.adaptive_avg_pool(x, 7)",
+    "masked_pool max": "poolkit.masked_pool(x.reshape(8, 64, -1), lengths=np.arange(8) * 8)",
+    "roi_align 7x7": "poolkit.roi_align(x, np.array([[0., 0., 50., 60.]]), np.array([1]), 7)",
+}
 
 PROBE = r"""
-import json, time
+import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 import poolkit
 t_import = time.perf_counter() - t0
 x = np.random.default_rng(0).standard_normal((8, 64, 112, 112), dtype=np.float32)
-res = {"import_s": t_import}
-for name, call in [("max_pool", lambda: poolkit.max_pool(x, (3, 3), 2, 1)),
-                   ("avg_pool", lambda: poolkit.avg_pool(x, (3, 3), 2, 1)),
-                   ("max_pool_backward", lambda: poolkit.max_pool_backward(
-                       np.ones((8, 64, 56, 56), np.float32), x, (3, 3), 2, 1))]:
-    t = time.perf_counter(); call(); res[name + "_first_s"] = time.perf_counter() - t
-    t = time.perf_counter(); call(); res[name + "_second_s"] = time.perf_counter() - t
-print(json.dumps(res))
+t1 = time.perf_counter()
+exec(sys.argv[1])
+t_call = time.perf_counter() - t1
+print(json.dumps({"import_s": t_import, "call_s": t_call, "total_s": t_import + t_call}))
 """
 
 MEMORY = r"""
@@ -56,24 +76,56 @@ print(json.dumps(res))
 """
 
 
-def _run(code, env):
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+def _probe(code, env, *args):
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def main():
+def _wall(cmd, env):
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, capture_output=True, check=True)
+    return time.perf_counter() - t
+
+
+def _stat(values):
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3, help="fresh cache directories per figure")
+    ap.add_argument("--json", help="write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    res = {name: {"cold": [], "warm": [], "cold_call": []} for name in CALLS}
+    demo = {"cold": [], "warm": []}
+    warmup = []
+    for _ in range(args.runs):
+        for name, stmt in CALLS.items():
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+                cold = _probe(PROBE, env, stmt)
+                warm = _probe(PROBE, env, stmt)
+            res[name]["cold"].append(cold["total_s"])
+            res[name]["cold_call"].append(cold["call_s"])
+            res[name]["warm"].append(warm["total_s"])
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache, MPLBACKEND="Agg")
+            cmd = [sys.executable, "-m", "poolkit.cli", "demo", "--out", out]
+            demo["cold"].append(_wall(cmd, env))
+            demo["warm"].append(_wall(cmd, env))
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            warmup.append(_wall([sys.executable, "-m", "poolkit.cli", "warmup", "--dtypes", "float32"], env))
+    print(f"Median of {args.runs} runs (min-max), seconds, each in a new process; 'cold' and 'warm' include "
+          "`import poolkit`.\n")
+    print("| first call in a new process | cold: empty cache | of which the call | warm: cache filled |")
+    print("|---|---:|---:|---:|")
+    for name, r in res.items():
+        print(f"| `{name}` float32 | {_stat(r['cold'])} | {_stat(r['cold_call'])} | {_stat(r['warm'])} |")
+    print(f"| `poolkit demo` (whole command) | {_stat(demo['cold'])} | | {_stat(demo['warm'])} |")
+    print(f"| `poolkit warmup --dtypes float32` | {_stat(warmup)} | | |")
     with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        cold = _run(PROBE, env)
-        warm = _run(PROBE, env)
-        memory = _run(MEMORY, env)
-    print("| first call in a new process | cache | seconds |")
-    print("|---|---|---:|")
-    print(f"| `import poolkit` | | {warm['import_s']:.2f} |")
-    for name in ("max_pool", "avg_pool", "max_pool_backward"):
-        print(f"| `{name}` float32 (8, 64, 112, 112) | empty | {cold[name + '_first_s']:.2f} |")
-        print(f"| `{name}` float32 (8, 64, 112, 112) | warm | {warm[name + '_first_s']:.2f} |")
-    print(f"| (for scale: second call, warm) | | {warm['max_pool_second_s']:.3f} |")
+        memory = _probe(MEMORY, dict(os.environ, NUMBA_CACHE_DIR=cache))
     print()
     print("| call | output MB | peak extra MB (tracemalloc) | peak / output |")
     print("|---|---:|---:|---:|")
@@ -82,6 +134,9 @@ def main():
         print(f"| `{name}` | {m['output_bytes'] / 1e6:.1f} | {m['peak_bytes'] / 1e6:.1f} | "
               f"{m['peak_bytes'] / m['output_bytes']:.2f} |")
     print(f"\n(input: {memory['input_bytes'] / 1e6:.0f} MB)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"calls": res, "demo": demo, "warmup": warmup, "memory": memory}, f, indent=1)
     return 0
 
 

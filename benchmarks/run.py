@@ -286,9 +286,9 @@ def main(argv=None):
     ap.add_argument("--plot", help="also run the window-size sweep and plot it to this PNG")
     args = ap.parse_args(argv)
 
-    import numba
+    import poolkit
 
-    numba.set_num_threads(args.threads)
+    poolkit.set_num_threads(args.threads)
     peers = _peers()
     if "torch" in peers:
         peers["torch"].set_num_threads(args.threads)

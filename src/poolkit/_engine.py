@@ -21,9 +21,7 @@ import numpy as np
 from numba.core import event as _numba_event
 
 from . import _geometry as geo
-from ._kernels import axis as KA
-from ._kernels import scatter as KS
-from ._kernels import sliding as KF
+from . import _kernels as K
 
 logger = logging.getLogger("poolkit")
 logger.addHandler(logging.NullHandler())
@@ -188,10 +186,16 @@ def native(dtype) -> np.dtype:
     return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
+_AS_IS = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.int8, np.int16, np.int32, np.int64, np.uint8,
+                                          np.uint16, np.uint32, np.uint64))
+
+
 def kernel_input(x: np.ndarray) -> np.ndarray:
     """A C-contiguous, native-order array the kernels read directly: bools as uint8, float16 as
     float32 (numba has no float16 arithmetic; the conversion is exact, and max results convert back
     exactly), other dtypes as they are, byte-swapped when not native."""
+    if x.dtype in _AS_IS and x.flags.c_contiguous:
+        return x
     if x.dtype == np.bool_:
         return np.ascontiguousarray(x).view(np.uint8)
     if x.dtype == np.float16:
@@ -215,6 +219,8 @@ def float_dtype(dtype) -> np.dtype:
 
 def from_kernel(out: np.ndarray, dtype) -> np.ndarray:
     """A kernel's result (from kernel_input's dtype) as ``dtype``, native."""
+    if out.dtype == dtype:
+        return out
     dtype = native(dtype)
     if dtype == np.bool_:
         return out.view(np.bool_)
@@ -226,6 +232,10 @@ def from_kernel(out: np.ndarray, dtype) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 _NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
+
+
+def _empty(shape) -> bool:
+    return 0 in shape
 
 
 def view3(shape, axis):
@@ -242,21 +252,36 @@ def pooled_scales(plan: geo.Plan):
     return scales[::-1]
 
 
+def _fused_kernel(f, op: str):
+    """(kernel, work size) of the fused forward of ``op`` ("max" or "sum") for the view ``f``,
+    chosen once per plan."""
+    memo = f.__dict__.setdefault("kernels", {})
+    if op not in memo:
+        name = K.sliding.variant(f, op)
+        memo[op] = getattr(K.sliding, name), K.sliding.work_size(f.in4, f.out4, f.params, op == "sum",
+                                                   name.endswith(("_blocks", "_wide")))
+    return memo[op]
+
+
 def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray) -> None:
     """The fused forward kernel of ``op`` ("max" or "sum") over all output rows of ``out``."""
-    name = KF.variant(f, op)
-    kern = getattr(KF, name)
-    is_sum = op == "sum"
-    size = KF.work_size(f.in4, f.out4, f.params, is_sum, name.endswith(("_blocks", "_wide")))
-    work_dtype = np.float64 if is_sum else src.dtype
+    kern, size = _fused_kernel(f, op)
+    work_dtype = np.float64 if op == "sum" else src.dtype
     x4, o4 = src.reshape(f.in4), out.reshape(f.out4)
-    run(lambda t0, t1: kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), t0, t1),
-        f.out4[0] * f.out4[1] * f.out4[2], src.size + out.size)
+    rows = f.out4[0] * f.out4[1] * f.out4[2]
+    cost = src.size + out.size
+    if cost < SERIAL_BELOW:  # the common small call, without the closure
+        kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), 0, rows)
+        return
+    run(lambda t0, t1: kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), t0, t1), rows, cost)
 
 
 def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes."""
     cur = kernel_input(x)
+    if _empty(plan.out_shape):  # nothing to compute: no window table is built
+        return (np.empty(plan.out_shape, native(x.dtype)),
+                np.empty(plan.out_shape, np.int64) if return_indices else None)
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=cur.dtype)
@@ -265,7 +290,7 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
             if return_indices:
                 src, dst, ix = cur.reshape(f.in4), out.reshape(f.out4), idx.reshape(f.out4)
                 row_len = f.in4[3]
-                run(lambda t0, t1: KF.max_indices(src, f.tables, f.params, dst, ix, np.empty(row_len, src.dtype),
+                run(lambda t0, t1: K.sliding.max_indices(src, f.tables, f.params, dst, ix, np.empty(row_len, src.dtype),
                                                   np.empty(row_len, np.int64), t0, t1),
                     f.out4[0] * f.out4[1] * f.out4[2], cur.size + 2 * out.size)
             else:
@@ -293,12 +318,12 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
             has_in = idx is not None
             ix = idx_out.reshape(outer, ap.out_size, inner)
             if out.size:
-                run(lambda t0, t1: KA.max_axis_indices(src, idx_in, has_in, ap.starts, ap.counts, ap.dilation,
+                run(lambda t0, t1: K.axis.max_axis_indices(src, idx_in, has_in, ap.starts, ap.counts, ap.dilation,
                                                        scale, dst, ix, t0, t1),
                     total, cur.size + out.size)
             idx = idx_out
         elif out.size:
-            run(lambda t0, t1: KA.max_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
+            run(lambda t0, t1: K.axis.max_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
                 total, cur.size + out.size)
         cur = out
     return cur, idx
@@ -308,6 +333,8 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
     """Window sums divided by the average divisor (raw sums when count_include_pad is None),
     accumulated in float64 and returned as ``out_dtype``."""
     x = kernel_input(x)
+    if _empty(plan.out_shape):
+        return np.empty(plan.out_shape, native(out_dtype))
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=kernel_dtype(out_dtype))
@@ -331,7 +358,7 @@ def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
         out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
             src, dst = cur.reshape(outer, length, inner), out.reshape(outer, ap.out_size, inner)
-            run(lambda t0, t1: KA.sum_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
+            run(lambda t0, t1: K.axis.sum_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
                 outer * ap.out_size, cur.size + out.size)
         cur = out
     return cur
@@ -339,6 +366,8 @@ def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
 
 def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
     """The adjoint of :func:`pool_sums`: each g / divisor spread over its window's taps."""
+    if _empty(plan.in_shape) or _empty(plan.out_shape):
+        return np.zeros(plan.in_shape, native(out_dtype))
     f = plan.fused
     if f is not None:
         g = np.ascontiguousarray(g, dtype=np.float64 if g.dtype.kind != "f" or g.dtype == np.float16
@@ -347,8 +376,8 @@ def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, div
         if out.size:
             g4, o4 = g.reshape(f.out4), out.reshape(f.in4)
             divs = f.divisors(count_include_pad, divisor_override)
-            size = KF.adjoint_work_size(f.in4, f.out4, f.params)
-            run(lambda o0, o1: KF.sum_adjoint(g4, f.tables, f.params, divs, o4, np.empty(size), o0, o1),
+            size = K.sliding.adjoint_work_size(f.in4, f.out4, f.params)
+            run(lambda o0, o1: K.sliding.sum_adjoint(g4, f.tables, f.params, divs, o4, np.empty(size), o0, o1),
                 f.in4[0], g.size + out.size)
         return out.astype(native(out_dtype), copy=False)
     if count_include_pad is not None:
@@ -368,7 +397,7 @@ def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
         out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
         if out.size:
             src, dst = cur.reshape(outer, ap.out_size, inner), out.reshape(outer, ap.in_size, inner)
-            run(lambda o0, o1: KA.sum_axis_adjoint(src, ap.starts, ap.counts, ap.dilation, dst, o0, o1),
+            run(lambda o0, o1: K.axis.sum_axis_adjoint(src, ap.starts, ap.counts, ap.dilation, dst, o0, o1),
                 outer, cur.size + out.size)
         cur = out
     return cur
@@ -399,7 +428,7 @@ def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bo
         v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
         i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, n_src, inner)
         o3 = out.reshape(outer, n_dst, inner)
-        kern = KS.scatter_add if add else KS.scatter_set
+        kern = K.scatter.scatter_add if add else K.scatter.scatter_set
         if sum(run(lambda o0, o1: kern(v, i, o3, o0, o1), outer, v.size + out.size)):
             raise ValueError(f"indices must lie in [0, {n_dst}) (flat positions over the pooled axes), "
                              f"got values in [{idx.min()}, {idx.max()}]")

@@ -34,6 +34,10 @@ class AxisPlan:
     all inside ``[0, in_size)``.  ``pad_counts[i]`` is the number of taps of window ``i`` inside
     the padded extent ``[-pad_before, in_size + pad_after)`` (the ``count_include_pad`` divisor
     factor; the overhang of a ceil-mode window past the padding is not counted).
+
+    The tables are computed on first use, not with the plan: a shape-only query or an empty batch
+    needs none, however many output positions the axis has.  Irregular windows (adaptive bins,
+    fractional intervals) come with an explicit ``table`` of starts and counts.
     """
 
     in_size: int
@@ -43,13 +47,32 @@ class AxisPlan:
     dilation: int
     pad_before: int
     pad_after: int
-    starts: np.ndarray
-    counts: np.ndarray
-    pad_counts: np.ndarray
     #: windows full_lo <= i < full_hi hold all ``kernel`` taps and start at ``i * stride - pad_before``
     #: (empty for tables of irregular windows)
     full_lo: int = 0
     full_hi: int = 0
+    #: explicit (starts, counts) of irregular windows, else None
+    table: tuple | None = None
+
+    @functools.cached_property
+    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.table is not None:
+            starts, counts = self.table
+            return starts, counts, counts
+        return _sliding_tables(self.in_size, self.out_size, self.kernel, self.stride, self.dilation, self.pad_before,
+                               self.pad_after)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self._tables[0]
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self._tables[1]
+
+    @property
+    def pad_counts(self) -> np.ndarray:
+        return self._tables[2]
 
 
 def _frozen(a) -> np.ndarray:
@@ -218,10 +241,33 @@ def output_size(in_size, kernel, stride, dilation, pad_before, pad_after, ceil_m
     return out
 
 
+#: Largest kernel size, stride, dilation or padding accepted: every sum of them fits in an int64
+#: window table with room to spare (and anything larger is a mistake).
+MAX_GEOMETRY = 2**62
+
+
+def _sliding_tables(in_size, out, kernel, stride, dilation, pad_before, pad_after):
+    """(starts, counts, pad_counts) of sliding windows as int64 arrays.  The arithmetic is exact:
+    in int64 while every intermediate fits, in Python ints otherwise (paddings near 2**62)."""
+    big = max(in_size + pad_before + pad_after, out * stride, dilation * kernel) >= 2**61
+    i = np.arange(out, dtype=object if big else np.int64)
+    start = i * stride - pad_before
+    j0 = np.maximum(0, (-start + dilation - 1) // dilation)
+    j1 = np.minimum(kernel, np.maximum(0, (in_size - start + dilation - 1) // dilation))
+    counts = np.maximum(j1 - j0, 0)
+    pad_counts = np.minimum(kernel, (in_size + pad_after - start + dilation - 1) // dilation)
+    return _frozen(start + j0 * dilation), _frozen(counts), _frozen(pad_counts)
+
+
 @functools.lru_cache(maxsize=512)
 def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before: int, pad_after: int,
               ceil_mode: bool, axis: int = 0) -> AxisPlan:
-    """The window table of one axis for sliding-window pooling; validates the geometry."""
+    """The window plan of one axis for sliding-window pooling; validates the geometry (in closed
+    form: no table is built here)."""
+    for name, v in (("kernel_size", kernel), ("stride", stride), ("dilation", dilation),
+                    ("padding", max(pad_before, pad_after))):
+        if v > MAX_GEOMETRY:
+            raise ValueError(f"{name} must be at most 2**62 on every axis, got {v} on axis {axis}")
     eff = dilation * (kernel - 1) + 1
     out = output_size(in_size, kernel, stride, dilation, pad_before, pad_after, ceil_mode)
     if out <= 0:
@@ -231,6 +277,7 @@ def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before:
             f"kernel_size={kernel} (effective {eff} with dilation={dilation}) is larger than the padded "
             f"input ({in_size} + {pad_before} + {pad_after}) on axis {axis}"
         )
+
     def empty_window(w):
         raise ValueError(
             f"window {w} on axis {axis} lies wholly in the padding (padding=({pad_before}, {pad_after}), "
@@ -238,27 +285,28 @@ def plan_axis(in_size: int, kernel: int, stride: int, dilation: int, pad_before:
             "reduce the padding"
         )
 
-    # the first and last windows, in closed form, before any table is built (a padding of 10**12
-    # must fail at once, not after allocating 10**12 window starts)
+    # Windows start in order, so when in_size >= dilation a window holds an input cell unless it
+    # lies wholly before or after the input: only the first and last can be empty.
     for w in (0, out - 1):
         start = w * stride - pad_before
         if start >= in_size or start + eff <= 0:
             empty_window(w)
     if out > MAX_ELEMENTS:
         raise ValueError(f"the output would have {out} positions on axis {axis}; that is not a sensible pooling")
-    i = np.arange(out, dtype=np.int64)
-    start = i * stride - pad_before
-    j0 = np.maximum(0, (-start + dilation - 1) // dilation)
-    j1 = np.minimum(kernel, np.maximum(0, (in_size - start + dilation - 1) // dilation))
-    counts = np.maximum(j1 - j0, 0)
-    empty = np.flatnonzero(counts == 0)
-    if empty.size:
-        empty_window(int(empty[0]))
-    pad_counts = np.minimum(kernel, (in_size + pad_after - start + dilation - 1) // dilation)
-    full = np.flatnonzero(counts == kernel)
-    lo, hi = (int(full[0]), int(full[-1]) + 1) if full.size else (0, 0)
-    return AxisPlan(in_size, out, kernel, stride, dilation, pad_before, pad_after,
-                    _frozen(start + j0 * dilation), _frozen(counts), _frozen(pad_counts), lo, hi)
+    if in_size < dilation:  # taps can straddle the input: any window may be empty (rare; the table is small)
+        if out > in_size * kernel:  # at most in_size * kernel windows can hold a cell
+            raise ValueError(f"some windows on axis {axis} lie wholly in the padding or between the input's cells "
+                             f"(padding=({pad_before}, {pad_after}), kernel_size={kernel}, dilation={dilation}, "
+                             f"input size {in_size}); reduce the padding or the dilation")
+        empty = np.flatnonzero(_sliding_tables(in_size, out, kernel, stride, dilation, pad_before, pad_after)[1] == 0)
+        if empty.size:
+            empty_window(int(empty[0]))
+    # the full windows: start >= 0 and start + eff <= in_size
+    lo = -(-pad_before // stride)
+    hi = min(out, (in_size + pad_before - eff) // stride + 1) if in_size + pad_before >= eff else 0
+    if hi <= lo:
+        lo = hi = 0
+    return AxisPlan(in_size, out, kernel, stride, dilation, pad_before, pad_after, lo, hi)
 
 
 def table_plan(in_size: int, starts, counts) -> AxisPlan:
@@ -267,14 +315,14 @@ def table_plan(in_size: int, starts, counts) -> AxisPlan:
     ``starts`` and ``counts`` must describe windows inside ``[0, in_size)``, each non-empty; this is
     checked, because the kernels trust it.
     """
-    starts = np.asarray(starts, dtype=np.int64)
-    counts = np.asarray(counts, dtype=np.int64)
+    starts = _frozen(starts)
+    counts = _frozen(counts)
     if starts.ndim != 1 or starts.shape != counts.shape:
         raise ValueError("window table: starts and counts must be 1-D and of one length")
     if starts.size and (starts.min() < 0 or counts.min() < 1 or (starts + counts).max() > in_size):
         raise ValueError("window table: every window must be non-empty and inside the input")
     kernel = int(counts.max()) if counts.size else 0
-    return AxisPlan(in_size, int(starts.size), kernel, 0, 1, 0, 0, _frozen(starts), _frozen(counts), _frozen(counts))
+    return AxisPlan(in_size, int(starts.size), kernel, 0, 1, 0, 0, table=(starts, counts))
 
 
 def adaptive_plan(in_size: int, out_size: int) -> AxisPlan:

@@ -21,8 +21,7 @@ import numpy as np
 
 from . import _engine as E
 from . import _geometry as geo
-from ._kernels import masked as KM
-from ._kernels import roi as KR
+from . import _kernels as K
 from .pooling import (
     _check_array,
     _check_indices,
@@ -785,7 +784,7 @@ def _masked_extreme(x3, m, mode):
     out = np.zeros((n, inner), dtype=src.dtype)
     arg = np.full((n, inner), -1, dtype=np.int64)
     if out.size:
-        kern = KM.masked_min if mode == "min" else KM.masked_max
+        kern = K.masked.masked_min if mode == "min" else K.masked.masked_max
         mu = m.view(np.uint8)
         E.run(lambda n0, n1: kern(src, mu, out, arg, n0, n1), n, src.size)
     return out, arg
@@ -852,7 +851,7 @@ def masked_pool(x, mask=None, *, lengths=None, mode="max", axis=1, fill=0.0):
         out = np.zeros((n, x3.shape[2]), dtype=np.float64)
         if out.size:
             mu = m.view(np.uint8)
-            E.run(lambda n0, n1: KM.masked_sum(src, mu, out, n0, n1), n, src.size)
+            E.run(lambda n0, n1: K.masked.masked_sum(src, mu, out, n0, n1), n, src.size)
         if mode == "mean":
             out /= np.maximum(count, 1)[:, None]
         out = out.astype(out_dtype)
@@ -1272,7 +1271,7 @@ def _roi_pool_run(x, batch, hs, he, ws, we, pooled):
     out = np.zeros((batch.shape[0], c) + pooled, dtype=src.dtype)
     arg = np.full(out.shape, -1, dtype=np.int64)
     if out.size:
-        E.run(lambda t0, t1: KR.roi_pool_forward(src, batch, hs, he, ws, we, out, arg, t0, t1), out.shape[0] * c,
+        E.run(lambda t0, t1: K.roi.roi_pool_forward(src, batch, hs, he, ws, we, out, arg, t0, t1), out.shape[0] * c,
               out.size * 4)
     return E.from_kernel(out, x.dtype), arg
 
@@ -1352,7 +1351,7 @@ def roi_pool_backward(grad_output, x, rois, output_size, spatial_scale=1.0):
     gx = np.zeros(x.shape, dtype=np.float64)
     if gx.size:
         g64 = np.ascontiguousarray(g, dtype=np.float64)
-        E.run(lambda c0, c1: KR.roi_pool_backward(g64, batch, arg, gx, c0, c1), x.shape[1], g.size + gx.size)
+        E.run(lambda c0, c1: K.roi.roi_pool_backward(g64, batch, arg, gx, c0, c1), x.shape[1], g.size + gx.size)
     return gx.astype(E.float_dtype(x.dtype), copy=False)
 
 
@@ -1494,7 +1493,7 @@ def roi_align(x, rois, batch_indices, output_size, spatial_scale=1.0, sampling_r
     if out.size:
         src = np.ascontiguousarray(x, dtype=T).reshape(n, c, h * w)
         zero = np.zeros(1, T)
-        E.run(lambda k0, k1: KR.roi_align_forward(src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, out, k0, k1),
+        E.run(lambda k0, k1: K.roi.roi_align_forward(src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, out, k0, k1),
               out.shape[0], out.size * int(max(gh.max(), 1) * max(gw.max(), 1)) * 4)
     return out.astype(E.float_dtype(x.dtype), copy=False)
 
@@ -1536,7 +1535,7 @@ def roi_align_backward(grad_output, x, rois, batch_indices, output_size, spatial
     if gx.size and g.size:
         src = np.ascontiguousarray(x, dtype=T).reshape(n, c, h * w)
         g64, zero = np.ascontiguousarray(g, dtype=np.float64), np.zeros(1, T)
-        E.run(lambda c0, c1: KR.roi_align_backward(g64, src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, gx,
+        E.run(lambda c0, c1: K.roi.roi_align_backward(g64, src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, gx,
                                                    c0, c1),
               c, g.size * int(max(gh.max(), 1) * max(gw.max(), 1)) * 4)
     return gx.reshape(x.shape).astype(E.float_dtype(x.dtype), copy=False)

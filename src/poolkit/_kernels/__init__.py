@@ -19,6 +19,16 @@ runs the chunks on its own thread pool.  No kernel uses numba's ``parallel=True`
 threading layer is never started and cannot abort a process whose threads call kernels at once.
 """
 
-from . import axis, masked, roi, scatter, sliding
+import importlib
 
 __all__ = ["axis", "masked", "roi", "scatter", "sliding"]
+
+
+def __getattr__(name: str):
+    """Import a family on first use: ``import poolkit`` creates no numba dispatcher (each cached one
+    costs about a millisecond to set up), and a first call sets up only its own family's."""
+    if name in __all__:
+        module = importlib.import_module(f"{__name__}.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -90,17 +90,19 @@ def _rows_direct(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
 def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, comb):
     """Prefix (g) and suffix (sfx) reductions over the rows of block m = [r0 + m*kh, ...) of the
     2-D plane starting at xf[plane], into ring slot m % 2 (rows slot*kh ... slot*kh + kh - 1 of the
-    flat (2 * kh, row_len) buffers)."""
+    flat (2 * kh, row_len) buffers).  One loop makes both: a max or a sum does not depend on the
+    order its operands come in, so the suffix scan is the prefix scan run backwards."""
     b0 = r0 + m * kh
     b1 = min(b0 + kh, r1)
     base = (m % 2) * kh - b0
     n = row_len
-    vcopy(g, (base + b0) * n, xf, plane + b0 * n, n, 1)
-    for h in range(b0 + 1, b1):
-        vpair(g, (base + h) * n, g, (base + h - 1) * n, xf, plane + h * n, n, comb)
-    vcopy(sfx, (base + b1 - 1) * n, xf, plane + (b1 - 1) * n, n, 1)
-    for h in range(b1 - 2, b0 - 1, -1):
-        vpair(sfx, (base + h) * n, xf, plane + h * n, sfx, (base + h + 1) * n, n, comb)
+    for which in range(2):
+        dst = g if which == 0 else sfx
+        h0, step = (b0, 1) if which == 0 else (b1 - 1, -1)
+        vcopy(dst, (base + h0) * n, xf, plane + h0 * n, n, 1)
+        for i in range(1, b1 - b0):
+            h = h0 + i * step
+            vpair(dst, (base + h) * n, dst, (base + h - step) * n, xf, plane + h * n, n, comb)
 
 
 @njit(inline="always")
@@ -195,17 +197,12 @@ def _strided_runs(dst, d0, src, s0, n, n_inner, stride, first, comb):
 def _cols_taps(work, n_inner, sw, cw, params, comb, dst, a0, lit):
     """Full windows tap-major, one strided pass per tap, when inner == 1 or the stride is 1 (then
     the inner axis joins the run).  ``lit`` is the stride as a literal (1, 2 or 4: LLVM vectorises
-    the strided loads; measured 3.5x for max at stride 4), -1 for the plan's stride, or 0 for any
-    stride and inner (runs of the inner axis when both are > 1)."""
+    the strided loads; measured 3.5x for max at stride 4) or -1 for the plan's stride."""
     _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
     dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
     stride = lit if lit > 0 else params[P_STRIDE_W]
     for j in range(kw if hi > lo else 0):
-        s0 = (sw[lo] + j * dw) * n_inner
-        if lit != 0 or stride == 1 or n_inner == 1:
-            vput(dst, a0 + lo * n_inner, work, s0, (hi - lo) * n_inner, stride, j == 0, comb)
-        else:
-            _strided_runs(dst, a0 + lo * n_inner, work, s0, hi - lo, n_inner, stride, j == 0, comb)
+        vput(dst, a0 + lo * n_inner, work, (sw[lo] + j * dw) * n_inner, (hi - lo) * n_inner, stride, j == 0, comb)
 
 
 @njit(inline="always")
@@ -221,15 +218,14 @@ def _cols_inner(work, n_inner, sw, cw, params, comb, dst, a0, lit):
 
 @njit(inline="always")
 def _cols_doubled(work, n_inner, sw, cw, params, comb, dst, a0, lit):
-    """Full windows by doubling: level l + 1 combines pairs of level-l entries 2**l taps apart
-    (ping-ponging between the two halves of ``work``), and each output combines the levels of the
-    set bits of kw -- about log2(kw) + popcount(kw) passes instead of kw, with no subtraction, so
-    sums stay as accurate as a direct sum.  The row buffer (first half of ``work``) is overwritten."""
+    """Full windows by doubling, when inner == 1 or the stride is 1: level l + 1 combines pairs of
+    level-l entries 2**l taps apart (ping-ponging between the two halves of ``work``), and each
+    output combines the levels of the set bits of kw -- about log2(kw) + popcount(kw) passes
+    instead of kw, with no subtraction, so sums stay as accurate as a direct sum.  The row buffer
+    (first half of ``work``) is overwritten."""
     _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
     dw, kw, stride, lo, hi = params[P_DW], params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
     d0 = a0 + lo * n_inner
-    p0 = sw[lo]
-    n = hi - lo
     width = work.shape[0] // 2
     level = 0
     other = width
@@ -238,11 +234,8 @@ def _cols_doubled(work, n_inner, sw, cw, params, comb, dst, a0, lit):
     bits = kw if hi > lo else 0
     while bits:
         if bits & 1:
-            s0 = level + (p0 + covered * dw) * n_inner
-            if stride == 1 or n_inner == 1:
-                vput(dst, d0, work, s0, n * n_inner, stride, covered == 0, comb)
-            else:
-                _strided_runs(dst, d0, work, s0, n, n_inner, stride, covered == 0, comb)
+            vput(dst, d0, work, level + (sw[lo] + covered * dw) * n_inner, (hi - lo) * n_inner, stride, covered == 0,
+                 comb)
             covered += span
         bits >>= 1
         if bits:
@@ -310,18 +303,19 @@ def variant(f, op: str) -> str:
     blocks = bool(p[P_BLOCKS_H]) and f.in4[1] == 1
     doubling = bool(p[P_DOUBLING_W])
     stride, inner = int(p[P_STRIDE_W]), int(p[P_INNER])
-    if blocks:
+    runs = inner > 1 and stride > 1  # the W taps are runs of the inner axis: only the inner variant
+    if blocks and not runs:
         kind = "wide" if doubling else "blocks"
-    elif doubling:
+    elif doubling and not runs:
         kind = "doubled"
     elif p[P_HI_W] <= p[P_LO_W]:
         kind = "edges"
     elif inner == 1 and p[P_DW] == 1 and stride in (1, 2) and p[P_KW] in (2, 3):
         kind = "small"
-    elif stride == 1 or inner == 1:
-        kind = "taps" + (str(stride) if stride in (1, 2, 4) else "")
-    else:
+    elif runs:
         kind = "inner"
+    else:
+        kind = "taps" + (str(stride) if stride in (1, 2, 4) else "")
     return f"{op}_{kind}"
 
 
@@ -381,7 +375,7 @@ def max_doubled(x, tables, params, divs, out, work, t0, t1):
 @njit(cache=True, nogil=True, _nrt=False)
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, 0, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -441,7 +435,7 @@ def sum_doubled(x, tables, params, divs, out, work, t0, t1):
 @njit(cache=True, nogil=True, _nrt=False)
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, 0, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True)
 
 
 @njit(cache=True, nogil=True, _nrt=False)
