@@ -591,7 +591,7 @@ ERRORS = [
     (lambda: roi_align(X4, ROIS4, BATCH4, 2, mode="sum"), ValueError, "mode"),
     (lambda: roi_align(X4, ROIS4, BATCH4, 2, aligned="yes"), TypeError, "aligned"),
     (lambda: roi_align(X4, ROIS4, BATCH4, 0), ValueError, "output_size"),
-    (lambda: roi_align(X4, np.array([[0, 0, 1e9, 1e9]]), np.array([0]), 1), ValueError, "samples per bin"),
+    (lambda: roi_align(X4, np.array([[0, 0, 1e9, 1e9]]), np.array([0]), 1), ValueError, "bilinear samples"),
     (lambda: roi_align(np.zeros((1, 1, 0, 4)), ROIS4[:1], BATCH4[:1], 1), ValueError, "spatial"),
     (lambda: roi_align_backward(np.zeros((6, 3, 2, 1)), X4, ROIS4, BATCH4, 2), ValueError, "grad_output"),
 ]

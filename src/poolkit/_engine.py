@@ -217,6 +217,13 @@ def float_dtype(dtype) -> np.dtype:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
+def narrow(a: np.ndarray, dtype) -> np.ndarray:
+    """A float result as ``dtype`` (native); a value beyond its range rounds to inf, silently, as
+    every float operation does."""
+    with np.errstate(over="ignore"):
+        return a.astype(native(dtype), copy=False)
+
+
 def from_kernel(out: np.ndarray, dtype) -> np.ndarray:
     """A kernel's result (from kernel_input's dtype) as ``dtype``, native."""
     if out.dtype == dtype:
@@ -236,6 +243,11 @@ _NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
 
 def _empty(shape) -> bool:
     return 0 in shape
+
+
+def _check_memory(shape, itemsize: int, plan: geo.Plan) -> None:
+    """Before allocating a result of ``shape``: does it, with the plan's window tables, fit?"""
+    geo.check_memory(shape, itemsize, sum(ap.out_size for ap in plan.axis_plans))
 
 
 def view3(shape, axis):
@@ -282,6 +294,7 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     if _empty(plan.out_shape):  # nothing to compute: no window table is built
         return (np.empty(plan.out_shape, native(x.dtype)),
                 np.empty(plan.out_shape, np.int64) if return_indices else None)
+    _check_memory(plan.out_shape, cur.dtype.itemsize + (8 if return_indices else 0), plan)
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=cur.dtype)
@@ -335,16 +348,17 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
     x = kernel_input(x)
     if _empty(plan.out_shape):
         return np.empty(plan.out_shape, native(out_dtype))
+    _check_memory(plan.out_shape, 8, plan)
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=kernel_dtype(out_dtype))
         if out.size:
             _fused_forward(x, f, "sum", f.divisors(count_include_pad, divisor_override), out)
-        return out.astype(native(out_dtype), copy=False)
+        return narrow(out, out_dtype)
     sums = _sum_separable(x, plan)
     if count_include_pad is not None:
-        sums /= divisor(plan, count_include_pad, divisor_override)
-    return sums.astype(native(out_dtype), copy=False)
+        divide(sums, plan, count_include_pad, divisor_override)
+    return narrow(sums, out_dtype)
 
 
 def sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
@@ -368,6 +382,7 @@ def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, div
     """The adjoint of :func:`pool_sums`: each g / divisor spread over its window's taps."""
     if _empty(plan.in_shape) or _empty(plan.out_shape):
         return np.zeros(plan.in_shape, native(out_dtype))
+    _check_memory(plan.in_shape, 8, plan)
     f = plan.fused
     if f is not None:
         g = np.ascontiguousarray(g, dtype=np.float64 if g.dtype.kind != "f" or g.dtype == np.float16
@@ -379,10 +394,10 @@ def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, div
             size = K.sliding.adjoint_work_size(f.in4, f.out4, f.params)
             run(lambda o0, o1: K.sliding.sum_adjoint(g4, f.tables, f.params, divs, o4, np.empty(size), o0, o1),
                 f.in4[0], g.size + out.size)
-        return out.astype(native(out_dtype), copy=False)
+        return narrow(out, out_dtype)
     if count_include_pad is not None:
-        g = g / divisor(plan, count_include_pad, divisor_override)
-    return _sum_separable_adjoint(g, plan).astype(native(out_dtype), copy=False)
+        g = divide(np.array(g, dtype=np.float64), plan, count_include_pad, divisor_override)
+    return narrow(_sum_separable_adjoint(g, plan), out_dtype)
 
 
 def sum_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
@@ -425,14 +440,15 @@ def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bo
     work_dtype = kernel_dtype(dtype)
     out = np.empty(moved_out, dtype=work_dtype)
     if out.size:
-        v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
+        with np.errstate(over="ignore"):  # a float64 gradient beyond float32's range rounds to inf
+            v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
         i = np.ascontiguousarray(idx.transpose(perm), dtype=np.int64).reshape(outer, n_src, inner)
         o3 = out.reshape(outer, n_dst, inner)
         kern = K.scatter.scatter_add if add else K.scatter.scatter_set
         if sum(run(lambda o0, o1: kern(v, i, o3, o0, o1), outer, v.size + out.size)):
             raise ValueError(f"indices must lie in [0, {n_dst}) (flat positions over the pooled axes), "
                              f"got values in [{idx.min()}, {idx.max()}]")
-    return out.astype(native(dtype), copy=False).transpose(np.argsort(perm))
+    return narrow(out, dtype).transpose(np.argsort(perm))
 
 
 def max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=np.float64) -> np.ndarray:
@@ -440,14 +456,15 @@ def max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=np.float64
     return scatter(g, idx, plan.axes, plan.in_shape, dtype, True)
 
 
-def divisor(plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray | float:
-    """The average-pooling divisor, broadcastable to the output shape (float64, so that no count
-    or product of counts can overflow)."""
+def divide(a: np.ndarray, plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray:
+    """``a`` (float64, of the output's shape) divided in place by the average-pooling divisor, one
+    pooled axis at a time: the divisor is a product of per-axis counts and is never materialised
+    (for a pyramid level of 2**20 x 2**20 bins that product would be 8 TiB)."""
     if divisor_override is not None:
-        return float(divisor_override)
-    div = np.ones((1,) * len(plan.in_shape))
-    for a, ap in zip(plan.axes, plan.axis_plans):
-        shape = [1] * len(plan.in_shape)
-        shape[a] = ap.out_size
-        div = div * (ap.pad_counts if count_include_pad else ap.counts).astype(np.float64).reshape(shape)
-    return div
+        a /= float(divisor_override)
+        return a
+    for ax, ap in zip(plan.axes, plan.axis_plans):
+        shape = [1] * a.ndim
+        shape[ax] = ap.out_size
+        a /= (ap.pad_counts if count_include_pad else ap.counts).astype(np.float64).reshape(shape)
+    return a

@@ -15,6 +15,7 @@ import functools
 import math
 import numbers
 import operator
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,9 +54,16 @@ class AxisPlan:
     full_hi: int = 0
     #: explicit (starts, counts) of irregular windows, else None
     table: tuple | None = None
+    #: PyTorch's adaptive bins (made on first use, like the sliding tables)
+    adaptive: bool = False
 
     @functools.cached_property
     def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.adaptive:
+            i = np.arange(self.out_size, dtype=np.int64)
+            starts = (i * self.in_size) // self.out_size
+            counts = -((-(i + 1) * self.in_size) // self.out_size) - starts
+            return _frozen(starts), _frozen(counts), _frozen(counts)
         if self.table is not None:
             starts, counts = self.table
             return starts, counts, counts
@@ -125,6 +133,8 @@ def normalize_axes(ndim: int, axes, n: int | None, what: str = "kernel_size") ->
     (``None`` when ``what`` was a bare int: then ``axes`` is required).
     """
     if axes is None:
+        if n == 0:
+            raise ValueError(f"{what} must have at least one value, got an empty sequence")
         if n is None:
             raise ValueError(
                 f"an int {what} needs axes= to say which axes to pool; pass one value per axis, "
@@ -153,19 +163,21 @@ def normalize_axes(ndim: int, axes, n: int | None, what: str = "kernel_size") ->
         raise ValueError(f"axes must name at least one axis, got {axes!r}")
     if n is not None and len(out) != n:
         raise ValueError(f"{what} has {n} values but axes={axes!r} names {len(out)} axes")
+    if n == 0:
+        raise ValueError(f"{what} must have at least one value, got an empty sequence")
     return tuple(out)
 
 
-def count_of(value) -> int | None:
-    """How many pooled axes a kernel-like argument names (None for a bare int)."""
+def count_of(value, what: str = "kernel_size") -> int | None:
+    """How many pooled axes a kernel-like argument ``what`` names (None for a bare int)."""
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, (str, bytes)):
-        raise TypeError(f"kernel_size must be an integer or a sequence of integers, got {value!r}")
+        raise TypeError(f"{what} must be an integer or a sequence of integers, got {value!r}")
     try:
         return len(value)
     except TypeError:
-        raise TypeError(f"kernel_size must be an integer or a sequence of integers, got {value!r}") from None
+        raise TypeError(f"{what} must be an integer or a sequence of integers, got {value!r}") from None
 
 
 def parse_padding(padding, n: int):
@@ -326,11 +338,12 @@ def table_plan(in_size: int, starts, counts) -> AxisPlan:
 
 
 def adaptive_plan(in_size: int, out_size: int) -> AxisPlan:
-    """PyTorch's adaptive bins: ``start = floor(i*In/Out)``, ``end = ceil((i+1)*In/Out)``."""
-    i = np.arange(out_size, dtype=np.int64)
-    starts = (i * in_size) // out_size
-    ends = -((-(i + 1) * in_size) // out_size)
-    return table_plan(in_size, starts, ends - starts)
+    """PyTorch's adaptive bins: ``start = floor(i*In/Out)``, ``end = ceil((i+1)*In/Out)`` (each
+    non-empty when In >= 1), tables made on first use."""
+    if in_size < 1 or out_size < 1:
+        raise ValueError(f"adaptive pooling needs input and output sizes >= 1, got {in_size} and {out_size}")
+    # kernel: an upper bound on the bin size (only full regular windows use it; bins are irregular)
+    return AxisPlan(in_size, out_size, -(-in_size // out_size) + 1, 0, 1, 0, 0, adaptive=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,9 +529,42 @@ def _make_plan(shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -
 
 
 def check_size(shape) -> None:
-    total = 1
-    for s in shape:
-        total *= s
+    """A ValueError when an output of ``shape`` would have more than MAX_ELEMENTS elements."""
+    total = math.prod(shape)
     if total > MAX_ELEMENTS:
         raise ValueError(f"the output would have {total} elements (shape {tuple(shape)}); "
                          "that is not a sensible pooling")
+
+
+def check_memory(shape, itemsize: int, table_positions: int = 0) -> None:
+    """A ValueError when an output of ``shape`` (plus window tables of ``table_positions`` entries)
+    would need more bytes than this process can get (physical memory, or its address-space limit):
+    such a request fails at once with a message, not with a MemoryError or the out-of-memory
+    killer.  Called where the memory is about to be allocated, not for shape queries."""
+    need = math.prod(shape) * itemsize + 24 * table_positions
+    if need > 2**30:  # only large requests pay for asking the system
+        budget = memory_budget()
+        if need > budget:
+            raise ValueError(f"the output would need about {need / 2**30:.1f} GiB (shape {tuple(shape)}), more than "
+                             f"the {budget / 2**30:.1f} GiB of memory this process can have")
+
+
+def memory_budget() -> int:
+    """Bytes this process could still allocate: the smaller of physical memory and what its
+    address-space limit (``ulimit -v``) leaves."""
+    budget = 2**63
+    try:
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            budget = min(budget, soft - used)
+    except (ImportError, ValueError, OSError):
+        pass
+    return budget

@@ -22,10 +22,8 @@ import numpy as np
 from . import _engine as E
 from . import _geometry as geo
 from . import _kernels as K
+from . import _validate as V
 from .pooling import (
-    _check_array,
-    _check_indices,
-    _check_p,
     lp_pool,
     lp_pool_backward,
     max_pool,
@@ -60,6 +58,9 @@ __all__ = [
 #: Most bilinear samples ROI align takes along one axis of one bin (``sampling_ratio=0`` takes
 #: ``ceil(roi_size / output_size)``); a larger grid means absurd ROI coordinates.
 MAX_SAMPLING_GRID = 2**16
+#: Most bilinear samples ROI align takes for one roi (all its bins): the cost of a roi is bounded
+#: (about 0.5 s for the largest).
+MAX_ROI_SAMPLES = 2**24
 #: ROI coordinates (after ``spatial_scale``) must lie within this magnitude.
 MAX_ROI_COORD = 2.0**31
 
@@ -67,29 +68,6 @@ MAX_ROI_COORD = 2.0**31
 # --------------------------------------------------------------------------------------------
 # small validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
-
-
-def _check_bool(name, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
-
-
-def _check_mode(name, mode, allowed) -> str:
-    if not isinstance(mode, str) or mode.lower() not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {mode!r}")
-    return mode.lower()
-
-
-def _check_grad_shape(grad_output, shape) -> np.ndarray:
-    g = _check_array(grad_output, "grad_output")
-    if g.shape != tuple(shape):
-        raise ValueError(f"grad_output must have the forward output's shape {tuple(shape)}, got {g.shape}")
-    return g
 
 
 def _channels_first_axes(ndim, what) -> tuple[int, ...]:
@@ -117,12 +95,12 @@ def _check_nonempty_axes(shape, axes) -> None:
 
 
 def _global_setup(x, axes, keepdims):
-    x = _check_array(x)
+    x = V.check_array(x)
     if axes is None:
         ax = _channels_first_axes(x.ndim, "global pooling")
     else:
         ax = _sorted_axes(geo.normalize_axes(x.ndim, axes, None, "axes"))
-    keepdims = _check_bool("keepdims", keepdims)
+    keepdims = V.check_bool("keepdims", keepdims)
     _check_nonempty_axes(x.shape, ax)
     sizes = tuple(x.shape[a] for a in ax)
     kept = list(x.shape)
@@ -133,7 +111,7 @@ def _global_setup(x, axes, keepdims):
 
 
 def _global_grad(grad_output, ax, keepdims, kept, out_shape):
-    g = _check_grad_shape(grad_output, out_shape)
+    g = V.check_shape_of("grad_output", grad_output, out_shape)
     return g if keepdims else g.reshape(kept)
 
 
@@ -243,7 +221,7 @@ def global_lp_pool(x, p, axes=None, keepdims=False):
     >>> poolkit.global_lp_pool(x, 1)
     array([[7.]])
     """
-    p = _check_p(p)
+    p = V.check_p(p)
     x, ax, sizes, keepdims, kept, out_shape = _global_setup(x, axes, keepdims)
     return lp_pool(x, p, sizes, axes=ax).reshape(out_shape)
 
@@ -339,7 +317,7 @@ def global_lp_pool_backward(grad_output, x, p, axes=None, keepdims=False):
     >>> poolkit.global_lp_pool_backward(np.array([[1.]]), x, 2)
     array([[[[ 0.6, -0.8]]]])
     """
-    p = _check_p(p)
+    p = V.check_p(p)
     x, ax, sizes, keepdims, kept, out_shape = _global_setup(x, axes, keepdims)
     g = _global_grad(grad_output, ax, keepdims, kept, out_shape)
     return lp_pool_backward(g, x, p, sizes, axes=ax)
@@ -381,7 +359,7 @@ def _adaptive_sizes(output_size, n_axes):
     for v in items:
         if v is None:
             sizes.append(None)
-        elif _is_int(v):
+        elif V.is_int(v):
             if v < 1:
                 raise ValueError(f"output_size must be >= 1 on every axis (or None), got {output_size!r}")
             sizes.append(operator.index(v))
@@ -467,9 +445,9 @@ def adaptive_max_pool(x, output_size, *, axes=None, return_indices=False):
     >>> poolkit.adaptive_max_pool(np.zeros((2, 64, 13, 17)), (7, None)).shape
     (2, 64, 7, 17)
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
-    ret = _check_bool("return_indices", return_indices)
+    ret = V.check_bool("return_indices", return_indices)
     out, idx = E.max_reduce(x, plan, ret)
     return (out, idx) if ret else out
 
@@ -506,10 +484,9 @@ def adaptive_avg_pool(x, output_size, *, axes=None):
     >>> poolkit.adaptive_avg_pool(np.ones((1, 3, 224, 200)), (7, 7)).shape
     (1, 3, 7, 7)
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
-    sums = E.sum_reduce(x, plan)
-    return (sums / E.divisor(plan, False, None)).astype(E.float_dtype(x.dtype), copy=False)
+    return E.pool_sums(x, plan, E.float_dtype(x.dtype), False)
 
 
 @_adoc
@@ -541,13 +518,13 @@ def adaptive_max_pool_backward(grad_output, x, output_size, *, axes=None, indice
     >>> poolkit.adaptive_max_pool_backward(np.array([[[1., 2, 3]]]), x, 3)
     array([[[0., 3., 0., 0., 3.]]])
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
-    g = _check_grad_shape(grad_output, plan.out_shape)
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
     if indices is None:
         _, idx = E.max_reduce(x, plan, True)
     else:
-        idx = _check_indices(indices, plan.out_shape)
+        idx = V.check_indices(indices, plan.out_shape)
     return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
 
 
@@ -576,10 +553,10 @@ def adaptive_avg_pool_backward(grad_output, x, output_size, *, axes=None):
     >>> poolkit.adaptive_avg_pool_backward(np.array([[[3., 6.]]]), np.zeros((1, 1, 5)), 2)
     array([[[1., 1., 3., 2., 2.]]])
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
-    g = _check_grad_shape(grad_output, plan.out_shape)
-    return E.sum_adjoint(g / E.divisor(plan, False, None), plan).astype(E.float_dtype(x.dtype), copy=False)
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
+    return E.spread(g, plan, E.float_dtype(x.dtype), False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,15 +565,15 @@ def adaptive_avg_pool_backward(grad_output, x, output_size, *, axes=None):
 
 
 def _spp_setup(x, levels, mode, axes):
-    x = _check_array(x)
-    mode = _check_mode("mode", mode, ("max", "avg"))
+    x = V.check_array(x)
+    mode = V.check_choice("mode", mode, ("max", "avg"))
     items = _sequence("levels", levels)
     if items is None:
         items = (levels,)
     if not items:
         raise ValueError("levels must hold at least one level, got an empty sequence")
     for v in items:
-        if not _is_int(v):
+        if not V.is_int(v):
             raise TypeError(f"levels must be positive ints, got {levels!r}")
         if v < 1:
             raise ValueError(f"levels must be >= 1, got {levels!r}")
@@ -659,7 +636,7 @@ def spatial_pyramid_pool(x, levels=(1, 2, 4), *, mode="max", axes=None):
         if mode == "max":
             out = E.max_reduce(x, plan)[0]
         else:
-            out = (E.sum_reduce(x, plan) / E.divisor(plan, False, None)).astype(E.float_dtype(x.dtype), copy=False)
+            out = E.pool_sums(x, plan, E.float_dtype(x.dtype), False)
         parts.append(out.reshape(n, w))
     return np.concatenate(parts, axis=1)
 
@@ -694,17 +671,17 @@ def spatial_pyramid_pool_backward(grad_output, x, levels=(1, 2, 4), *, mode="max
     """
     x, mode, plans, widths = _spp_setup(x, levels, mode, axes)
     n = x.shape[0]
-    g = _check_grad_shape(grad_output, (n, sum(widths)))
+    g = V.check_shape_of("grad_output", grad_output, (n, sum(widths)))
     total = np.zeros(x.shape, dtype=np.float64)
     offset = 0
     for plan, w in zip(plans, widths):
         gl = g[:, offset:offset + w].reshape(plan.out_shape)
         offset += w
-        if mode == "max":
-            total += E.max_scatter(gl, E.max_reduce(x, plan, True)[1], plan, np.float64)
-        else:
-            total += E.sum_adjoint(gl / E.divisor(plan, False, None), plan)
-    return total.astype(E.float_dtype(x.dtype), copy=False)
+        part = (E.max_scatter(gl, E.max_reduce(x, plan, True)[1], plan, np.float64) if mode == "max"
+                else E.spread(gl, plan, np.float64, False))
+        with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in any sum
+            total += part
+    return E.narrow(total, E.float_dtype(x.dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,11 +704,11 @@ def _fits(value, dtype) -> bool:
 
 
 def _masked_setup(x, mask, lengths, mode, axis, fill):
-    x = _check_array(x)
-    mode = _check_mode("mode", mode, _MASK_MODES)
+    x = V.check_array(x)
+    mode = V.check_choice("mode", mode, _MASK_MODES)
     if x.ndim < 2:
         raise ValueError(f"x must be a batch of sequences (N, T, ...) with at least 2 dimensions, got shape {x.shape}")
-    if not _is_int(axis):
+    if not V.is_int(axis):
         raise TypeError(f"axis must be an int, got {axis!r}")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of range for an input with {x.ndim} dimensions")
@@ -767,7 +744,7 @@ def _masked_setup(x, mask, lengths, mode, axis, fill):
         m = np.arange(t)[None, :] < lens.astype(np.int64)[:, None]
     if isinstance(fill, (bool, np.bool_)) or not isinstance(fill, numbers.Real):
         raise TypeError(f"fill must be a real number, got {fill!r}")
-    out_dtype = x.dtype if mode in ("max", "min") else E.float_dtype(x.dtype)
+    out_dtype = E.native(x.dtype) if mode in ("max", "min") else E.float_dtype(x.dtype)
     if not _fits(fill, out_dtype):
         raise ValueError(f"fill={fill!r} cannot be represented in the output dtype {out_dtype}")
     moved = np.moveaxis(x, ax, 1)
@@ -891,7 +868,7 @@ def masked_pool_backward(grad_output, x, mask=None, *, lengths=None, mode="max",
     """
     x, m, mode, ax, fill, out_dtype, x3, rest = _masked_setup(x, mask, lengths, mode, axis, fill)
     n, t, inner = x3.shape
-    g = _check_grad_shape(grad_output, (n,) + rest)
+    g = V.check_shape_of("grad_output", grad_output, (n,) + rest)
     g2 = np.asarray(g, dtype=np.float64).reshape(n, inner)
     if mode in ("max", "min"):
         _, arg = _masked_extreme(x3, m, mode)
@@ -900,9 +877,9 @@ def masked_pool_backward(grad_output, x, mask=None, *, lengths=None, mode="max",
         gx3[rows, arg[rows, cols], cols] = g2[rows, cols]
     else:
         scale = g2 if mode == "sum" else g2 / np.maximum(m.sum(axis=1), 1)[:, None]
-        gx3 = m[:, :, None] * scale[:, None, :]
+        gx3 = np.where(m[:, :, None], scale[:, None, :], 0.0)  # masked steps get 0, even for inf or NaN
     gx = np.moveaxis(gx3.reshape((n, t) + rest), 1, ax)
-    return np.ascontiguousarray(gx).astype(E.float_dtype(x.dtype), copy=False)
+    return E.narrow(np.ascontiguousarray(gx), E.float_dtype(x.dtype))
 
 
 # --------------------------------------------------------------------------------------------
@@ -932,7 +909,7 @@ def _fractional_intervals(u, in_size, out_size, pool, dtype):
 
 
 def _fractional_setup(x, kernel_size, output_size, output_ratio, axes):
-    x = _check_array(x)
+    x = V.check_array(x)
     lens = {}
     for name, value in (("kernel_size", kernel_size), ("output_size", output_size), ("output_ratio", output_ratio)):
         if value is not None:
@@ -954,12 +931,10 @@ def _fractional_setup(x, kernel_size, output_size, output_ratio, axes):
         ratios = (output_ratio,) * d if ratios is None else ratios
         if len(ratios) != d:
             raise ValueError(f"output_ratio must have one value per pooled axis ({d}), got {output_ratio!r}")
-        for r in ratios:
-            if isinstance(r, (bool, np.bool_)) or not isinstance(r, numbers.Real):
-                raise TypeError(f"output_ratio must be a real number or a sequence of them, got {output_ratio!r}")
-            if not 0 < r < 1:
-                raise ValueError(f"output_ratio must lie in (0, 1), got {output_ratio!r}")
-        outs = tuple(int(L * float(r)) for L, r in zip(ins, ratios))
+        ratios = tuple(V.check_real("output_ratio", r) for r in ratios)
+        if not all(0 < r < 1 for r in ratios):
+            raise ValueError(f"output_ratio must lie in (0, 1), got {output_ratio!r}")
+        outs = tuple(int(L * r) for L, r in zip(ins, ratios))
         if min(outs) < 1:
             raise ValueError(f"output_ratio={output_ratio!r} gives an empty output for input sizes {ins}")
     for a, L, kk, o in zip(ax, ins, k, outs):
@@ -1116,7 +1091,7 @@ def fractional_max_pool(x, kernel_size, output_size=None, output_ratio=None, *, 
     >>> out.shape
     (8, 16, 22, 22)
     """
-    ret = _check_bool("return_indices", return_indices)
+    ret = V.check_bool("return_indices", return_indices)
     _, _, out, idx = _fractional_forward(x, kernel_size, output_size, output_ratio, axes, random_samples, rng)
     return (out, idx) if ret else out
 
@@ -1172,8 +1147,8 @@ def fractional_max_pool_backward(grad_output, x, kernel_size, output_size=None, 
         for a, o in zip(ax, outs):
             shape[a] = o
         out_shape = tuple(shape)
-        idx = _check_indices(indices, out_shape)
-    g = _check_grad_shape(grad_output, out_shape)
+        idx = V.check_indices(indices, out_shape)
+    g = V.check_shape_of("grad_output", grad_output, out_shape)
     return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
 
 
@@ -1189,21 +1164,12 @@ def _roi_compute_dtype(dtype) -> np.dtype:
 
 
 def _check_map(x) -> np.ndarray:
-    x = _check_array(x)
+    x = V.check_array(x)
     if x.ndim != 4:
         raise ValueError(f"x must be a batch of feature maps (N, C, H, W), got shape {x.shape}")
     if x.shape[2] == 0 or x.shape[3] == 0:
         raise ValueError(f"x must have non-empty spatial axes, got shape {x.shape}")
     return x
-
-
-def _check_scale(spatial_scale) -> float:
-    if isinstance(spatial_scale, (bool, np.bool_)) or not isinstance(spatial_scale, numbers.Real):
-        raise TypeError(f"spatial_scale must be a real number, got {spatial_scale!r}")
-    s = float(spatial_scale)
-    if not (math.isfinite(s) and s > 0):
-        raise ValueError(f"spatial_scale must be finite and > 0, got {spatial_scale!r}")
-    return s
 
 
 def _check_rois(rois, cols, what) -> np.ndarray:
@@ -1235,9 +1201,10 @@ def _roi_pool_setup(x, rois, output_size, spatial_scale):
     x = _check_map(x)
     r = _check_rois(rois, 5, "batch index, x1, y1, x2, y2")
     ph, pw = geo.positive_tuple("output_size", output_size, 2)
-    scale = _check_scale(spatial_scale)
+    scale = V.check_real("spatial_scale", spatial_scale, positive=True)
     n, c, h, w = x.shape
-    geo.check_size((r.shape[0], c, ph, pw))
+    geo.check_size((max(r.shape[0], 1), c, ph, pw))
+    geo.check_memory((r.shape[0], c, ph, pw), x.dtype.itemsize, r.shape[0] * (ph + pw))
     bidx = r[:, 0]
     if bidx.size and np.any(bidx != np.floor(bidx)):
         raise ValueError(f"rois[:, 0] (the batch index) must hold integers, got {bidx[bidx != np.floor(bidx)][0]!r}")
@@ -1346,13 +1313,13 @@ def roi_pool_backward(grad_output, x, rois, output_size, spatial_scale=1.0):
              [0., 0., 0., 0.]]]])
     """
     x, batch, hs, he, ws, we, pooled = _roi_pool_setup(x, rois, output_size, spatial_scale)
-    g = _check_grad_shape(grad_output, (batch.shape[0], x.shape[1]) + pooled)
+    g = V.check_shape_of("grad_output", grad_output, (batch.shape[0], x.shape[1]) + pooled)
     _, arg = _roi_pool_run(x, batch, hs, he, ws, we, pooled)
     gx = np.zeros(x.shape, dtype=np.float64)
     if gx.size:
         g64 = np.ascontiguousarray(g, dtype=np.float64)
         E.run(lambda c0, c1: K.roi.roi_pool_backward(g64, batch, arg, gx, c0, c1), x.shape[1], g.size + gx.size)
-    return gx.astype(E.float_dtype(x.dtype), copy=False)
+    return E.narrow(gx, E.float_dtype(x.dtype))
 
 
 def _align_axis(start, bin_size, grid, pooled, size, T):
@@ -1392,14 +1359,15 @@ def _roi_align_setup(x, rois, batch_indices, output_size, spatial_scale, samplin
     n, c, h, w = x.shape
     batch = _check_batch(b, n, "batch_indices")
     ph, pw = geo.positive_tuple("output_size", output_size, 2)
-    scale = _check_scale(spatial_scale)
-    if not _is_int(sampling_ratio):
+    scale = V.check_real("spatial_scale", spatial_scale, positive=True)
+    if not V.is_int(sampling_ratio):
         raise TypeError(f"sampling_ratio must be an int, got {sampling_ratio!r}")
-    if sampling_ratio < 0:
-        raise ValueError(f"sampling_ratio must be >= 0 (0 = adaptive), got {sampling_ratio!r}")
-    mode = _check_mode("mode", mode, ("avg", "max"))
-    aligned = _check_bool("aligned", aligned)
-    geo.check_size((r.shape[0], c, ph, pw))
+    if not 0 <= sampling_ratio <= MAX_SAMPLING_GRID:
+        raise ValueError(f"sampling_ratio must lie in [0, 2**16] (0 = adaptive), got {sampling_ratio!r}")
+    mode = V.check_choice("mode", mode, ("avg", "max"))
+    aligned = V.check_bool("aligned", aligned)
+    geo.check_size((max(r.shape[0], 1), c, ph, pw))
+    geo.check_memory((r.shape[0], c, ph, pw), x.dtype.itemsize, r.shape[0] * (ph + pw))
     T = _roi_compute_dtype(x.dtype)
     rf = r.astype(T) * T.type(scale)
     if rf.size and np.abs(rf).max() > MAX_ROI_COORD:
@@ -1419,12 +1387,13 @@ def _roi_align_setup(x, rois, batch_indices, output_size, spatial_scale, samplin
     else:
         gh = np.maximum(np.ceil(rh / T.type(ph)), 0).astype(np.int64)
         gw = np.maximum(np.ceil(rw / T.type(pw)), 0).astype(np.int64)
-    for name, grid in (("height", gh), ("width", gw)):
-        if grid.size and grid.max() > MAX_SAMPLING_GRID:
-            raise ValueError(
-                f"a roi would take {grid.max()} samples per bin along its {name}; the rois are far larger than "
-                "any feature map (check their units and spatial_scale) -- or pass sampling_ratio > 0"
-            )
+    samples = gh * gw * ph * pw
+    if samples.size and samples.max() > MAX_ROI_SAMPLES:
+        raise ValueError(
+            f"a roi would take {samples.max()} bilinear samples ({ph}x{pw} bins); at most 2**24 are taken per roi: "
+            "the rois are far larger than any feature map (check their units and spatial_scale) or "
+            "sampling_ratio is too large"
+        )
     ytab = _align_axis(sh, bin_h, gh, ph, h, T)
     xtab = _align_axis(sw, bin_w, gw, pw, w, T)
     count = np.maximum(gh * gw, 1).astype(T)
@@ -1495,7 +1464,7 @@ def roi_align(x, rois, batch_indices, output_size, spatial_scale=1.0, sampling_r
         zero = np.zeros(1, T)
         E.run(lambda k0, k1: K.roi.roi_align_forward(src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, out, k0, k1),
               out.shape[0], out.size * int(max(gh.max(), 1) * max(gw.max(), 1)) * 4)
-    return out.astype(E.float_dtype(x.dtype), copy=False)
+    return E.narrow(out, E.float_dtype(x.dtype))
 
 
 def roi_align_backward(grad_output, x, rois, batch_indices, output_size, spatial_scale=1.0, sampling_ratio=0,
@@ -1530,7 +1499,7 @@ def roi_align_backward(grad_output, x, rois, batch_indices, output_size, spatial
     x, batch, pooled, T, gh, ytab, gw, xtab, count, is_max = _roi_align_setup(
         x, rois, batch_indices, output_size, spatial_scale, sampling_ratio, mode, aligned)
     n, c, h, w = x.shape
-    g = _check_grad_shape(grad_output, (batch.shape[0], c) + pooled)
+    g = V.check_shape_of("grad_output", grad_output, (batch.shape[0], c) + pooled)
     gx = np.zeros((n, c, h * w), dtype=np.float64)
     if gx.size and g.size:
         src = np.ascontiguousarray(x, dtype=T).reshape(n, c, h * w)
@@ -1538,4 +1507,4 @@ def roi_align_backward(grad_output, x, rois, batch_indices, output_size, spatial
         E.run(lambda c0, c1: K.roi.roi_align_backward(g64, src, w, batch, gh, *ytab, gw, *xtab, count, is_max, zero, gx,
                                                    c0, c1),
               c, g.size * int(max(gh.max(), 1) * max(gw.max(), 1)) * 4)
-    return gx.reshape(x.shape).astype(E.float_dtype(x.dtype), copy=False)
+    return E.narrow(gx.reshape(x.shape), E.float_dtype(x.dtype))

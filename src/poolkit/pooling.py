@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _engine as E
 from . import _geometry as geo
+from . import _validate as V
 
 __all__ = [
     "max_pool",
@@ -31,67 +32,46 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _check_array(x, name: str = "x") -> np.ndarray:
-    """``x`` as an ndarray of a real numeric or bool dtype; anything else is a TypeError."""
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{name} must have a real numeric or bool dtype, got dtype {arr.dtype}"
-            + (" (pool the real and imaginary parts separately)" if arr.dtype.kind == "c" else "")
-        )
-    if arr.ndim == 0:
-        raise ValueError(f"{name} must have at least one dimension, got a 0-d array")
-    return arr
-
-
-def _check_p(p) -> float:
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
-        raise TypeError(f"p must be a real number, got {p!r}")
-    p = float(p)
-    if not (p > 0 and math.isfinite(p)):
-        raise ValueError(f"p must be a finite number > 0, got {p!r} (for p=inf use max_pool(np.abs(x)))")
-    return p
-
-
-def _check_grad(grad_output, plan: geo.Plan) -> np.ndarray:
-    g = _check_array(grad_output, "grad_output")
-    if g.shape != plan.out_shape:
-        raise ValueError(f"grad_output must have the forward output's shape {plan.out_shape}, got {g.shape}")
-    return g
-
-
-def _check_indices(indices, shape, name: str = "indices") -> np.ndarray:
-    """``indices`` as int64 of ``shape``.  Their range is checked by the scatter kernel that uses
-    them (one pass instead of a separate min and max)."""
-    idx = np.asarray(indices)
-    if idx.dtype.kind not in "iu":
-        raise TypeError(f"{name} must have an integer dtype, got dtype {idx.dtype}")
-    if idx.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {idx.shape}")
-    return idx.astype(np.int64, copy=False)
-
-
 def _plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> geo.Plan:
     return geo.make_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
 
 
 def _check_avg_options(count_include_pad, divisor_override):
-    if not isinstance(count_include_pad, (bool, np.bool_)):
-        raise TypeError(f"count_include_pad must be a bool, got {count_include_pad!r}")
+    V.check_bool("count_include_pad", count_include_pad)
     if divisor_override is not None:
-        if isinstance(divisor_override, (bool, np.bool_)) or not isinstance(divisor_override, numbers.Integral):
+        if not V.is_int(divisor_override):
             raise TypeError(f"divisor_override must be an integer or None, got {divisor_override!r}")
-        if divisor_override == 0:
-            raise ValueError("divisor_override must not be 0")
+        if divisor_override == 0 or abs(divisor_override) > geo.MAX_GEOMETRY:
+            raise ValueError(f"divisor_override must be a nonzero integer within +-2**62, got {divisor_override!r}")
 
 
-def _abs_pow(x: np.ndarray, p: float) -> np.ndarray:
+def _lp_scaled(x, p: float) -> tuple[np.ndarray, float]:
+    """(|x| * scale, scale) in float64, ``scale`` a power of two (exact) chosen so that |x|**p
+    neither overflows nor underflows for the array's largest finite magnitude: without it
+    ``lp_pool([[3e200, 4e200]], 2, ...)`` gave inf where 5e200 is right.  Values far below the
+    largest (by more than about 2**(1000 / p)) may still underflow to 0."""
     a = np.abs(np.asarray(x, dtype=np.float64))
-    if p == 1.0:
-        return a
-    if p == 2.0:
-        return a * a
-    return a**p
+    finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+    top = float(finite.max()) if finite.size else 0.0
+    scale = 1.0
+    if top > 0 and p * abs(math.log2(top)) > 900:
+        scale = 2.0 ** -math.frexp(top)[1]
+        a *= scale
+    return a, scale
+
+
+def _pow(a: np.ndarray, p: float) -> np.ndarray:
+    return a if p == 1.0 else (a * a if p == 2.0 else a**p)
+
+
+def _lp_norms(x, p: float, plan: geo.Plan) -> tuple[np.ndarray, np.ndarray, float]:
+    """(y * scale, |x| * scale, scale): the window norms ``y = (sum |x|**p) ** (1/p)`` computed on
+    the scaled magnitudes (float64)."""
+    a, scale = _lp_scaled(x, p)
+    with np.errstate(under="ignore"):
+        sums = E.sum_reduce(_pow(a, p), plan)
+        ys = sums if p == 1.0 else (np.sqrt(sums) if p == 2.0 else sums ** (1.0 / p))
+    return ys, a, scale
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +159,7 @@ def max_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     >>> poolkit.max_pool(np.zeros((8, 28, 28, 3)), 2, axes=(1, 2)).shape
     (8, 14, 14, 3)
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     out, idx = E.max_reduce(x, plan, bool(return_indices))
     return (out, idx) if return_indices else out
@@ -227,7 +207,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     array([[1., 1.],
            [1., 1.]])
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     return E.pool_sums(x, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
@@ -265,12 +245,11 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=
     >>> poolkit.lp_pool(np.array([[3., -4, 1, 0]]), 2, (1, 2))
     array([[5., 1.]])
     """
-    x = _check_array(x)
-    p = _check_p(p)
+    x = V.check_array(x)
+    p = V.check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    sums = E.sum_reduce(_abs_pow(x, p), plan)
-    out = sums if p == 1.0 else (np.sqrt(sums) if p == 2.0 else sums ** (1.0 / p))
-    return out.astype(E.float_dtype(x.dtype), copy=False)
+    ys, _, scale = _lp_norms(x, p, plan)
+    return E.narrow(ys / scale, E.float_dtype(x.dtype))
 
 
 @_doc
@@ -310,13 +289,13 @@ def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
            [0., 0., 0., 4.],
            [0., 3., 0., 0.]])
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    g = _check_grad(grad_output, plan)
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
     if indices is None:
         _, idx = E.max_reduce(x, plan, True)
     else:
-        idx = _check_indices(indices, plan.out_shape)
+        idx = V.check_indices(indices, plan.out_shape)
     return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
 
 
@@ -350,10 +329,10 @@ def avg_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
     array([[1., 1., 2., 2.],
            [1., 1., 2., 2.]])
     """
-    x = _check_array(x)
+    x = V.check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    g = _check_grad(grad_output, plan)
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
     return E.spread(g, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
@@ -386,18 +365,19 @@ def lp_pool_backward(grad_output, x, p, kernel_size, stride=None, padding=0, *, 
     >>> poolkit.lp_pool_backward(np.array([[1.]]), np.array([[3., -4.]]), 2, (1, 2))
     array([[ 0.6, -0.8]])
     """
-    x = _check_array(x)
-    p = _check_p(p)
+    x = V.check_array(x)
+    p = V.check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    g = _check_grad(grad_output, plan)
-    y = E.sum_reduce(_abs_pow(x, p), plan) ** (1.0 / p)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        factor = np.where(y > 0, g * y ** (1.0 - p), 0.0)
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
+    # sign(x) |x|**(p-1) y**(1-p) does not change when x and y are scaled alike: use the scaled ones
+    ys, a, _ = _lp_norms(x, p, plan)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        factor = np.where(ys > 0, g * ys ** (1.0 - p), 0.0)
         spread = E.sum_adjoint(factor, plan)
-        xf = np.asarray(x, dtype=np.float64)
-        local = np.sign(xf) if p == 1.0 else np.where(xf != 0, np.sign(xf) * np.abs(xf) ** (p - 1.0), 0.0)
+        sign = np.sign(np.asarray(x, dtype=np.float64))
+        local = sign if p == 1.0 else np.where(a != 0, sign * a ** (p - 1.0), 0.0)
         grad = spread * local
-    return grad.astype(E.float_dtype(x.dtype), copy=False)
+    return E.narrow(grad, E.float_dtype(x.dtype))
 
 
 def max_unpool(values, indices, output_size, *, axes=None):
@@ -432,8 +412,8 @@ def max_unpool(values, indices, output_size, *, axes=None):
     array([[0., 0., 2., 0.],
            [0., 9., 0., 0.]])
     """
-    v = _check_array(values, "values")
-    n = geo.count_of(output_size)
+    v = V.check_array(values, "values")
+    n = geo.count_of(output_size, "output_size")
     ax = geo.normalize_axes(v.ndim, axes, n, "output_size")
     sizes = geo.positive_tuple("output_size", output_size, len(ax))
     order = sorted(range(len(ax)), key=lambda i: ax[i])
@@ -443,7 +423,8 @@ def max_unpool(values, indices, output_size, *, axes=None):
     for a, s in zip(ax, sizes):
         out_shape[a] = s
     geo.check_size(out_shape)
-    idx = _check_indices(indices, v.shape)
+    geo.check_memory(out_shape, v.dtype.itemsize)
+    idx = V.check_indices(indices, v.shape)
     return E.scatter(v, idx, ax, tuple(out_shape), v.dtype, False)
 
 

@@ -38,6 +38,8 @@ import numpy as np
 
 import poolkit
 
+from .. import _validate as V
+
 from . import tf as _tf
 
 __all__ = [
@@ -53,21 +55,17 @@ __all__ = [
 ]
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _standardize_tuple(value, n, name, allow_zero=False):
     """keras.src.utils.argument_validation.standardize_tuple."""
     msg = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value}"
-    if _is_int(value):
+    if V.is_int(value):
         out = (int(value),) * n
     else:
         try:
             out = tuple(value)
         except TypeError:
             raise ValueError(msg) from None
-        if len(out) != n or not all(_is_int(v) for v in out):
+        if len(out) != n or not all(V.is_int(v) for v in out):
             raise ValueError(msg)
         out = tuple(int(v) for v in out)
     bad = {v for v in out if (v < 0 if allow_zero else v <= 0)}
@@ -99,15 +97,35 @@ class _Layer:
         self._last = None
 
     def _prepare(self, inputs) -> np.ndarray:
-        x = np.asarray(inputs)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f'Layer "{self.name}" expects real numeric input, got dtype {x.dtype}')
-        if x.ndim != self._n + 2:
+        """The input as an array of the layer's compute dtype (float inputs, and every input of an
+        averaging layer), in native byte order."""
+        x = V.check_array(inputs, f'Layer "{self.name}" input')
+        self._check_rank(x.shape)
+        dtype = self.dtype if self.dtype is not None and (x.dtype.kind == "f" or self._averaging) else x.dtype
+        with np.errstate(over="ignore", invalid="ignore"):  # as Keras casts: out of range becomes inf
+            return x.astype(dtype.newbyteorder("="), copy=False)
+
+    def _check_rank(self, shape) -> None:
+        if len(shape) != self._n + 2:
             raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
-                             f"ndim={self._n + 2}, found ndim={x.ndim}. Full shape received: {x.shape}")
-        if self.dtype is not None and (x.dtype.kind == "f" or self._averaging):
-            x = x.astype(self.dtype, copy=False)
-        return x
+                             f"ndim={self._n + 2}, found ndim={len(shape)}. Full shape received: {tuple(shape)}")
+
+    def _input_shape(self, input_shape) -> list:
+        """``input_shape`` as a list of sizes (None where unknown), checked for the layer's rank."""
+        try:
+            shape = list(input_shape)
+        except TypeError:
+            raise TypeError(f'Layer "{self.name}": input_shape must be a sequence, got {input_shape!r}') from None
+        self._check_rank(shape)
+        if not all(v is None or (V.is_int(v) and v >= 0) for v in shape):
+            raise ValueError(f'Layer "{self.name}": input_shape must hold sizes >= 0 or None, got {input_shape!r}')
+        return shape
+
+    def _in_float(self, grad) -> np.ndarray:
+        """A gradient in the last input's float dtype (the dtype it has otherwise)."""
+        x = self._last
+        with np.errstate(over="ignore"):
+            return grad.astype(x.dtype if x.dtype.kind == "f" else grad.dtype, copy=False)
 
     def _spatial_axes(self):
         return tuple(range(1, self._n + 1)) if self.data_format == "channels_last" else tuple(range(2, self._n + 2))
@@ -177,14 +195,14 @@ class _Pooling(_Layer):
         else:
             grad = poolkit.avg_pool_backward(g, x, self.pool_size, self.strides, self.padding, axes=axes,
                                              count_include_pad=False)
-        return grad.astype(x.dtype if x.dtype.kind == "f" else grad.dtype, copy=False)
+        return self._in_float(grad)
 
     def compute_output_shape(self, input_shape):
         """The output shape for ``input_shape`` (batch size may be None)."""
-        shape = list(input_shape)
+        shape = self._input_shape(input_shape)
         for a, k, s in zip(self._spatial_axes(), self.pool_size, self.strides):
             if shape[a] is not None:
-                shape[a] = -(-shape[a] // s) if self.padding == "same" else (shape[a] - k) // s + 1
+                shape[a] = poolkit.output_shape((shape[a],), (k,), (s,), self.padding)[0]
         return tuple(shape)
 
     def get_config(self) -> dict:
@@ -203,7 +221,8 @@ class MaxPooling1D(_Pooling):
 
     _n = 1
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, dtype="float32"):
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None,
+                 dtype="float32"):
         super().__init__(pool_size, strides, padding, data_format, name, dtype)
 
 
@@ -292,10 +311,10 @@ class _GlobalPooling(_Layer):
             grad = poolkit.global_max_pool_backward(g, x, axes=axes, keepdims=self.keepdims)
         else:
             grad = poolkit.global_avg_pool_backward(g, x, axes=axes, keepdims=self.keepdims)
-        return grad.astype(x.dtype if x.dtype.kind == "f" else grad.dtype, copy=False)
+        return self._in_float(grad)
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
+        shape = self._input_shape(input_shape)
         for a in self._spatial_axes():
             shape[a] = 1
         if not self.keepdims:
@@ -363,9 +382,8 @@ class GlobalAveragePooling1D(_GlobalAveragePooling):
             return super().__call__(inputs)
         x = self._prepare(inputs)
         m = self._check_mask(mask, x)
-        out = poolkit.masked_pool(self._steps_first(x), m, mode="mean", axis=1, fill=np.nan)
-        out = out.astype(x.dtype if x.dtype.kind == "f" else out.dtype, copy=False)
         self._last, self._mask = x, m
+        out = self._in_float(poolkit.masked_pool(self._steps_first(x), m, mode="mean", axis=1, fill=np.nan))
         if self.keepdims:
             out = np.expand_dims(out, 1 if self.data_format == "channels_last" else 2)
         return out
@@ -379,7 +397,7 @@ class GlobalAveragePooling1D(_GlobalAveragePooling):
             g = np.squeeze(g, 1 if self.data_format == "channels_last" else 2)
         grad = poolkit.masked_pool_backward(g, self._steps_first(x), self._mask, mode="mean", axis=1, fill=np.nan)
         grad = self._steps_first(grad)  # swapping back is the same swap
-        return grad.astype(x.dtype if x.dtype.kind == "f" else grad.dtype, copy=False)
+        return self._in_float(grad)
 
 
 class GlobalAveragePooling2D(_GlobalAveragePooling):
@@ -410,7 +428,7 @@ class _AdaptivePooling(_Layer):
     def __init__(self, output_size, data_format=None, name=None, dtype="float32"):
         super().__init__(name, dtype)
         n = self._n
-        if _is_int(output_size):
+        if V.is_int(output_size):
             sizes = (int(output_size),) * n
         elif isinstance(output_size, (tuple, list)):
             if len(output_size) != n:
@@ -419,7 +437,7 @@ class _AdaptivePooling(_Layer):
         else:
             raise TypeError(f"`output_size` must be an integer or tuple of {n} integers. "
                             f"Received: {output_size} of type {type(output_size)}")
-        if not all(_is_int(v) and v > 0 for v in sizes):
+        if not all(V.is_int(v) and v > 0 for v in sizes):
             raise ValueError(f"`output_size` must contain positive integers. Received: {output_size}")
         self.output_size = tuple(int(v) for v in sizes)
         self.data_format = _standardize_data_format(data_format)
@@ -445,10 +463,10 @@ class _AdaptivePooling(_Layer):
             grad = poolkit.adaptive_max_pool_backward(g, _tf._nan_to_neginf(x), self.output_size, axes=axes)
         else:
             grad = poolkit.adaptive_avg_pool_backward(g, x, self.output_size, axes=axes)
-        return grad.astype(x.dtype if x.dtype.kind == "f" else grad.dtype, copy=False)
+        return self._in_float(grad)
 
     def compute_output_shape(self, input_shape):
-        shape = list(input_shape)
+        shape = self._input_shape(input_shape)
         for a, v in zip(self._spatial_axes(), self.output_size):
             shape[a] = v
         return tuple(shape)

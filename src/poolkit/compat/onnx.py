@@ -51,6 +51,9 @@ import numpy as np
 
 import poolkit
 
+from .. import _geometry as geo
+from .. import _validate as V
+
 __all__ = ["run", "OPERATORS"]
 
 _POOL_ATTRS = {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides"}
@@ -79,10 +82,6 @@ _N_INPUTS = {"MaxPool": (1, 1), "AveragePool": (1, 1), "LpPool": (1, 1), "Global
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _string(op, name, value) -> str:
     if isinstance(value, (bytes, bytearray)):
         value = value.decode()
@@ -94,7 +93,7 @@ def _string(op, name, value) -> str:
 def _int(op, name, value) -> int:
     if isinstance(value, (bool, np.bool_)):
         value = int(value)
-    if not _is_int(value):
+    if not V.is_int(value):
         raise TypeError(f"{op}: attribute {name} must be an int, got {value!r}")
     return int(value)
 
@@ -102,7 +101,7 @@ def _int(op, name, value) -> int:
 def _ints(op, name, value, length=None) -> list:
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if not isinstance(value, (list, tuple)) or not all(_is_int(v) for v in value):
+    if not isinstance(value, (list, tuple)) or not all(V.is_int(v) for v in value):
         raise TypeError(f"{op}: attribute {name} must be a list of ints, got {value!r}")
     if length is not None and len(value) != length:
         raise ValueError(f"{op}: attribute {name} must have {length} values, got {list(value)}")
@@ -112,7 +111,7 @@ def _ints(op, name, value, length=None) -> list:
 def _float(op, name, value) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: attribute {name} must be a number, got {value!r}")
-    return float(value)
+    return V.check_real(f"{op}: attribute {name}", value)
 
 
 def _pool_geometry(op, x, attrs, *, ceil_ok=True):
@@ -214,15 +213,22 @@ def _max_unpool(inputs, attrs):
     if total and x.size:
         y = poolkit.max_unpool(x.reshape(1, -1), idx.reshape(1, -1), (total,)).reshape(inferred)
     else:
-        y = np.zeros(inferred, dtype=x.dtype)
+        y = np.zeros(inferred, dtype=x.dtype.newbyteorder("="))
     if len(inputs) < 3 or inputs[2] is None:
         return [y]
-    out_shape = tuple(int(v) for v in np.asarray(inputs[2]).reshape(-1))
+    shape_in = np.asarray(inputs[2]).reshape(-1)
+    if shape_in.dtype.kind not in "iuf" or (shape_in.dtype.kind == "f" and not np.all(np.isfinite(shape_in))):
+        raise ValueError(f"{op}: output_shape must hold finite sizes, got {shape_in.tolist()}")
+    if shape_in.size and shape_in.max() > geo.MAX_ELEMENTS:
+        raise ValueError(f"{op}: output_shape must hold sensible sizes, got {shape_in.tolist()}")
+    out_shape = tuple(int(v) for v in shape_in)
     if len(out_shape) != x.ndim:
         raise ValueError(f"{op}: output_shape must have {x.ndim} values, got {list(out_shape)}")
     if any(o < i for o, i in zip(out_shape, inferred)):
         raise ValueError(f"{op}: output_shape {list(out_shape)} must not be smaller than the inferred shape {list(inferred)}")
-    res = np.zeros(out_shape, dtype=x.dtype)
+    geo.check_size(out_shape)
+    geo.check_memory(out_shape, x.dtype.itemsize)
+    res = np.zeros(out_shape, dtype=y.dtype)
     res[tuple(slice(0, v) for v in inferred)] = y
     return [res]
 

@@ -47,6 +47,8 @@ import numpy as np
 
 import poolkit
 
+from .. import _validate as V
+
 __all__ = [
     "max_pool", "max_pool1d", "max_pool2d", "max_pool3d",
     "avg_pool", "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -61,15 +63,8 @@ _FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _array(input, fname: str) -> np.ndarray:
-    x = np.asarray(input)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: input must have a real numeric or bool dtype, got dtype {x.dtype}")
-    return x
+    return V.check_array(input, f"{fname}: input")
 
 
 def _rank_n(x: np.ndarray) -> int:
@@ -98,13 +93,13 @@ def _get_sequence(value, n: int, channel_index: int, name: str) -> list:
         return [1] * (n + 2)
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if _is_int(value):
+    if V.is_int(value):
         value = [value]
     elif isinstance(value, (list, tuple)):
         value = list(value)
     else:
         raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
-    if not all(_is_int(v) for v in value):
+    if not all(V.is_int(v) for v in value):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
     value = [int(v) for v in value]
     if len(value) == n + 2:
@@ -165,7 +160,7 @@ def _padding(fname, padding, n, channel, spatial, k, *, explicit_ok):
     pairs = []
     for i, item in enumerate(padding):
         item = list(item) if isinstance(item, (list, tuple, np.ndarray)) else [item]
-        if len(item) != 2 or not all(_is_int(v) for v in item):
+        if len(item) != 2 or not all(V.is_int(v) for v in item):
             raise ValueError("When `padding` is a list, each element of `padding` must be a list/tuple of size 2. "
                              f"Received: padding={padding} with element at index {i} of size {len(item)}")
         pairs.append((int(item[0]), int(item[1])))
@@ -301,10 +296,10 @@ def avg_pool3d(input, ksize, strides, padding, data_format="NDHWC", name=None):
 def _spatial_ints(name, value, n):
     if value is None:
         return (1,) * n
-    if _is_int(value):
+    if V.is_int(value):
         raise TypeError(f"object of type 'int' has no len() ({name} must be a sequence of {n} ints)")
     value = tuple(value)
-    if len(value) != n or not all(_is_int(v) for v in value):
+    if len(value) != n or not all(V.is_int(v) for v in value):
         raise ValueError(f"len({name})={len(value)} but should be {n}" if len(value) != n
                          else f"{name} must contain ints, got {value!r}")
     if any(v < 1 for v in value):

@@ -55,6 +55,9 @@ import numpy as np
 
 import poolkit
 
+from .. import _geometry as geo
+from .. import _validate as V
+
 __all__ = [
     "max_pool1d", "max_pool2d", "max_pool3d",
     "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -74,19 +77,15 @@ _DIM_NAMES = {1: ("W",), 2: ("H", "W"), 3: ("T", "H", "W")}
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
-
-
 def _ints(fname: str, argname: str, value, n: int, *, allow_none: bool = False, verb: str = "either be"):
     """``value`` as a tuple of ``n`` ints: an int or a 1-sequence broadcasts (``_pair``/``_triple``)."""
     if allow_none and (value is None or (isinstance(value, (tuple, list)) and len(value) == 0)):
         return None
-    if _is_int(value):
+    if V.is_int(value):
         return (int(value),) * n
     if isinstance(value, np.ndarray):
         value = value.tolist()
-    if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and all(V.is_int(v) for v in value):
         if len(value) == n:
             return tuple(int(v) for v in value)
         if len(value) == 1:
@@ -100,9 +99,7 @@ def _ints(fname: str, argname: str, value, n: int, *, allow_none: bool = False, 
 
 def _input(fname: str, input, n: int) -> np.ndarray:
     """The input as an array of rank ``n+1`` (unbatched) or ``n+2`` whose non-batch sizes are > 0."""
-    x = np.asarray(input)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: input must have a real numeric or bool dtype, got dtype {x.dtype}")
+    x = V.check_array(input, f"{fname}: input")
     if x.ndim not in (n + 1, n + 2) or any(s == 0 for s in x.shape[x.ndim - n - 1:]):
         raise ValueError(
             f"{fname}: Expected {n + 1}D or {n + 2}D (batch mode) tensor with optional 0 dim batch size "
@@ -120,6 +117,9 @@ def _pool_geometry(fname, x, n, kernel_size, stride, padding, dilation, ceil_mod
     d = _ints(fname, "dilation", dilation, n, verb="be either")
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"{fname}: ceil_mode must be a bool, got {ceil_mode!r}")
+    for name, values in (("kernel_size", k), ("stride", s), ("padding", p), ("dilation", d)):
+        if any(abs(v) > geo.MAX_GEOMETRY for v in values):  # aten's int64 arithmetic would overflow
+            raise ValueError(f"{fname}: {name} must be at most 2**62, got {values}")
     # pooling_output_shape (aten Pool.h), axis by axis
     for ki, si, pi, di in zip(k, s, p, d):
         if si == 0:
@@ -285,14 +285,15 @@ def _avg_pool(n, input, kernel_size, stride, padding, ceil_mode, count_include_p
     x = _input(fname, input, n)
     k, s, p, _ = _pool_geometry(fname, x, n, kernel_size, stride, padding, 1, ceil_mode, check_input_size=n == 3)
     if divisor_override is not None:
-        if not _is_int(divisor_override):
+        if not V.is_int(divisor_override):
             raise TypeError(f"{fname}: divisor_override must be an int or None, got {divisor_override!r}")
         if divisor_override == 0:
             raise ValueError(f"{fname}: divisor must be not zero")
     out = poolkit.avg_pool(x, k, s, p, ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
                            divisor_override=None if divisor_override is None else int(divisor_override))
     if x.dtype.kind in "iu":  # PyTorch's integer average: the quotient truncated towards zero
-        out = np.trunc(out).astype(x.dtype)
+        with np.errstate(invalid="ignore"):  # window sums beyond 2**63 (PyTorch wraps them around)
+            out = np.trunc(out).astype(x.dtype.newbyteorder("="))
     return out
 
 
@@ -333,7 +334,12 @@ def _lp_pool(n, input, norm_type, kernel_size, stride, ceil_mode):
         raise TypeError(f"{fname}: norm_type must be a number, got {norm_type!r}")
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
-    p = float(norm_type)
+    try:
+        p = float(norm_type)
+    except OverflowError:  # PyTorch's float() raises OverflowError
+        raise ValueError(f"{fname}: norm_type must be a float (or +-inf), got {norm_type!r}") from None
+    if p == 0:  # PyTorch divides by it (ZeroDivisionError)
+        raise ValueError(f"{fname}: norm_type must not be 0, got {norm_type!r}")
     if p == math.inf:
         return _max_pool(n, np.abs(x), kernel_size, stride, 0, 1, ceil_mode, False)
     if p == -math.inf:
@@ -380,13 +386,13 @@ def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 
 def _adaptive_sizes(fname, x, n, output_size):
     if n == 1:
-        if _is_int(output_size):
+        if V.is_int(output_size):
             sizes = (int(output_size),)
         elif isinstance(output_size, (tuple, list)) and len(output_size) == 1:
             sizes = tuple(output_size)
         else:
             raise ValueError(f"{fname}: output_size must be an int or a tuple of one int, got {output_size!r}")
-    elif _is_int(output_size):
+    elif V.is_int(output_size):
         sizes = (int(output_size),) * n
     elif isinstance(output_size, (tuple, list)) and len(output_size) in (1, n):
         sizes = tuple(output_size) * (n if len(output_size) == 1 else 1)
@@ -396,7 +402,7 @@ def _adaptive_sizes(fname, x, n, output_size):
     # PyTorch's _list_with_default: None keeps the input's size
     sizes = tuple(x.shape[x.ndim - n + i] if v is None else v for i, v in enumerate(sizes))
     for v in sizes:
-        if not _is_int(v):
+        if not V.is_int(v):
             raise TypeError(f"{fname}: output_size must contain ints or None, got {output_size!r}")
         if v < 0:
             raise ValueError(f"{fname}: output_size must be non-negative, got {output_size!r}")
@@ -404,9 +410,7 @@ def _adaptive_sizes(fname, x, n, output_size):
 
 
 def _adaptive_input(fname, input, n):
-    x = np.asarray(input)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{fname}: input must have a real numeric or bool dtype, got dtype {x.dtype}")
+    x = V.check_array(input, f"{fname}: input")
     if x.ndim not in (n + 1, n + 2):
         raise ValueError(f"{fname}(): Expected {n + 1}D or {n + 2}D tensor, but got: {list(x.shape)}")
     for a in range(x.ndim - n - 1, x.ndim):
@@ -560,9 +564,9 @@ def _fractional(n, input, kernel_size, output_size, output_ratio, return_indices
     spatial = x.shape[x.ndim - n:]
     if output_size is None:
         if isinstance(output_ratio, numbers.Real):
-            ratio = (float(output_ratio),) * n
+            ratio = (V.check_real(f"{fname}: output_ratio", output_ratio),) * n
         else:
-            ratio = tuple(float(r) for r in output_ratio)
+            ratio = tuple(V.check_real(f"{fname}: output_ratio", r) for r in output_ratio)
             if len(ratio) == 1:
                 ratio = ratio * n
             if len(ratio) != n:
