@@ -1,4 +1,6 @@
-"""Shared test configuration for poolkit's engine tests."""
+"""Shared test configuration: ``tests/`` on ``sys.path`` (so that ``from support import oracle``
+works), the Hypothesis profile, and the ``rng`` fixture.  Where each kind of test goes:
+``tests/README.md``."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-# ``reference.py`` (the NumPy oracle) lives next to this file; make ``import reference`` work
-# whatever pytest's import mode is.
+# The shared helpers live in the package ``support/`` next to this file; make ``import support``
+# work whatever pytest's import mode is.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)

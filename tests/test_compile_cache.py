@@ -17,7 +17,7 @@ from numba.core.caching import NullCache
 import poolkit
 from poolkit import _kernels
 
-HERE = pathlib.Path(__file__).parent
+PROBE = pathlib.Path(__file__).parent / "support" / "cache_probe.py"  # the script each fresh process runs
 SRC = pathlib.Path(poolkit.__file__).parent
 
 
@@ -31,7 +31,7 @@ def _njit_decorated(tree):
                 for dec in child.decorator_list:
                     call = dec.func if isinstance(dec, ast.Call) else dec
                     name = call.attr if isinstance(call, ast.Attribute) else getattr(call, "id", "")
-                    if name in ("njit", "jit", "vectorize", "guvectorize", "stencil"):
+                    if name in ("njit", "jit", "vectorize", "guvectorize", "stencil", "kernel"):
                         found.append((child, depth, dec))
                 visit(child, depth + 1)
             elif isinstance(child, ast.ClassDef):
@@ -76,7 +76,7 @@ def test_cached_kernels_are_unique_module_level_functions():
 
 def _probe(cache, cases):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
-    out = subprocess.run([sys.executable, str(HERE / "cache_probe.py"), *cases], env=env, capture_output=True,
+    out = subprocess.run([sys.executable, str(PROBE), *cases], env=env, capture_output=True,
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -828,7 +828,8 @@ def _masked(F, backward):
         if F.coin(0.1):
             lengths = F.draw(int_arrays((n,), -1, t + 3))
     if F.coin(0.05):
-        mask, lengths = F.draw(int_arrays((n, t), 0, 2, dtype=np.int64)).astype(bool), F.draw(int_arrays((n,), 0, t + 1))
+        mask = F.draw(int_arrays((n, t), 0, 2, dtype=np.int64)).astype(bool)
+        lengths = F.draw(int_arrays((n,), 0, t + 1))
     elif F.coin(0.05):
         mask = lengths = None
     mode = F.pick(F.choice(["max", "mean", "sum", "min", "MEAN"]), st.sampled_from(["avg", "", None, 0]))

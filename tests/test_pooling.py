@@ -1,9 +1,12 @@
-"""The pooling engine (issue 2): worked examples, hand-computed cases, the NumPy oracle over the
-whole parameter space (1 to 4 pooled axes, every padding form, ceil mode, dilation, any axes),
-finite-difference gradients, layouts, dtypes and odd arrays.
+"""Sliding-window pooling -- ``max_pool``, ``avg_pool``, ``lp_pool``, their backwards, ``max_unpool``,
+``output_shape`` and ``resolve_padding`` (issue 2): the worked examples, hand-computed cases, the
+slow NumPy oracle over the whole parameter space (1 to 4 pooled axes, every padding form, ceil mode,
+dilation, any axes), finite-difference gradients, layouts, dtypes and odd arrays, and the errors.
 
-Every expected value comes from hand computation, from ``reference.py`` (the slow oracle, itself
-checked against torch in ``test_pooling_torch.py``) or from plain NumPy -- never from poolkit.
+Every expected value comes from hand computation, from ``support/oracle.py`` (the slow oracle,
+itself checked against torch in ``peers/test_torch.py``) or from plain NumPy -- never from poolkit.
+Comparisons with PyTorch, TensorFlow and ONNX Runtime live in ``peers/``; the fused kernels against
+the general path in ``test_kernels.py``.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolkit
-import reference as R
+
+from support import oracle as R
+from support.data import X44, random_input, values_of
+from support.finite_differences import fd_grad
 
 # ---------------------------------------------------------------------------------------------
 # the worked examples of the issue, exact
 # ---------------------------------------------------------------------------------------------
-
-X44 = np.array([[1, 3, 2, 1], [2, 9, 1, 1], [1, 4, 2, 3], [5, 6, 1, 2]])
 
 
 def test_issue_example_max_2x2_stride_2():
@@ -348,6 +352,7 @@ def test_max_unpool_by_hand():
 # the oracle over the parameter space
 # ---------------------------------------------------------------------------------------------
 
+
 PAD_FORMS = ("int", "per_axis", "pairs", "valid", "same", "same_lower")
 
 
@@ -424,23 +429,10 @@ def _api(geo):
     return (k, s, p), kw
 
 
-def _make(seed, shape, kind="normal", dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    if kind == "ties":
-        x = rng.integers(-2, 3, size=shape).astype(dtype)
-    elif kind == "nan":
-        x = rng.standard_normal(shape)
-        x[rng.random(shape) < 0.2] = np.nan
-        x = x.astype(dtype)
-    else:
-        x = rng.standard_normal(shape).astype(dtype)
-    return x, rng
-
-
 @settings(max_examples=80)
 @given(geo=geometries(), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["normal", "ties", "nan"]))
 def test_max_pool_matches_oracle(geo, seed, kind):
-    x, _ = _make(seed, geo["shape"], kind)
+    x, _ = random_input(seed, geo["shape"], kind)
     want, want_idx = R.ref_max_pool(x, *_oracle_args(geo))
     args, kw = _api(geo)
     out, idx = poolkit.max_pool(x, *args, **kw, return_indices=True)
@@ -455,7 +447,7 @@ def test_max_pool_matches_oracle(geo, seed, kind):
 @settings(max_examples=60)
 @given(geo=geometries(), seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["normal", "ties"]))
 def test_max_pool_backward_matches_oracle(geo, seed, kind):
-    x, rng = _make(seed, geo["shape"], kind)
+    x, rng = random_input(seed, geo["shape"], kind)
     want_out, want_idx = R.ref_max_pool(x, *_oracle_args(geo))
     g = rng.standard_normal(want_out.shape)
     want = R.ref_max_pool_backward(g, x, *_oracle_args(geo))
@@ -471,7 +463,7 @@ def test_max_pool_backward_matches_oracle(geo, seed, kind):
 @given(geo=geometries(), seed=st.integers(0, 2**32 - 1), cip=st.booleans(),
        dov=st.sampled_from([None, None, 1, 2, 5]))
 def test_avg_pool_matches_oracle(geo, seed, cip, dov):
-    x, rng = _make(seed, geo["shape"])
+    x, rng = random_input(seed, geo["shape"])
     want = R.ref_avg_pool(x, *_oracle_args(geo), cip, dov)
     args, kw = _api(geo)
     out = poolkit.avg_pool(x, *args, **kw, count_include_pad=cip, divisor_override=dov)
@@ -505,7 +497,7 @@ def test_lp_pool_matches_oracle(geo, seed, p):
 @settings(max_examples=50)
 @given(geo=geometries(), seed=st.integers(0, 2**32 - 1))
 def test_max_unpool_matches_oracle(geo, seed):
-    x, _ = _make(seed, geo["shape"])
+    x, _ = random_input(seed, geo["shape"])
     vals, idx = R.ref_max_pool(x, *_oracle_args(geo))
     # output_size follows the order of axes; with axes=None the pooled axes are the last ones
     out_size = tuple(geo["shape"][a] for a in geo["axes"])
@@ -536,19 +528,6 @@ def test_output_shape_and_resolve_padding_match_oracle(geo):
 # ---------------------------------------------------------------------------------------------
 
 
-def _fd_grad(f, x, g, h=1e-6):
-    """Central differences of sum(g * f(x)) with respect to every cell of x."""
-    out = np.zeros_like(x)
-    flat = out.reshape(-1)
-    for i in range(x.size):
-        xp = x.copy().reshape(-1)
-        xm = x.copy().reshape(-1)
-        xp[i] += h
-        xm[i] -= h
-        flat[i] = (np.sum(g * f(xp.reshape(x.shape))) - np.sum(g * f(xm.reshape(x.shape)))) / (2 * h)
-    return out
-
-
 FD_CASES = [
     dict(shape=(2, 7, 6), k=(3, 2), s=(2, 1), p=((1, 0), (1, 1)), d=1, ceil=True),
     dict(shape=(9,), k=(3,), s=(2,), p=1, d=2, ceil=False),
@@ -570,7 +549,7 @@ def test_avg_pool_backward_finite_differences(case, cip):
     f = lambda z: poolkit.avg_pool(z, case["k"], case["s"], case["p"], count_include_pad=cip, **kw)  # noqa: E731
     g = rng.standard_normal(f(x).shape)
     got = poolkit.avg_pool_backward(g, x, case["k"], case["s"], case["p"], count_include_pad=cip, **kw)
-    np.testing.assert_allclose(got, _fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got, fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("case", FD_CASES)
@@ -582,7 +561,7 @@ def test_lp_pool_backward_finite_differences(case, p):
     f = lambda z: poolkit.lp_pool(z, p, case["k"], case["s"], case["p"], **kw)  # noqa: E731
     g = rng.standard_normal(f(x).shape)
     got = poolkit.lp_pool_backward(g, x, p, case["k"], case["s"], case["p"], **kw)
-    np.testing.assert_allclose(got, _fd_grad(f, x, g), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got, fd_grad(f, x, g), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("case", FD_CASES)
@@ -594,12 +573,13 @@ def test_max_pool_backward_finite_differences(case):
     f = lambda z: poolkit.max_pool(z, case["k"], case["s"], case["p"], **kw)  # noqa: E731
     g = rng.standard_normal(f(x).shape)
     got = poolkit.max_pool_backward(g, x, case["k"], case["s"], case["p"], **kw)
-    np.testing.assert_allclose(got, _fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(got, fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------
 # layouts and axes order
 # ---------------------------------------------------------------------------------------------
+
 
 LAYOUT_CASES = [
     dict(k=(2, 2), s=None, p=0, d=1, ceil=False),
@@ -683,24 +663,15 @@ def test_default_axes_are_the_last_ones():
 # dtypes
 # ---------------------------------------------------------------------------------------------
 
+
 INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 FLOAT_DTYPES = [np.float16, np.float32, np.float64]
-
-
-def _values_of(dtype, shape, rng):
-    dtype = np.dtype(dtype)
-    if dtype.kind == "b":
-        return rng.random(shape) < 0.3
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
-    return rng.standard_normal(shape).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES + INT_DTYPES + [np.bool_])
 def test_max_pool_keeps_dtype(dtype):
     rng = np.random.default_rng(11)
-    x = _values_of(dtype, (2, 7, 6), rng)
+    x = values_of(dtype, (2, 7, 6), rng)
     out, idx = poolkit.max_pool(x, (3, 2), 2, 1, return_indices=True, ceil_mode=True)
     want, want_i = R.ref_max_pool(x, (3, 2), 2, 1, 1, True, (1, 2))
     assert out.dtype == np.dtype(dtype)
@@ -714,7 +685,7 @@ def test_max_pool_keeps_dtype(dtype):
 @pytest.mark.parametrize("dtype", INT_DTYPES + [np.bool_])
 def test_avg_and_lp_pool_return_float64_for_integers(dtype):
     rng = np.random.default_rng(12)
-    x = _values_of(dtype, (2, 6, 5), rng)
+    x = values_of(dtype, (2, 6, 5), rng)
     out = poolkit.avg_pool(x, (2, 2), 1, 1, ceil_mode=True)
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, R.ref_avg_pool(x, (2, 2), 1, 1, 1, True, (1, 2)), rtol=1e-14)
@@ -881,7 +852,7 @@ def test_inputs_are_never_modified():
 def test_inputs_are_never_modified_writeable_arrays():
     rng = np.random.default_rng(19)
     for dtype in (np.float32, np.int16):
-        x = _values_of(dtype, (3, 8, 8), rng)
+        x = values_of(dtype, (3, 8, 8), rng)
         keep = x.copy()
         poolkit.max_pool(x, (2, 2), 1, 1, return_indices=True)
         poolkit.avg_pool(x, (2, 2), 1, 1)
@@ -929,3 +900,441 @@ def test_integer_input_gradients_are_float():
     g = poolkit.avg_pool_backward(np.array([[2.0]]), x, (2, 2))
     assert g.shape == x.shape and g.dtype.kind == "f"
     np.testing.assert_allclose(g, np.full((2, 2), 0.5))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: a ValueError or TypeError naming the argument -- never a crash, a hang, a huge
+# allocation or a write outside an array (numba kernels do not bounds-check)
+# ---------------------------------------------------------------------------------------------
+
+
+X = np.arange(16.0).reshape(4, 4)
+
+
+def _forward_ops():
+    return {
+        "max_pool": lambda x, *a, **k: poolkit.max_pool(x, *a, **k),
+        "avg_pool": lambda x, *a, **k: poolkit.avg_pool(x, *a, **k),
+        "lp_pool": lambda x, *a, **k: poolkit.lp_pool(x, 2, *a, **k),
+        "output_shape": lambda x, *a, **k: poolkit.output_shape(np.shape(x), *a, **k),
+        "resolve_padding": lambda x, *a, **k: poolkit.resolve_padding(np.shape(x), *a, **k),
+    }
+
+
+def _backward_ops():
+    return {
+        "max_pool_backward": lambda g, x, *a, **k: poolkit.max_pool_backward(g, x, *a, **k),
+        "avg_pool_backward": lambda g, x, *a, **k: poolkit.avg_pool_backward(g, x, *a, **k),
+        "lp_pool_backward": lambda g, x, *a, **k: poolkit.lp_pool_backward(g, x, 2, *a, **k),
+    }
+
+
+FORWARD = list(_forward_ops())
+BACKWARD = list(_backward_ops())
+
+
+def _fwd(name):
+    return _forward_ops()[name]
+
+
+def _bwd(name):
+    op = _backward_ops()[name]
+    # a correctly shaped grad_output for the (2, 2) default geometry, so that only the argument
+    # under test is wrong (shape errors are tested separately)
+    return lambda x, *a, **k: op(np.ones((2, 2)), x, *a, **k)
+
+
+ALL = [(n, _fwd) for n in FORWARD] + [(n, _bwd) for n in BACKWARD]
+ALL_IDS = FORWARD + BACKWARD
+
+
+def _op(entry):
+    name, getter = entry
+    return getter(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: kernel, stride, dilation, padding
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("kernel", [(0, 2), (2, 0), (-1, 2), (2, -3)])
+def test_kernel_below_one(entry, kernel):
+    with pytest.raises(ValueError, match="kernel_size"):
+        _op(entry)(X, kernel)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("stride", [0, (1, 0), (-2, 2)])
+def test_stride_below_one(entry, stride):
+    with pytest.raises(ValueError, match="stride"):
+        _op(entry)(X, (2, 2), stride)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("dilation", [0, (1, 0), (-1, 1)])
+def test_dilation_below_one(entry, dilation):
+    with pytest.raises(ValueError, match="dilation"):
+        _op(entry)(X, (2, 2), dilation=dilation)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("padding", [-1, (0, -1), ((0, 0), (-1, 0)), ((0, -2), (0, 0)), [[0, 0], [0, -1]]])
+def test_negative_padding(entry, padding):
+    with pytest.raises(ValueError, match="padding"):
+        _op(entry)(X, (2, 2), padding=padding)
+
+
+def test_error_message_shows_the_value():
+    with pytest.raises(ValueError, match=r"kernel_size.*\(0, 2\)"):
+        poolkit.max_pool(X, (0, 2))
+    with pytest.raises(ValueError, match=r"stride.*-2"):
+        poolkit.avg_pool(X, (2, 2), (1, -2))
+    with pytest.raises(ValueError, match=r"padding.*-1"):
+        poolkit.max_pool(X, (2, 2), padding=-1)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("padding", ["full", "causal", "", "same_upper ", "samelower"])
+def test_unknown_padding_string(entry, padding):
+    with pytest.raises(ValueError, match="padding"):
+        _op(entry)(X, (2, 2), padding=padding)
+
+
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "lp_pool", "output_shape"])
+@pytest.mark.parametrize(
+    "kernel, padding, dilation",
+    [
+        ((5, 2), 0, 1),  # 5 > 4
+        ((2, 7), 1, 1),  # 7 > 4 + 1 + 1
+        ((3, 2), 0, (2, 1)),  # effective 5 > 4
+        ((2, 2), ((0, 0), (0, 0)), (4, 1)),  # effective 5 > 4
+    ],
+)
+def test_kernel_larger_than_padded_input(name, kernel, padding, dilation):
+    with pytest.raises(ValueError, match="kernel_size"):
+        _fwd(name)(X, kernel, 1, padding, dilation=dilation)
+
+
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "lp_pool", "output_shape"])
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding, dilation, ceil_mode",
+    [
+        ((1,), (2,), 1, 1, 2, False),  # taps at -1 and 1 only: the single cell is stepped over
+        ((3,), (2,), 1, 2, 1, False),  # window 0 covers -2, -1
+        ((3,), (2,), 1, ((0, 2),), 1, False),  # the last window covers 3, 4
+        ((4,), (2,), 2, ((0, 3),), 1, False),  # window 2 covers 4, 5
+        ((4, 4), (2, 3), 1, ((0, 0), (3, 0)), 1, False),  # window 0 on axis 1 covers -3..-1
+        ((5,), (2,), 2, ((0, 4),), 1, False),  # window 3 covers 6, 7
+    ],
+)
+def test_window_wholly_in_padding(name, shape, kernel, stride, padding, dilation, ceil_mode):
+    x = np.ones(shape)
+    with pytest.raises(ValueError, match="padding"):
+        _fwd(name)(x, kernel, stride, padding, dilation=dilation, ceil_mode=ceil_mode)
+
+
+@pytest.mark.parametrize("name", BACKWARD)
+def test_window_wholly_in_padding_backward(name):
+    x = np.ones((3,))
+    with pytest.raises(ValueError, match="padding"):
+        _backward_ops()[name](np.ones(4), x, (2,), 1, 2)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+def test_zero_length_pooled_axis(entry):
+    with pytest.raises(ValueError):
+        _op(entry)(np.ones((0, 4)), (2, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: axes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("axes", [(0, 2), (2, 1), (-3, 0), (0, 100)])
+def test_axes_out_of_range(entry, axes):
+    with pytest.raises(ValueError, match="axes"):
+        _op(entry)(X, (2, 2), axes=axes)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+@pytest.mark.parametrize("axes", [(1, 1), (0, -2), (-1, 1)])
+def test_axes_repeated(entry, axes):
+    with pytest.raises(ValueError, match="axes"):
+        _op(entry)(X, (2, 2), axes=axes)
+
+
+@pytest.mark.parametrize("entry", ALL, ids=ALL_IDS)
+def test_int_kernel_without_axes(entry):
+    with pytest.raises(ValueError, match="axes"):
+        _op(entry)(X, 2)
+
+
+@pytest.mark.parametrize("name", FORWARD)
+def test_kernel_and_axes_disagree_in_length(name):
+    with pytest.raises(ValueError):
+        _fwd(name)(np.ones((2, 4, 4)), (2, 2), axes=(0, 1, 2))
+    with pytest.raises(ValueError):
+        _fwd(name)(np.ones((2, 4, 4)), (2, 2), (1, 1, 1))
+    with pytest.raises(ValueError):
+        _fwd(name)(np.ones((2, 4, 4)), (2, 2), 1, (1, 1, 1))
+
+
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "lp_pool", "output_shape"])
+def test_more_kernel_values_than_dimensions(name):
+    with pytest.raises(ValueError):
+        _fwd(name)(np.ones((4, 4)), (2, 2, 2))
+
+
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "lp_pool"])
+@pytest.mark.parametrize("kernel", [(2.0, 2), (2, "2"), "22"])
+def test_non_integer_kernel(name, kernel):
+    with pytest.raises(TypeError, match="kernel_size"):
+        _fwd(name)(X, kernel)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: grad_output
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", BACKWARD)
+@pytest.mark.parametrize("gshape", [(2,), (2, 3), (3, 2), (1, 2, 2), (4, 4), (2, 2, 1), ()])
+def test_wrong_grad_output_shape(name, gshape):
+    op = _backward_ops()[name]
+    with pytest.raises(ValueError, match="grad_output"):
+        op(np.ones(gshape), X, (2, 2))
+
+
+@pytest.mark.parametrize("name", BACKWARD)
+def test_grad_output_of_the_right_size_but_wrong_layout(name):
+    x = np.ones((2, 3, 4, 6))
+    op = _backward_ops()[name]
+    with pytest.raises(ValueError, match="grad_output"):
+        op(np.ones((2, 3, 3, 2)), x, (2, 2))  # (2, 3, 2, 3) expected
+
+
+@pytest.mark.parametrize("name", BACKWARD)
+@pytest.mark.parametrize("g", [np.array([["a", "b"], ["c", "d"]]), np.ones((2, 2), dtype=object),
+                               np.ones((2, 2), dtype=complex)])
+def test_non_numeric_grad_output(name, g):
+    op = _backward_ops()[name]
+    with pytest.raises(TypeError, match="grad_output"):
+        op(g, X, (2, 2))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: indices (max_pool_backward and max_unpool); the multi-threaded scatter's own check
+# is in test_kernels.py
+# ---------------------------------------------------------------------------------------------
+
+
+def test_max_pool_backward_indices_wrong_shape():
+    g = np.ones((2, 2))
+    for idx in (np.zeros((2,), np.int64), np.zeros((2, 3), np.int64), np.zeros((1, 2, 2), np.int64)):
+        with pytest.raises(ValueError, match="indices"):
+            poolkit.max_pool_backward(g, X, (2, 2), indices=idx)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.bool_, object, complex, "U1"])
+def test_max_pool_backward_indices_wrong_dtype(dtype):
+    g = np.ones((2, 2))
+    idx = np.zeros((2, 2), dtype=dtype)
+    with pytest.raises(TypeError, match="indices"):
+        poolkit.max_pool_backward(g, X, (2, 2), indices=idx)
+
+
+@pytest.mark.parametrize("bad", [-1, 16, 17, 10**6, -(2**62), 2**62])
+def test_max_pool_backward_indices_out_of_range(bad):
+    g = np.ones((2, 3, 2, 2))
+    x = np.ones((2, 3, 4, 4))
+    idx = np.zeros((2, 3, 2, 2), dtype=np.int64)
+    idx[1, 2, 1, 0] = bad
+    with pytest.raises(ValueError, match="indices"):
+        poolkit.max_pool_backward(g, x, (2, 2), indices=idx)
+
+
+def test_max_pool_backward_indices_out_of_range_small_dtypes():
+    g = np.ones((2, 2))
+    for idx in (np.full((2, 2), 200, np.uint8), np.full((2, 2), -3, np.int8), np.full((2, 2), 2**40, np.uint64)):
+        with pytest.raises(ValueError, match="indices"):
+            poolkit.max_pool_backward(g, X, (2, 2), indices=idx)
+
+
+def test_max_unpool_indices_out_of_range():
+    vals = np.ones((2, 2, 2))
+    for bad in (-1, 16, 2**40):
+        idx = np.zeros((2, 2, 2), np.int64)
+        idx[1, 1, 1] = bad
+        with pytest.raises(ValueError, match="indices"):
+            poolkit.max_unpool(vals, idx, (4, 4))
+    # in range for a 5x5 output, out of range for 4x4
+    idx = np.full((2, 2, 2), 20, np.int64)
+    assert poolkit.max_unpool(vals, idx, (5, 5)).sum() == 2  # one 1 per plane, overwritten
+    with pytest.raises(ValueError, match="indices"):
+        poolkit.max_unpool(vals, idx, (4, 4))
+
+
+def test_max_unpool_indices_wrong_shape_and_dtype():
+    vals = np.ones((2, 2))
+    with pytest.raises(ValueError, match="indices"):
+        poolkit.max_unpool(vals, np.zeros((2, 3), np.int64), (4, 4))
+    with pytest.raises(ValueError, match="indices"):
+        poolkit.max_unpool(vals, np.zeros((1, 2, 2), np.int64), (4, 4))
+    for dtype in (np.float64, np.bool_, object):
+        with pytest.raises(TypeError, match="indices"):
+            poolkit.max_unpool(vals, np.zeros((2, 2), dtype), (4, 4))
+
+
+def test_max_unpool_bad_output_size_and_axes():
+    vals = np.ones((3, 2, 2))
+    idx = np.zeros((3, 2, 2), np.int64)
+    with pytest.raises(ValueError, match="output_size"):
+        poolkit.max_unpool(vals, idx, (4, 0))
+    with pytest.raises(ValueError, match="output_size"):
+        poolkit.max_unpool(vals, idx, (4, -4))
+    with pytest.raises(ValueError):
+        poolkit.max_unpool(vals, idx, (4, 4, 4, 4))  # more pooled axes than dimensions
+    with pytest.raises(ValueError, match="axes"):
+        poolkit.max_unpool(vals, idx, (4, 4), axes=(1, 1))
+    with pytest.raises(ValueError, match="axes"):
+        poolkit.max_unpool(vals, idx, (4, 4), axes=(1, 3))
+    with pytest.raises(ValueError, match="output_size|axes"):
+        poolkit.max_unpool(vals, idx, (4, 4), axes=(1, 2, 0))
+
+
+def test_max_unpool_absurd_output_size():
+    vals = np.ones((2, 2))
+    idx = np.zeros((2, 2), np.int64)
+    with pytest.raises(ValueError):
+        poolkit.max_unpool(vals, idx, (10**12, 10**12))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: dtypes
+# ---------------------------------------------------------------------------------------------
+
+
+BAD_ARRAYS = {
+    "object": np.array([[1, 2], [3, 4]], dtype=object),
+    "str": np.array([["a", "b"], ["c", "d"]]),
+    "bytes": np.array([[b"a", b"b"], [b"c", b"d"]]),
+    "complex": np.ones((2, 2), dtype=complex),
+    "datetime": np.array([["2020-01-01"] * 2] * 2, dtype="datetime64[D]"),
+    "structured": np.zeros((2, 2), dtype=[("a", "f8"), ("b", "i4")]),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_ARRAYS))
+@pytest.mark.parametrize("name", ["max_pool", "avg_pool", "lp_pool"])
+def test_non_numeric_input(kind, name):
+    with pytest.raises(TypeError, match="dtype"):
+        _fwd(name)(BAD_ARRAYS[kind], (2, 2))
+
+
+@pytest.mark.parametrize("kind", list(BAD_ARRAYS))
+@pytest.mark.parametrize("name", BACKWARD)
+def test_non_numeric_input_backward(kind, name):
+    with pytest.raises(TypeError, match="dtype"):
+        _backward_ops()[name](np.ones((1, 1)), BAD_ARRAYS[kind], (2, 2))
+
+
+@pytest.mark.parametrize("kind", list(BAD_ARRAYS))
+def test_non_numeric_values_for_unpool(kind):
+    with pytest.raises(TypeError, match="dtype"):
+        poolkit.max_unpool(BAD_ARRAYS[kind], np.zeros((2, 2), np.int64), (4, 4))
+
+
+def test_python_lists_are_accepted_but_not_strings():
+    np.testing.assert_array_equal(poolkit.max_pool([[1, 2], [3, 4]], (2, 2)), [[4]])
+    with pytest.raises(TypeError):
+        poolkit.max_pool("abcd", (2,))
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: absurd sizes fail at once with ValueError (no giant allocation, no hang)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FORWARD)
+def test_absurd_kernel(name):
+    with pytest.raises(ValueError):
+        _fwd(name)(X, (10**12, 2))
+    with pytest.raises(ValueError):
+        _fwd(name)(X, 10**12, axes=(0, 1))
+
+
+GEOMETRY_OPS = ["max_pool", "avg_pool", "lp_pool", "output_shape"]
+
+
+@pytest.mark.parametrize("name", GEOMETRY_OPS)
+@pytest.mark.parametrize("stride", [None, 1, 2])
+def test_absurd_padding(name, stride):
+    with pytest.raises(ValueError):
+        _fwd(name)(X, (2, 2), stride, 10**12)
+
+
+@pytest.mark.parametrize("name", GEOMETRY_OPS)
+@pytest.mark.parametrize("padding", [((10**12, 0), (0, 0)), ((0, 10**12), (0, 0)), ((0, 0), (10**12, 10**12))])
+def test_absurd_one_sided_padding(name, padding):
+    with pytest.raises(ValueError):
+        _fwd(name)(X, (2, 2), None, padding)
+
+
+@pytest.mark.parametrize("name", FORWARD)
+def test_absurd_dilation(name):
+    with pytest.raises(ValueError):
+        _fwd(name)(X, (2, 2), dilation=10**12)
+
+
+@pytest.mark.parametrize("name", BACKWARD)
+def test_absurd_sizes_backward(name):
+    op = _backward_ops()[name]
+    with pytest.raises(ValueError):
+        op(np.ones((2, 2)), X, (10**12, 2))
+    with pytest.raises(ValueError):
+        op(np.ones((2, 2)), X, (2, 2), None, 10**12)
+
+
+def test_absurd_output_shape_of_a_huge_input_is_an_error_not_an_allocation():
+    # asking for the shape of a gigantic padded output must not allocate per-window tables
+    with pytest.raises(ValueError):
+        poolkit.output_shape((4, 4), (2, 2), 1, 10**12)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors: Lp order, average options, 0-d input
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [0, 0.0, -1, -0.5, -np.inf])
+def test_lp_pool_order_must_be_positive(p):
+    with pytest.raises(ValueError, match=r"\bp\b"):
+        poolkit.lp_pool(X, p, (2, 2))
+    with pytest.raises(ValueError, match=r"\bp\b"):
+        poolkit.lp_pool_backward(np.ones((2, 2)), X, p, (2, 2))
+
+
+def test_lp_pool_order_nan_is_rejected():
+    with pytest.raises(ValueError, match=r"\bp\b"):
+        poolkit.lp_pool(X, float("nan"), (2, 2))
+
+
+def test_lp_pool_order_must_be_a_number():
+    with pytest.raises(TypeError, match=r"\bp\b"):
+        poolkit.lp_pool(X, "2", (2, 2))
+
+
+def test_divisor_override_zero():
+    with pytest.raises(ValueError, match="divisor_override"):
+        poolkit.avg_pool(X, (2, 2), divisor_override=0)
+    with pytest.raises(ValueError, match="divisor_override"):
+        poolkit.avg_pool_backward(np.ones((2, 2)), X, (2, 2), divisor_override=0)
+
+
+def test_zero_dimensional_input():
+    with pytest.raises(ValueError):
+        poolkit.max_pool(np.float64(3.0), (1,))

@@ -1,75 +1,16 @@
-"""poolkit: pooling -- the condense step of a convolutional network -- exact, fast and easy to see."""
+"""poolkit: pooling -- the condense step of a convolutional network -- exact, fast and easy to see.
 
-from .pooling import (
-    avg_pool,
-    avg_pool_backward,
-    lp_pool,
-    lp_pool_backward,
-    max_pool,
-    max_pool_backward,
-    max_unpool,
-    output_shape,
-    resolve_padding,
-)
+The public API is each family module's ``__all__``; see ``ARCHITECTURE.md`` for where each lives.
+"""
 
-from ._engine import get_num_threads, set_num_threads
-from ._warmup import warmup
-from .fixed import (
-    adaptive_avg_pool,
-    adaptive_avg_pool_backward,
-    adaptive_max_pool,
-    adaptive_max_pool_backward,
-    fractional_max_pool,
-    fractional_max_pool_backward,
-    global_avg_pool,
-    global_avg_pool_backward,
-    global_lp_pool,
-    global_lp_pool_backward,
-    global_max_pool,
-    global_max_pool_backward,
-    masked_pool,
-    masked_pool_backward,
-    roi_align,
-    roi_align_backward,
-    roi_pool,
-    roi_pool_backward,
-    spatial_pyramid_pool,
-    spatial_pyramid_pool_backward,
-)
+from . import _engine, _warmup, adaptive, masked, pooling, roi
+from ._engine import *  # noqa: F403
+from ._warmup import *  # noqa: F403
+from .adaptive import *  # noqa: F403
+from .masked import *  # noqa: F403
+from .pooling import *  # noqa: F403
+from .roi import *  # noqa: F403
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "max_pool",
-    "avg_pool",
-    "lp_pool",
-    "max_pool_backward",
-    "avg_pool_backward",
-    "lp_pool_backward",
-    "max_unpool",
-    "output_shape",
-    "resolve_padding",
-    "global_max_pool",
-    "global_avg_pool",
-    "global_lp_pool",
-    "adaptive_max_pool",
-    "adaptive_avg_pool",
-    "spatial_pyramid_pool",
-    "masked_pool",
-    "fractional_max_pool",
-    "roi_pool",
-    "roi_align",
-    "global_max_pool_backward",
-    "global_avg_pool_backward",
-    "global_lp_pool_backward",
-    "adaptive_max_pool_backward",
-    "adaptive_avg_pool_backward",
-    "spatial_pyramid_pool_backward",
-    "masked_pool_backward",
-    "fractional_max_pool_backward",
-    "roi_pool_backward",
-    "roi_align_backward",
-    "get_num_threads",
-    "set_num_threads",
-    "warmup",
-]
+__all__ = pooling.__all__ + adaptive.__all__ + masked.__all__ + roi.__all__ + _engine.__all__ + _warmup.__all__

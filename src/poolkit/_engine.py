@@ -22,6 +22,9 @@ from numba.core import event as _numba_event
 
 from . import _geometry as geo
 from . import _kernels as K
+from . import _validate as V
+
+__all__ = ["get_num_threads", "set_num_threads"]
 
 logger = logging.getLogger("poolkit")
 logger.addHandler(logging.NullHandler())
@@ -55,7 +58,7 @@ def get_num_threads() -> int:
     >>> poolkit.get_num_threads() >= 1
     True
     """
-    return _n_threads if _n_threads is not None else max(int(numba.config.NUMBA_NUM_THREADS), 1)
+    return _n_threads if _n_threads is not None else max(int(numba.config.NUMBA_NUM_THREADS), 1)  # type: ignore[attr-defined]
 
 
 def set_num_threads(n: int) -> None:
@@ -300,7 +303,7 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
         out = np.empty(plan.out_shape, dtype=cur.dtype)
         idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
         if out.size:
-            if return_indices:
+            if idx is not None:
                 src, dst, ix = cur.reshape(f.in4), out.reshape(f.out4), idx.reshape(f.out4)
                 row_len = f.in4[3]
                 run(lambda t0, t1: K.sliding.max_indices(src, f.tables, f.params, dst, ix, np.empty(row_len, src.dtype),
@@ -454,6 +457,14 @@ def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bo
 def max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=np.float64) -> np.ndarray:
     """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape``."""
     return scatter(g, idx, plan.axes, plan.in_shape, dtype, True)
+
+
+def max_backward(grad_output, x: np.ndarray, plan: geo.Plan, indices=None) -> np.ndarray:
+    """The gradient of a max pooling of ``x`` with ``plan``: ``grad_output`` (checked) added at
+    each window's maximum -- the forward's ``indices`` if given (checked), else found again."""
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
+    idx = max_reduce(x, plan, True)[1] if indices is None else V.check_indices(indices, plan.out_shape)
+    return max_scatter(g, idx, plan, float_dtype(x.dtype))
 
 
 def divide(a: np.ndarray, plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray:

@@ -70,6 +70,19 @@ class AxisPlan:
         return _sliding_tables(self.in_size, self.out_size, self.kernel, self.stride, self.dilation, self.pad_before,
                                self.pad_after)
 
+    def taps(self, i: int) -> tuple[int, ...]:
+        """Every position window ``i`` of a sliding plan covers, padding included (negative, or
+        ``in_size`` and beyond): ``i * stride - pad_before + j * dilation`` for ``j < kernel``."""
+        start = i * self.stride - self.pad_before
+        return tuple(start + j * self.dilation for j in range(self.kernel))
+
+    def size_terms(self, ceil_mode: bool) -> tuple[int, int]:
+        """(effective kernel, size before ceil mode's last-window rule) of a sliding plan: the
+        numbers of the output-size rule, for showing it (``out_size`` is the final size)."""
+        eff = self.dilation * (self.kernel - 1) + 1
+        span = self.in_size + self.pad_before + self.pad_after - eff
+        return eff, (-(-span // self.stride) if ceil_mode else span // self.stride) + 1
+
     @property
     def starts(self) -> np.ndarray:
         return self._tables[0]
@@ -101,18 +114,25 @@ def as_int(name: str, value) -> int:
     return operator.index(value)
 
 
+def _per_axis(name: str, value, n: int, kinds: str) -> tuple:
+    """``value`` as a tuple of one entry per pooled axis (``n``); ``kinds`` names what the
+    argument may be, for the TypeError."""
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be {kinds}, got {value!r}") from None
+    if len(items) != n:
+        raise ValueError(f"{name} must have one entry per pooled axis ({n}), got {value!r}")
+    return items
+
+
 def int_tuple(name: str, value, n: int) -> tuple[int, ...]:
     """Broadcast an int, or check a sequence of ``n`` ints, for one argument of the pooled axes."""
     if isinstance(value, (str, bytes)):
         raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_)):
         return (operator.index(value),) * n
-    try:
-        items = tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}") from None
-    if len(items) != n:
-        raise ValueError(f"{name} must have one value per pooled axis ({n}), got {value!r}")
+    items = _per_axis(name, value, n, "an integer or a sequence of integers")
     for v in items:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
             raise TypeError(f"{name} must be an integer or a sequence of integers, got {value!r}")
@@ -190,16 +210,11 @@ def parse_padding(padding, n: int):
     if isinstance(padding, (numbers.Integral, np.integer)) and not isinstance(padding, (bool, np.bool_)):
         pairs = ((operator.index(padding),) * 2,) * n
     else:
-        try:
-            items = tuple(padding)
-        except TypeError:
-            raise TypeError(f"padding must be an int, a sequence, or a string, got {padding!r}") from None
-        if len(items) != n:
-            raise ValueError(f"padding must have one entry per pooled axis ({n}), got {padding!r}")
-        pairs = []
+        items = _per_axis("padding", padding, n, "an int, a sequence, or a string")
+        found: list[tuple[int, int]] = []
         for item in items:
             if isinstance(item, (numbers.Integral, np.integer)) and not isinstance(item, (bool, np.bool_)):
-                pairs.append((operator.index(item),) * 2)
+                found.append((operator.index(item), operator.index(item)))
                 continue
             try:
                 pair = tuple(item)
@@ -209,8 +224,8 @@ def parse_padding(padding, n: int):
                 isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) for v in pair
             ):
                 raise TypeError(f"padding entries must be ints or (before, after) pairs, got {padding!r}")
-            pairs.append(tuple(operator.index(v) for v in pair))
-        pairs = tuple(pairs)
+            found.append((operator.index(pair[0]), operator.index(pair[1])))
+        pairs = tuple(found)
     if any(v < 0 for pair in pairs for v in pair):
         raise ValueError(f"padding must be >= 0, got {padding!r}")
     return tuple(pairs)
@@ -367,12 +382,18 @@ class Plan:
             return FusedView(self)
         return None
 
+    @classmethod
+    def of(cls, shape, axes, axis_plans) -> Plan:
+        """The plan of per-axis plans given in the order of ``axes`` (any order): sorted by axis,
+        and the output's size checked."""
+        order = sorted(range(len(axes)), key=lambda i: axes[i])
+        plan = cls(tuple(shape), tuple(axes[i] for i in order), tuple(axis_plans[i] for i in order))
+        check_size(plan.out_shape)
+        return plan
+
     @property
     def out_shape(self) -> tuple[int, ...]:
-        shape = list(self.in_shape)
-        for a, p in zip(self.axes, self.axis_plans):
-            shape[a] = p.out_size
-        return tuple(shape)
+        return resized(self.in_shape, self.axes, [p.out_size for p in self.axis_plans])
 
     @property
     def pads(self) -> tuple[tuple[int, int], ...]:
@@ -405,7 +426,7 @@ class FusedView:
             (self.inner,) + tuple(p.dilation for p in axes) + self._regular_h() + self._regular_w()
             + (_disjoint(self.pd) and _disjoint(self.ph),)  # no input row (d, h) lies in two windows
             + tuple(p.out_size for p in axes) + (self.ph.in_size, self.pw.in_size), dtype=np.int64)
-        self._divisors = {}
+        self._divisors: dict[tuple, np.ndarray] = {}
 
     def _regular_h(self):
         """(kernel, stride, lo, hi, blocks) of H: windows lo <= i < hi are full and regular, and
@@ -447,6 +468,14 @@ def _disjoint(p: AxisPlan) -> bool:
         return True
     last = p.starts + (p.counts - 1) * p.dilation
     return bool(np.all(p.starts[1:] > last[:-1]))
+
+
+def resized(shape, axes, sizes) -> tuple[int, ...]:
+    """``shape`` with axis ``axes[i]`` of size ``sizes[i]``."""
+    out = list(shape)
+    for a, s in zip(axes, sizes):
+        out[a] = s
+    return tuple(out)
 
 
 def check_shape(shape) -> tuple[int, ...]:
@@ -491,6 +520,7 @@ def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
     array-valued arguments are not memoised.
     """
     args = (shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    key: object
     if type(ceil_mode) is bool and _plain((shape, kernel_size, stride, padding, dilation, axes)):
         key = args  # exact ints only: True, 2.0 or np.int64(2) never hash into an int's entry
     elif any(isinstance(a, np.ndarray) for a in args):
@@ -517,15 +547,8 @@ def _make_plan(shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
     pads = resolve_pads([shape[a] for a in axes], kernels, strides, dilations, parse_padding(padding, nax))
-    order = sorted(range(nax), key=lambda i: axes[i])
-    plans = tuple(
-        plan_axis(shape[axes[i]], kernels[i], strides[i], dilations[i], pads[i][0], pads[i][1], bool(ceil_mode),
-                  axes[i])
-        for i in order
-    )
-    plan = Plan(shape, tuple(axes[i] for i in order), plans)
-    check_size(plan.out_shape)
-    return plan
+    return Plan.of(shape, axes, [plan_axis(shape[a], k, s, d, pb, pa, bool(ceil_mode), a)
+                                 for a, k, s, d, (pb, pa) in zip(axes, kernels, strides, dilations, pads)])
 
 
 def check_size(shape) -> None:
@@ -568,3 +591,79 @@ def memory_budget() -> int:
     except (ImportError, ValueError, OSError):
         pass
     return budget
+
+
+# --------------------------------------------------------------------------------------------
+# fractional intervals
+# --------------------------------------------------------------------------------------------
+
+
+def fractional_starts(u: np.ndarray, in_size: int, out_size: int, pool: int, dtype: np.dtype) -> np.ndarray:
+    """The window starts of fractional max pooling along one axis, one row per plane (sample
+    ``u``): PyTorch's ``generate_intervals`` for every plane at once, in ``dtype`` arithmetic:
+    ``start[i] = int((i + u) * alpha) - int(u * alpha)``, ``alpha = (In - k) / (Out - 1)``, and
+    the last window ends the axis."""
+    u = u.astype(dtype)
+    last = np.full((u.shape[0], 1), in_size - pool, dtype=np.int64)
+    if out_size == 1:
+        return last
+    alpha = dtype.type(in_size - pool) / dtype.type(out_size - 1)
+    i = np.arange(out_size - 1).astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = ((i[None, :] + u[:, None]) * alpha).astype(np.int64)
+        b = (u * alpha).astype(np.int64)
+    return np.concatenate([a - b[:, None], last], axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# ROI bins and samples
+# --------------------------------------------------------------------------------------------
+
+
+def round_half_away(v: np.ndarray) -> np.ndarray:
+    """Round half away from zero (C's ``round``), elementwise."""
+    a = np.abs(v)
+    f = np.floor(a)
+    r = f + (a - f >= 0.5)
+    return np.where(v < 0, -r, r)
+
+
+def roi_pool_bins(start: np.ndarray, size: np.ndarray, pooled: int, limit: int,
+                  dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The bins of ROI max pooling along one axis: for ROI k, bin i covers
+    ``[start + floor(i * size / pooled), start + ceil((i + 1) * size / pooled))`` clipped to
+    ``[0, limit]``, computed in ``dtype`` as ONNX Runtime and torchvision do.  (K, pooled) int64
+    tables of first and past-the-end positions."""
+    bin_size = size.astype(dtype) / dtype.type(pooled)
+    i = np.arange(pooled).astype(dtype)
+    lo = np.floor(i[None, :] * bin_size[:, None]).astype(np.int64)
+    hi = np.ceil((i + dtype.type(1))[None, :] * bin_size[:, None]).astype(np.int64)
+    lo = np.clip(lo + start[:, None], 0, limit)
+    hi = np.clip(hi + start[:, None], 0, limit)
+    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+
+
+def roi_align_samples(start, bin_size, grid, pooled: int, size: int, T: np.dtype) -> tuple:
+    """Per-ROI sample tables of one axis: rows (or columns) low/high, weights, in-range flags.
+
+    ONNX Runtime's ``PreCalcForBilinearInterpolate``, operation by operation in ``T``."""
+    k = start.shape[0]
+    g = max(int(grid.max()) if k else 0, 1)
+    i = np.arange(pooled).astype(T)
+    half = (np.arange(g) + 0.5).astype(T)
+    safe = np.where(grid > 0, grid, 1).astype(T)
+    with np.errstate(all="ignore"):
+        pos = (start[:, None, None] + i[None, :, None] * bin_size[:, None, None]) + (
+            half[None, None, :] * bin_size[:, None, None]) / safe[:, None, None]
+    ok = ~((pos < -1.0) | (pos > T.type(size)))
+    pos = np.where(ok, pos, T.type(0))
+    pos = np.where(pos <= 0, T.type(0), pos)
+    lo = pos.astype(np.int64)
+    top = lo >= size - 1
+    lo = np.where(top, size - 1, lo)
+    hi = np.where(top, size - 1, lo + 1)
+    pos = np.where(top, lo.astype(T), pos)
+    frac = (pos - lo.astype(T)).astype(T)
+    rest = (T.type(1) - frac).astype(T)
+    c = np.ascontiguousarray
+    return c(lo), c(hi), c(frac), c(rest), c(ok)

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-__all__ = ["is_int", "check_array", "check_bool", "check_choice", "check_real", "check_p", "check_shape_of",
-           "check_indices"]
+#: Sizes along the pooled axes: one int for every axis, or one per axis (kernel_size, stride...).
+Sizes = int | Sequence[int]
+#: Padding: an int, one per axis, a (before, after) pair per axis, or "valid" / "same" / "same_lower".
+Padding = int | Sequence[int] | Sequence[Sequence[int]] | str
+#: The pooled axes: one, several, or None for the default.
+Axes = int | Sequence[int] | None
+
+__all__ = ["ArrayLike", "Sizes", "Padding", "Axes", "is_int", "check_array", "check_bool", "check_choice",
+           "check_real", "check_p", "check_shape_of", "check_indices"]
 
 
 def is_int(v: Any) -> bool:

@@ -8,21 +8,23 @@ call per kernel variant and dtype.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 import numpy as np
 
 from . import _engine as E
-from . import fixed, pooling
+from . import masked, pooling, roi
+from ._validate import Padding
 
-__all__ = ["warmup", "WARMUP_DTYPES", "VARIANT_GEOMETRY"]
+__all__ = ["warmup"]
 
 #: The dtypes ``poolkit warmup`` compiles by default.
 WARMUP_DTYPES = ("float32", "float64")
 
 #: One geometry per forward kernel variant of :mod:`poolkit._kernels.sliding`: ``(shape, kernel,
 #: stride, padding, axes)`` of a call that selects it (the tests check that each does).
-VARIANT_GEOMETRY = {
+VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
     "edges": ((1, 2, 9, 3), (3, 4), 1, 1, (2, 3)),
     "small": ((1, 2, 9, 11), (3, 3), 2, 1, (2, 3)),
     "taps1": ((1, 9, 11, 2), (2, 3), 1, 0, (1, 2)),
@@ -39,33 +41,34 @@ VARIANT_GEOMETRY = {
 def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
     """(label, call) pairs that, between them, compile every kernel for ``dtype``."""
     x = np.ones((2, 3, 8, 9), dtype)
-    jobs = []
+    g = np.ones((2, 3, 4, 5), E.float_dtype(dtype))
+    lengths = np.array([3, 1])
+    jobs: list[tuple[str, Callable[[], object]]] = []
     for kind, (shape, k, s, p, axes) in VARIANT_GEOMETRY.items():
         xs = np.ones(shape, dtype)
-        jobs.append((f"max_{kind}", lambda xs=xs, k=k, s=s, p=p, axes=axes: pooling.max_pool(xs, k, s, p, axes=axes)))
+        jobs.append((f"max_{kind}", partial(pooling.max_pool, xs, k, s, p, axes=axes)))
         if dtype != np.bool_:
-            jobs.append((f"sum_{kind}", lambda xs=xs, k=k, s=s, p=p, axes=axes: pooling.avg_pool(xs, k, s, p,
-                                                                                                  axes=axes)))
-    g = np.ones((2, 3, 4, 5), E.float_dtype(dtype))
+            jobs.append((f"sum_{kind}", partial(pooling.avg_pool, xs, k, s, p, axes=axes)))
+    v, i = pooling.max_pool(np.ones((2, 3, 8, 9), np.float64), (2, 2), return_indices=True)  # the indices only
     jobs += [
-        ("max_indices", lambda: pooling.max_pool(x, (3, 3), 2, 1, return_indices=True)),
-        ("scatter_add", lambda: pooling.max_pool_backward(g, x, (3, 3), 2, 1)),
-        ("scatter_set", lambda: pooling.max_unpool(*pooling.max_pool(x, (2, 2), return_indices=True), (8, 9))),
-        ("max_axis", lambda: pooling.max_pool(x, (2, 2), axes=(1, 3))),
-        ("max_axis_indices", lambda: pooling.max_pool(x, (2, 2), axes=(1, 3), return_indices=True)),
-        ("masked_max", lambda: fixed.masked_pool(x[:, :, 0], lengths=np.array([3, 1]), mode="max")),
-        ("masked_min", lambda: fixed.masked_pool(x[:, :, 0], lengths=np.array([3, 1]), mode="min")),
-        ("roi_pool", lambda: fixed.roi_pool(x, np.array([[0, 0, 0, 5, 5.]]), 2)),
+        ("max_indices", partial(pooling.max_pool, x, (3, 3), 2, 1, return_indices=True)),
+        ("scatter_add", partial(pooling.max_pool_backward, g, x, (3, 3), 2, 1)),
+        ("scatter_set", partial(pooling.max_unpool, v.astype(dtype), i, (8, 9))),
+        ("max_axis", partial(pooling.max_pool, x, (2, 2), axes=(1, 3))),
+        ("max_axis_indices", partial(pooling.max_pool, x, (2, 2), axes=(1, 3), return_indices=True)),
+        ("masked_max", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="max")),
+        ("masked_min", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="min")),
+        ("roi_pool", partial(roi.roi_pool, x, np.array([[0, 0, 0, 5, 5.0]]), 2)),
     ]
     if dtype != np.bool_:
         jobs += [
-            ("sum_adjoint", lambda: pooling.avg_pool_backward(g, x, (3, 3), 2, 1)),
-            ("sum_axis", lambda: pooling.avg_pool(x, (2, 2), axes=(1, 3))),
-            ("sum_axis_adjoint", lambda: pooling.avg_pool_backward(np.ones((2, 1, 8, 4), g.dtype), x, (2, 2),
-                                                                   axes=(1, 3))),
-            ("masked_sum", lambda: fixed.masked_pool(x[:, :, 0], lengths=np.array([3, 1]), mode="mean")),
-            ("roi_align", lambda: fixed.roi_align_backward(np.ones((1, 3, 2, 2), g.dtype), x,
-                                                           np.array([[0, 0, 5, 5.]]), np.array([0]), 2)),
+            ("sum_adjoint", partial(pooling.avg_pool_backward, g, x, (3, 3), 2, 1)),
+            ("sum_axis", partial(pooling.avg_pool, x, (2, 2), axes=(1, 3))),
+            ("sum_axis_adjoint", partial(pooling.avg_pool_backward, np.ones((2, 1, 8, 4), g.dtype), x, (2, 2),
+                                         axes=(1, 3))),
+            ("masked_sum", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="mean")),
+            ("roi_align", partial(roi.roi_align_backward, np.ones((1, 3, 2, 2), g.dtype), x,
+                                  np.array([[0, 0, 5, 5.0]]), np.array([0]), 2)),
         ]
     return jobs
 

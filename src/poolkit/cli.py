@@ -1,11 +1,11 @@
-"""The ``poolkit`` command line: ``demo``, ``explain``, ``show`` and ``warmup``.
+"""The ``poolkit`` command line: ``demo``, ``explain``, ``show``, ``warmup`` and ``lab``.
 
 Every subcommand is registered by one ``_add_<name>(subparsers)`` function listed in
 :data:`COMMANDS`; it builds its parser and sets ``run`` to the function that carries it out
 (``run(args) -> int``).  Adding a subcommand means writing such a function and appending it.
 
 Exit status: 0 on success, 2 for bad arguments or unreadable input (one line on stderr, never
-a traceback), 1 when the plotting extra is missing.
+a traceback), 1 when an extra the command needs (plot, lab) is missing.
 
 The command line is never silent for long: the library's log (a kernel compiled on first use) is
 printed on stderr, and while a command runs a heartbeat says "still working" whenever nothing has
@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 import poolkit as _pk
+
+from .explain import OPS, describe_gradient, explain_pooling, format_number, format_position
+from .nn.lab.cli import add_lab
 
 __all__ = ["main", "build_parser", "load_matrix", "format_matrix", "format_explanation", "COMMANDS"]
 
@@ -167,8 +170,6 @@ def parse_padding(text: str | None):
 
 
 def _fmt(v) -> str:
-    from .viz import format_number
-
     return format_number(v)
 
 
@@ -225,13 +226,11 @@ def _span(taps) -> str:
 
 
 def format_explanation(ex, default_grad: bool = False) -> str:
-    """The step-by-step account that ``poolkit explain`` prints (from :func:`poolkit.viz.explain_pooling`).
+    """The step-by-step account that ``poolkit explain`` prints (from :func:`poolkit.explain.explain_pooling`).
 
     ``default_grad`` says that ``ex.grad_output`` is the default ``1, 2, ...`` (to say so).
     """
-    from .viz import describe_gradient, _pos
-
-    op_name = {"max": "max pooling", "avg": "average pooling", "lp": f"L{_fmt(ex.p)} pooling"}[ex.op]
+    op_name = ex.operation.heading(ex.p)
     nd = ex.x.ndim
     axis_names = ("rows", "cols") if nd == 2 else ("positions",)
     shape = "x".join(str(s) for s in ex.x.shape)
@@ -246,8 +245,7 @@ def format_explanation(ex, default_grad: bool = False) -> str:
         params += f"  (from {ex.padding!r})"
     if ex.ceil_mode:
         params += ", ceil mode"
-    if ex.op == "avg":
-        params += "; padding cells " + ("count in the divisor" if ex.count_include_pad else "do not count")
+    params += ex.operation.divisor_note(ex.count_include_pad)
     out_lines.append(params)
     rnd = "ceil" if ex.ceil_mode else "floor"
     out_lines.append(f"  output size = {rnd}((in + pad_before + pad_after - span) / stride) + 1, "
@@ -261,14 +259,14 @@ def format_explanation(ex, default_grad: bool = False) -> str:
     kshape = ex.kernel_size if nd == 2 else (1, ex.kernel_size[0])
     for w in ex.windows:
         where = ", ".join(f"{n} {_span(t)}" for n, t in zip(axis_names, w.taps))
-        out_lines.append(f"window {_pos(w.index)}: {where}")
+        out_lines.append(f"window {format_position(w.index)}: {where}")
         grid = _window_grid(w, kshape)
         out_lines.append(format_grid(grid, "  ") if nd == 2 else "  [" + ", ".join(grid[0]) + "]")
         out_lines.append(f"  {w.formula}")
         if ex.backward:
             out_lines.append(f"  {describe_gradient(ex, w)}")
     out_lines.append("")
-    fn = {"max": "max_pool", "avg": "avg_pool", "lp": "lp_pool"}[ex.op]
+    fn = ex.operation.function
     out_lines.append(f"output {'x'.join(map(str, ex.output.shape))} (poolkit.{fn}):")
     out_lines.append(format_matrix(ex.output, "  "))
     if ex.backward:
@@ -344,7 +342,7 @@ def _run_demo(args) -> int:
     print(f"   max pooling keeps the peak ({_fmt(round(float(stages['max'].max()), 3))}); "
           f"averaging dilutes it ({_fmt(round(float(stages['avg'].max()), 3))})")
     print(f"   wrote {png.resolve()}")
-    ex = viz.explain_pooling(x, "max", (2, 2), 2)
+    ex = explain_pooling(x, "max", (2, 2), 2)
     gif = out / "max-pool.gif"
     n = viz.save_pool_gif(ex, gif)
     print(f"5. A 2x2 max-pool window sliding over example 1 ({n} frames)")
@@ -352,6 +350,8 @@ def _run_demo(args) -> int:
     print()
     print("Next: poolkit explain --op avg --kernel 2 --stride 1 --backward '[[1,2,3],[4,5,6],[7,8,9]]'")
     print("      poolkit show YOUR_PHOTO.jpg -o figure.png --filter sobel-x")
+    print("      poolkit lab train --pool max   (a CNN on real digits;"
+          " poolkit lab claims measures what pooling is for)")
     return 0
 
 
@@ -392,7 +392,7 @@ def _add_explain(sub):
     p = sub.add_parser("explain", help="step-by-step account of every pooling window of a matrix",
                        description=_EXPLAIN_HELP, epilog=_EXPLAIN_EPILOG, formatter_class=_Formatter)
     p.add_argument("matrix", nargs="+", metavar="MATRIX", help="literal like [[1,2],[3,4]], or a .npy/.csv file")
-    p.add_argument("--op", choices=("max", "avg", "lp"), default="max", help="pooling operation (default: max)")
+    p.add_argument("--op", choices=tuple(OPS), default="max", help="pooling operation (default: max)")
     p.add_argument("--kernel", "-k", metavar="K", required=True, help="window size: 2, 2x3 or 2,3")
     p.add_argument("--stride", "-s", metavar="S", help="step between windows (default: the kernel size)")
     p.add_argument("--padding", metavar="P",
@@ -431,11 +431,9 @@ def _run_explain(args) -> int:
     if args.gif:
         _check_writable(args.gif)
         viz = _import_viz()
-    else:
-        from . import viz
-    ex = viz.explain_pooling(x, args.op, kernel, stride, padding, dilation=dilation, ceil_mode=args.ceil,
-                             p=2.0 if args.p is None else args.p, count_include_pad=not args.exclude_pad,
-                             backward=args.backward, grad_output=grad, max_windows=MAX_EXPLAIN_WINDOWS)
+    ex = explain_pooling(x, args.op, kernel, stride, padding, dilation=dilation, ceil_mode=args.ceil,
+                         p=2.0 if args.p is None else args.p, count_include_pad=not args.exclude_pad,
+                         backward=args.backward, grad_output=grad, max_windows=MAX_EXPLAIN_WINDOWS)
     print(format_explanation(ex, default_grad=args.grad is None))
     if args.gif:
         n = viz.save_pool_gif(ex, args.gif)
@@ -460,7 +458,7 @@ examples:
 
 
 def _add_show(sub):
-    from .viz import FILTERS
+    from .viz.images import FILTERS
 
     p = sub.add_parser("show", help="the feature-extraction figure for your own image",
                        description=_SHOW_HELP, epilog=_SHOW_EPILOG, formatter_class=_Formatter)
@@ -484,13 +482,15 @@ def _run_show(args) -> int:
     if args.filter in viz.FILTERS:
         kernel, name = viz.get_filter(args.filter), args.filter
     else:
-        kernel, name = load_matrix(args.filter, "--filter"), Path(args.filter).name if os.path.isfile(args.filter) else "custom"
+        kernel = load_matrix(args.filter, "--filter")
+        name = Path(args.filter).name if os.path.isfile(args.filter) else "custom"
         if kernel.ndim != 2:
             raise ValueError(f"--filter must be a 2-D kernel or one of {', '.join(viz.FILTERS)}, got {args.filter!r}")
     pool_kernel = parse_sizes(args.kernel, 2, "--kernel")
     stride = None if args.stride is None else parse_sizes(args.stride, 2, "--stride")
     if args.output is not None:
         _check_writable(args.output)
+        viz.check_figure_path(args.output)
     if args.output is None and not viz.display_available():
         raise ValueError("no display to show the figure on; write it to a file with -o FIG.png")
     if not Path(args.image).is_file():
@@ -575,9 +575,7 @@ def _run_warmup(args) -> int:
 
 
 def _cache_dir() -> str:
-    from numba.core.config import CACHE_DIR
-
-    return CACHE_DIR or "next to the installed package (__pycache__)"
+    return os.environ.get("NUMBA_CACHE_DIR") or "next to the installed package (__pycache__)"
 
 
 class _ProgressBar:
@@ -665,7 +663,7 @@ class _Heartbeat:
 
 #: The subcommands, in the order ``poolkit --help`` lists them.  Each entry takes the
 #: subparsers object, adds its parser and sets ``run``; append one to add a subcommand.
-COMMANDS = [_add_demo, _add_explain, _add_show, _add_warmup]
+COMMANDS = [_add_demo, _add_explain, _add_show, _add_warmup, add_lab]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,13 +7,15 @@ and run the reductions of :mod:`poolkit._engine` on it.
 from __future__ import annotations
 
 import math
-import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
 from . import _engine as E
 from . import _geometry as geo
 from . import _validate as V
+from ._docs import fill
+from ._validate import ArrayLike, Axes, Padding, Sizes
 
 __all__ = [
     "max_pool",
@@ -78,50 +80,17 @@ def _lp_norms(x, p: float, plan: geo.Plan) -> tuple[np.ndarray, np.ndarray, floa
 # public API
 # --------------------------------------------------------------------------------------------
 
-_SHARED_PARAMS = """\
-    kernel_size : int or sequence of int
-        Window size along each pooled axis.  An int needs ``axes`` (it is broadcast over them).
-    stride : int or sequence of int, optional
-        Step between windows; defaults to ``kernel_size``.
-    padding : int, sequence of int, sequence of (before, after), or {"valid", "same", "same_lower"}
-        Implicit padding.  Ints pad both sides; pairs pad each side; ``"same"`` is TensorFlow/ONNX
-        SAME_UPPER (output ``ceil(in / stride)``, the odd cell at the end), ``"same_lower"`` puts
-        it at the start.  See :func:`resolve_padding`.
-    dilation : int or sequence of int, optional
-        Spacing between window taps (1 = contiguous windows).
-    ceil_mode : bool, optional
-        Round the output size up instead of down; the last window must still start inside the
-        input or the left padding.
-    axes : int or sequence of int, optional
-        The pooled axes; by default the last ``len(kernel_size)`` axes.  All other axes are
-        batch-like, so NCHW pools with ``kernel_size=(kh, kw)`` and NHWC with ``axes=(1, 2)``."""
-
-_SIZE_RULE = """\
-    Along each pooled axis, with ``eff = dilation * (kernel_size - 1) + 1``::
-
-        out = floor_or_ceil((in + pad_before + pad_after - eff) / stride) + 1
-
-    and in ceil mode the last window is dropped if it would start at or past
-    ``in + pad_before`` (PyTorch's ``pooling_output_shape_pad_lr``)."""
-
-
-def _doc(func):
-    func.__doc__ = func.__doc__.replace("{SHARED}", _SHARED_PARAMS).replace("{SIZE_RULE}", _SIZE_RULE)
-    return func
-
-
-@_doc
-def max_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, axes=None,
-             return_indices=False):
+@fill
+def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
+             dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
+             return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Max pooling over any number of axes.
 
     Parameters
     ----------
-    x : (..., *spatial) ndarray
-        Input of a real numeric or bool dtype; any strides.  It is never modified.
+{X_ANY}
 {SHARED}
-    return_indices : bool, optional
-        Also return where each maximum came from.
+{RETURN_INDICES}
 
     Returns
     -------
@@ -165,15 +134,15 @@ def max_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     return (out, idx) if return_indices else out
 
 
-@_doc
-def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, count_include_pad=True,
-             divisor_override=None, axes=None):
+@fill
+def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
+             dilation: Sizes = 1, ceil_mode: bool = False, count_include_pad: bool = True,
+             divisor_override: int | None = None, axes: Axes = None) -> np.ndarray:
     """Average pooling over any number of axes.
 
     Parameters
     ----------
-    x : (..., *spatial) ndarray
-        Input of a real numeric or bool dtype; any strides.  It is never modified.
+{X_ANY}
 {SHARED}
     count_include_pad : bool, optional
         Divide by the number of window cells inside the padded input (True, PyTorch's default) or
@@ -196,13 +165,8 @@ def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     --------
     >>> import numpy as np
     >>> import poolkit
-    >>> x = np.array([[1., 3, 2, 1],
-    ...               [2, 9, 1, 1],
-    ...               [1, 4, 2, 3],
-    ...               [5, 6, 1, 2]])
-    >>> poolkit.avg_pool(x, (2, 2))
-    array([[3.75, 1.25],
-           [4.  , 2.  ]])
+    >>> poolkit.avg_pool(np.array([[1., 3, 2, 1], [2, 9, 1, 1]]), (2, 2))
+    array([[3.75, 1.25]])
     >>> poolkit.avg_pool(np.ones((3, 3)), (2, 2), stride=2, padding=1, count_include_pad=False)
     array([[1., 1.],
            [1., 1.]])
@@ -213,14 +177,14 @@ def avg_pool(x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=Fa
     return E.pool_sums(x, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
-@_doc
-def lp_pool(x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, axes=None):
+@fill
+def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
+            dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None) -> np.ndarray:
     """Lp-norm pooling: ``(sum |x|**p) ** (1/p)`` over each window.
 
     Parameters
     ----------
-    x : (..., *spatial) ndarray
-        Input of a real numeric or bool dtype; any strides.  It is never modified.
+{X_ANY}
     p : float
         The norm's order, finite and > 0 (``p=1`` sums magnitudes, ``p=2`` is the Euclidean norm).
 {SHARED}
@@ -252,9 +216,10 @@ def lp_pool(x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=
     return E.narrow(ys / scale, E.float_dtype(x.dtype))
 
 
-@_doc
-def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
-                      axes=None, indices=None):
+@fill
+def max_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None,
+                      padding: Padding = 0, *, dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
+                      indices: ArrayLike | None = None) -> np.ndarray:
     """Gradient of max pooling: each output's gradient goes to its window's maximum.
 
     Parameters
@@ -280,28 +245,21 @@ def max_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
     >>> import numpy as np
     >>> import poolkit
     >>> x = np.array([[1., 3, 2, 1],
-    ...               [2, 9, 1, 1],
-    ...               [1, 4, 2, 3],
-    ...               [5, 6, 1, 2]])
-    >>> poolkit.max_pool_backward(np.array([[1., 2], [3, 4]]), x, (2, 2))
-    array([[0., 0., 2., 0.],
-           [0., 1., 0., 0.],
-           [0., 0., 0., 4.],
-           [0., 3., 0., 0.]])
+    ...               [2, 9, 1, 1]])
+    >>> poolkit.max_pool_backward(np.array([[10., 20]]), x, (2, 2))
+    array([[ 0.,  0., 20.,  0.],
+           [ 0., 10.,  0.,  0.]])
     """
     x = V.check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
-    if indices is None:
-        _, idx = E.max_reduce(x, plan, True)
-    else:
-        idx = V.check_indices(indices, plan.out_shape)
-    return E.max_scatter(g, idx, plan, E.float_dtype(x.dtype))
+    return E.max_backward(grad_output, x, plan, indices)
 
 
-@_doc
-def avg_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
-                      count_include_pad=True, divisor_override=None, axes=None):
+@fill
+def avg_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None,
+                      padding: Padding = 0, *, dilation: Sizes = 1, ceil_mode: bool = False,
+                      count_include_pad: bool = True, divisor_override: int | None = None,
+                      axes: Axes = None) -> np.ndarray:
     """Gradient of average pooling: each output's gradient is spread evenly over its window.
 
     Parameters
@@ -336,9 +294,10 @@ def avg_pool_backward(grad_output, x, kernel_size, stride=None, padding=0, *, di
     return E.spread(g, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
 
 
-@_doc
-def lp_pool_backward(grad_output, x, p, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
-                     axes=None):
+@fill
+def lp_pool_backward(grad_output: ArrayLike, x: ArrayLike, p: float, kernel_size: Sizes,
+                     stride: Sizes | None = None, padding: Padding = 0, *, dilation: Sizes = 1,
+                     ceil_mode: bool = False, axes: Axes = None) -> np.ndarray:
     """Gradient of Lp pooling.
 
     Parameters
@@ -380,7 +339,7 @@ def lp_pool_backward(grad_output, x, p, kernel_size, stride=None, padding=0, *, 
     return E.narrow(grad, E.float_dtype(x.dtype))
 
 
-def max_unpool(values, indices, output_size, *, axes=None):
+def max_unpool(values: ArrayLike, indices: ArrayLike, output_size: Sizes, *, axes: Axes = None) -> np.ndarray:
     """Place pooled values back at their flat indices in a zero array (PyTorch's MaxUnpool).
 
     Parameters
@@ -415,21 +374,16 @@ def max_unpool(values, indices, output_size, *, axes=None):
     v = V.check_array(values, "values")
     n = geo.count_of(output_size, "output_size")
     ax = geo.normalize_axes(v.ndim, axes, n, "output_size")
-    sizes = geo.positive_tuple("output_size", output_size, len(ax))
-    order = sorted(range(len(ax)), key=lambda i: ax[i])
-    ax = tuple(ax[i] for i in order)
-    sizes = tuple(sizes[i] for i in order)
-    out_shape = list(v.shape)
-    for a, s in zip(ax, sizes):
-        out_shape[a] = s
+    out_shape = geo.resized(v.shape, ax, geo.positive_tuple("output_size", output_size, len(ax)))
     geo.check_size(out_shape)
     geo.check_memory(out_shape, v.dtype.itemsize)
     idx = V.check_indices(indices, v.shape)
-    return E.scatter(v, idx, ax, tuple(out_shape), v.dtype, False)
+    return E.scatter(v, idx, sorted(ax), out_shape, v.dtype, False)
 
 
-@_doc
-def output_shape(input_shape, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False, axes=None):
+@fill
+def output_shape(input_shape: Sequence[int], kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0,
+                 *, dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None) -> tuple[int, ...]:
     """The shape pooling gives, without pooling anything.
 
     Parameters
@@ -458,9 +412,10 @@ def output_shape(input_shape, kernel_size, stride=None, padding=0, *, dilation=1
     return _plan(input_shape, kernel_size, stride, padding, dilation, ceil_mode, axes).out_shape
 
 
-@_doc
-def resolve_padding(input_shape, kernel_size, stride=None, padding=0, *, dilation=1, ceil_mode=False,
-                    axes=None):
+@fill
+def resolve_padding(input_shape: Sequence[int], kernel_size: Sizes, stride: Sizes | None = None,
+                    padding: Padding = 0, *, dilation: Sizes = 1, ceil_mode: bool = False,
+                    axes: Axes = None) -> tuple[tuple[int, int], ...]:
     """The explicit ``(before, after)`` padding of every pooled axis, for any padding form.
 
     Parameters

@@ -23,6 +23,13 @@ import numpy as np
 from numba import njit
 
 
+def kernel(func):
+    """The decorator of every kernel that runs without reference counting: compiled on first use
+    for each argument type, cached on disk under its own name, releasing the GIL, and built with
+    ``_nrt=False`` (see above), so that it cannot allocate -- its caller passes every buffer."""
+    return njit(cache=True, nogil=True, _nrt=False)(func)  # _nrt: a private numba option
+
+
 @njit(inline="always")
 def better(v, b):
     """True when v replaces the current maximum b: strictly greater, or the first NaN."""

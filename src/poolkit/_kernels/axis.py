@@ -7,10 +7,9 @@ Each kernel takes a chunk ``[t0, t1)`` of its independent work (see :mod:`poolki
 compiled without reference counting.
 """
 
-import numpy as np
 from numba import njit
 
-from ._loops import add2, better, max2, vacc, vput, vzero
+from ._loops import add2, better, kernel, max2, vacc, vput, vzero
 
 
 @njit(inline="always")
@@ -28,19 +27,19 @@ def _reduce_axis(x, starts, counts, step, out, t0, t1, comb):
             vput(of, t * n_inner, xf, src + j * step * n_inner, n_inner, 1, j == 0, comb)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_axis(x, starts, counts, step, out, t0, t1):
     """Window maxima along the middle axis (the first maximum wins, NaN propagates)."""
     _reduce_axis(x, starts, counts, step, out, t0, t1, max2)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_axis(x, starts, counts, step, out, t0, t1):
     """Window sums along the middle axis, accumulated in out's dtype (float64)."""
     _reduce_axis(x, starts, counts, step, out, t0, t1, add2)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, idx_out, t0, t1):
     """max_axis that also tracks flat indices: idx_out = idx_in[winner] + winner_position * scale.
 
@@ -51,8 +50,7 @@ def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, id
     n_inner = x.shape[2]
     n_out = starts.shape[0]
     for t in range(t0, t1):
-        o = t // n_out
-        m = t - o * n_out
+        o, m = divmod(t, n_out)
         s = starts[m]
         for i in range(n_inner):
             out[o, m, i] = x[o, s, i]
@@ -66,7 +64,7 @@ def max_axis_indices(x, idx_in, has_idx_in, starts, counts, step, scale, out, id
                     idx_out[o, m, i] = (idx_in[o, pos, i] if has_idx_in else 0) + pos * scale
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_axis_adjoint(g, starts, counts, step, out, o0, o1):
     """The transpose of sum_axis for planes o0 <= o < o1: out[o, p, i] = sum of g[o, m, i] over the
     windows m holding p."""

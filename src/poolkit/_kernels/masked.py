@@ -4,7 +4,7 @@ feature axis is the contiguous inner loop."""
 
 from numba import njit
 
-from ._loops import better, lower
+from ._loops import better, kernel, lower
 
 
 @njit(inline="always")
@@ -26,19 +26,19 @@ def _extreme(x, mask, out, arg, n0, n1, wins):
             first = False
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def masked_max(x, mask, out, arg, n0, n1):
     """The maximum over the valid steps (NaN beats every number, the first NaN wins)."""
     _extreme(x, mask, out, arg, n0, n1, better)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def masked_min(x, mask, out, arg, n0, n1):
     """The minimum over the valid steps (NaN beats every number, the first NaN wins)."""
     _extreme(x, mask, out, arg, n0, n1, lower)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def masked_sum(x, mask, out, n0, n1):
     """out[n, i] = sum of x[n, t, i] over the valid steps, accumulated in out (float64)."""
     n_time, n_inner = x.shape[1], x.shape[2]

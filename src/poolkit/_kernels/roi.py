@@ -12,7 +12,6 @@ the channels, not the ROIs.
 import numpy as np
 from numba import njit
 
-
 # --------------------------------------------------------------------------------------------
 # ROI max pooling (torchvision roi_pool / ONNX MaxRoiPool geometry)
 # --------------------------------------------------------------------------------------------
@@ -151,7 +150,7 @@ def roi_align_forward(x, width, batch, ny, ylo, yhi, ly, hy, yok, nx, xlo, xhi, 
                             q += 1
                         out[k, c, ph, pw] = acc
                     else:
-                        for s in range(ns):
+                        for _ in range(ns):
                             acc += (wts[q, 0] * plane[pos[q, 0]] + wts[q, 1] * plane[pos[q, 1]]
                                     + wts[q, 2] * plane[pos[q, 2]] + wts[q, 3] * plane[pos[q, 3]])
                             q += 1
@@ -201,7 +200,7 @@ def roi_align_backward(g, x, width, batch, ny, ylo, yhi, ly, hy, yok, nx, xlo, x
                             gplane[best_p] += best_w * go
                     else:
                         go = go / count[k]
-                        for s in range(ns):
+                        for _ in range(ns):
                             for j in range(4):
                                 gplane[pos[q, j]] += wts[q, j] * go
                             q += 1

@@ -4,7 +4,7 @@ value at its index), over an ``(outer, positions, inner)`` view with the pooled 
 import numpy as np
 from numba import njit
 
-from ._loops import add2, put2, vzero
+from ._loops import add2, kernel, put2, vzero
 
 
 @njit(inline="always")
@@ -36,13 +36,13 @@ def _scatter(src, ix, out, o0, o1, comb):
     return bad
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def scatter_add(g, idx, out, o0, o1):
     """out[o, idx[o, q, i], i] += g[o, q, i] on zeroed planes; returns the out-of-range count."""
     return _scatter(g, idx, out, o0, o1, add2)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def scatter_set(v, idx, out, o0, o1):
     """out[o, idx[o, q, i], i] = v[o, q, i] on zeroed planes (the later duplicate wins); returns the
     out-of-range count."""

@@ -28,7 +28,7 @@ reference counting (``_nrt=False``), so they cannot allocate.
 import numpy as np
 from numba import njit
 
-from ._loops import add2, better, max2, vacc, vcopy, vpair, vput, vspread, vzero
+from ._loops import add2, better, kernel, max2, vacc, vcopy, vpair, vput, vspread, vzero
 
 # The window tables of D, H and W come packed in one int64 array (sd, cd, sh, ch, sw, cw: starts
 # and counts) and the scalars in another (poolkit._geometry.FusedView.params), so that a call passes
@@ -324,121 +324,121 @@ def variant(f, op: str) -> str:
 # (op, rows, cols, literal stride) -- the wrappers below are spelled out, not generated, because
 # numba caches a function by its source location.
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_edges(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_small(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 or 3 taps at stride 1 or 2 along W (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 1."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_taps(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at any stride (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_small(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True)
@@ -449,7 +449,7 @@ def sum_wide(x, tables, params, divs, out, work, t0, t1):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def max_indices(x, tables, params, out, idx, buf, row, t0, t1):
     """Output rows t0 <= t < t1 of the window maxima with flat indices ((d * H + h) * W + w) of the
     first maximum.  ``buf`` (x's dtype) and ``row`` (int64) hold one input row each.
@@ -512,7 +512,7 @@ def max_indices(x, tables, params, out, idx, buf, row, t0, t1):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@kernel
 def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
     """Planes o0 <= o < o1 of the transpose of the sum kernels: each g / divisor spread over its
     window's taps.  g: (O, OD, OH, OW*I); out: (O, D, H, W*I) of any float dtype.

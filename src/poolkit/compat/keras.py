@@ -32,14 +32,11 @@ array([[0., 0., 0., 0.],
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 import poolkit
 
 from .. import _validate as V
-
 from . import tf as _tf
 
 __all__ = [
@@ -141,6 +138,12 @@ class _Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k not in ("name", "dtype"))
         return f"{type(self).__name__}({args})"
+
+
+def _ranked(base: type, name: str, n: int) -> type:
+    """The layer class ``name`` of ``base`` for ``n`` spatial axes (``keras.layers.<name>``)."""
+    return type(name, (base,), {"_n": n, "__doc__": f"``keras.layers.{name}``.", "__module__": __name__,
+                                "__qualname__": name})
 
 
 def _snake(name: str) -> str:
@@ -263,16 +266,10 @@ class AveragePooling1D(_AveragePooling):
     _n = 1
 
 
-class AveragePooling2D(_AveragePooling):
-    """``keras.layers.AveragePooling2D``."""
-
-    _n = 2
+AveragePooling2D = _ranked(_AveragePooling, "AveragePooling2D", 2)
 
 
-class AveragePooling3D(_AveragePooling):
-    """``keras.layers.AveragePooling3D``."""
-
-    _n = 3
+AveragePooling3D = _ranked(_AveragePooling, "AveragePooling3D", 3)
 
 
 MaxPool1D, MaxPool2D, MaxPool3D = MaxPooling1D, MaxPooling2D, MaxPooling3D
@@ -331,16 +328,10 @@ class GlobalMaxPooling1D(_GlobalPooling):
     _n = 1
 
 
-class GlobalMaxPooling2D(_GlobalPooling):
-    """``keras.layers.GlobalMaxPooling2D``."""
-
-    _n = 2
+GlobalMaxPooling2D = _ranked(_GlobalPooling, "GlobalMaxPooling2D", 2)
 
 
-class GlobalMaxPooling3D(_GlobalPooling):
-    """``keras.layers.GlobalMaxPooling3D``."""
-
-    _n = 3
+GlobalMaxPooling3D = _ranked(_GlobalPooling, "GlobalMaxPooling3D", 3)
 
 
 class _GlobalAveragePooling(_GlobalPooling):
@@ -400,16 +391,10 @@ class GlobalAveragePooling1D(_GlobalAveragePooling):
         return self._in_float(grad)
 
 
-class GlobalAveragePooling2D(_GlobalAveragePooling):
-    """``keras.layers.GlobalAveragePooling2D``."""
-
-    _n = 2
+GlobalAveragePooling2D = _ranked(_GlobalAveragePooling, "GlobalAveragePooling2D", 2)
 
 
-class GlobalAveragePooling3D(_GlobalAveragePooling):
-    """``keras.layers.GlobalAveragePooling3D``."""
-
-    _n = 3
+GlobalAveragePooling3D = _ranked(_GlobalAveragePooling, "GlobalAveragePooling3D", 3)
 
 
 GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPool3D = GlobalMaxPooling1D, GlobalMaxPooling2D, GlobalMaxPooling3D
@@ -487,16 +472,10 @@ class AdaptiveMaxPooling1D(_AdaptivePooling):
     _n = 1
 
 
-class AdaptiveMaxPooling2D(_AdaptivePooling):
-    """``keras.layers.AdaptiveMaxPooling2D``."""
-
-    _n = 2
+AdaptiveMaxPooling2D = _ranked(_AdaptivePooling, "AdaptiveMaxPooling2D", 2)
 
 
-class AdaptiveMaxPooling3D(_AdaptivePooling):
-    """``keras.layers.AdaptiveMaxPooling3D``."""
-
-    _n = 3
+AdaptiveMaxPooling3D = _ranked(_AdaptivePooling, "AdaptiveMaxPooling3D", 3)
 
 
 class _AdaptiveAveragePooling(_AdaptivePooling):
@@ -504,19 +483,10 @@ class _AdaptiveAveragePooling(_AdaptivePooling):
     _averaging = True
 
 
-class AdaptiveAveragePooling1D(_AdaptiveAveragePooling):
-    """``keras.layers.AdaptiveAveragePooling1D``."""
-
-    _n = 1
+AdaptiveAveragePooling1D = _ranked(_AdaptiveAveragePooling, "AdaptiveAveragePooling1D", 1)
 
 
-class AdaptiveAveragePooling2D(_AdaptiveAveragePooling):
-    """``keras.layers.AdaptiveAveragePooling2D``."""
-
-    _n = 2
+AdaptiveAveragePooling2D = _ranked(_AdaptiveAveragePooling, "AdaptiveAveragePooling2D", 2)
 
 
-class AdaptiveAveragePooling3D(_AdaptiveAveragePooling):
-    """``keras.layers.AdaptiveAveragePooling3D``."""
-
-    _n = 3
+AdaptiveAveragePooling3D = _ranked(_AdaptiveAveragePooling, "AdaptiveAveragePooling3D", 3)

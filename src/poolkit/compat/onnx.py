@@ -114,17 +114,21 @@ def _float(op, name, value) -> float:
     return V.check_real(f"{op}: attribute {name}", value)
 
 
+def _window_attrs(op, attrs, n) -> tuple[list, list, list]:
+    """The kernel_shape (required), strides and pads of a node over ``n`` spatial axes."""
+    if "kernel_shape" not in attrs:
+        raise ValueError(f"{op}: attribute kernel_shape is required")
+    return (_ints(op, "kernel_shape", attrs["kernel_shape"], n), _ints(op, "strides", attrs.get("strides", [1] * n), n),
+            _ints(op, "pads", attrs.get("pads", [0] * 2 * n), 2 * n))
+
+
 def _pool_geometry(op, x, attrs, *, ceil_ok=True):
     """kernel, strides, poolkit padding, dilations and ceil_mode of a sliding-window node."""
     if x.ndim < 3:
         raise ValueError(f"{op}: input must be (N, C, D1, ..., Dn) with n >= 1, got shape {x.shape}")
     n = x.ndim - 2
-    if "kernel_shape" not in attrs:
-        raise ValueError(f"{op}: attribute kernel_shape is required")
-    k = _ints(op, "kernel_shape", attrs["kernel_shape"], n)
-    s = _ints(op, "strides", attrs.get("strides", [1] * n), n)
+    k, s, pads = _window_attrs(op, attrs, n)
     d = _ints(op, "dilations", attrs.get("dilations", [1] * n), n)
-    pads = _ints(op, "pads", attrs.get("pads", [0] * 2 * n), 2 * n)
     ceil_mode = _int(op, "ceil_mode", attrs.get("ceil_mode", 0)) if ceil_ok else 0
     if ceil_mode not in (0, 1):
         raise ValueError(f"{op}: attribute ceil_mode must be 0 or 1, got {ceil_mode}")
@@ -195,11 +199,7 @@ def _max_unpool(inputs, attrs):
     if idx.dtype.kind not in "iu":
         raise TypeError(f"{op}: I must be an integer tensor, got dtype {idx.dtype}")
     n = x.ndim - 2
-    if "kernel_shape" not in attrs:
-        raise ValueError(f"{op}: attribute kernel_shape is required")
-    k = _ints(op, "kernel_shape", attrs["kernel_shape"], n)
-    s = _ints(op, "strides", attrs.get("strides", [1] * n), n)
-    pads = _ints(op, "pads", attrs.get("pads", [0] * 2 * n), 2 * n)
+    k, s, pads = _window_attrs(op, attrs, n)
     inferred = x.shape[:2] + tuple((x.shape[2 + i] - 1) * s[i] - (pads[i] + pads[n + i]) + k[i] for i in range(n))
     if any(v < 0 for v in inferred):
         raise ValueError(f"{op}: kernel_shape, strides and pads give a negative output shape {inferred}")
@@ -225,7 +225,8 @@ def _max_unpool(inputs, attrs):
     if len(out_shape) != x.ndim:
         raise ValueError(f"{op}: output_shape must have {x.ndim} values, got {list(out_shape)}")
     if any(o < i for o, i in zip(out_shape, inferred)):
-        raise ValueError(f"{op}: output_shape {list(out_shape)} must not be smaller than the inferred shape {list(inferred)}")
+        raise ValueError(f"{op}: output_shape {list(out_shape)} must not be smaller than the inferred shape "
+                         f"{list(inferred)}")
     geo.check_size(out_shape)
     geo.check_memory(out_shape, x.dtype.itemsize)
     res = np.zeros(out_shape, dtype=y.dtype)

@@ -41,8 +41,6 @@ array([[[4, 5],
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 import poolkit
@@ -80,7 +78,8 @@ def _layout(n: int, data_format, fname: str):
         cf = False
     else:
         if data_format not in _FORMATS[n]:
-            raise ValueError(f"{fname}: data_format must be one of {_FORMATS[n]} for {n + 2}-D input, got {data_format!r}")
+            raise ValueError(f"{fname}: data_format must be one of {_FORMATS[n]} for {n + 2}-D input, "
+                             f"got {data_format!r}")
         cf = data_format.startswith("NC")
     if cf:
         return True, 1, tuple(range(2, n + 2))
@@ -107,7 +106,8 @@ def _get_sequence(value, n: int, channel_index: int, name: str) -> list:
     if len(value) == 1:
         value = value * n
     elif len(value) != n:
-        raise ValueError(f"{name} should be of length 1, {n} or {n + 2}. Received: {name}={value} of length {len(value)}")
+        raise ValueError(f"{name} should be of length 1, {n} or {n + 2}. "
+                         f"Received: {name}={value} of length {len(value)}")
     return [1, 1] + value if channel_index == 1 else [1] + value + [1]
 
 
@@ -133,7 +133,8 @@ def _windows(fname, n, ksize, strides, channel, spatial, *, kind):
             raise ValueError(f"{fname}: pooling across the channel (depth) dimension is not supported by "
                              "max_pool_with_argmax (TensorFlow silently ignores the channel window)")
         if any(v != 1 for v in k):
-            raise ValueError(f"{fname}: MaxPooling supports exactly one of pooling across depth or pooling across width/height.")
+            raise ValueError(f"{fname}: MaxPooling supports exactly one of pooling across depth or pooling "
+                             "across width/height.")
         if strides[channel] != depth:
             raise ValueError(f"{fname}: Depthwise max pooling requires the depth window to equal the depth stride")
     elif kind == "max3d" and strides[channel] != 1:
@@ -149,7 +150,8 @@ def _padding(fname, padding, n, channel, spatial, k, *, explicit_ok):
         if padding == "SAME":
             return "same"
         allowed = '"SAME", "VALID", "EXPLICIT"' if explicit_ok else '"SAME", "VALID"'
-        raise ValueError(f"{fname}: Value for attr 'padding' of \"{padding}\" is not in the list of allowed values: {allowed}")
+        raise ValueError(f"{fname}: Value for attr 'padding' of \"{padding}\" is not in the list of allowed "
+                         f"values: {allowed}")
     if isinstance(padding, np.ndarray):
         padding = padding.tolist()
     if not isinstance(padding, (list, tuple)):
@@ -165,14 +167,16 @@ def _padding(fname, padding, n, channel, spatial, k, *, explicit_ok):
                              f"Received: padding={padding} with element at index {i} of size {len(item)}")
         pairs.append((int(item[0]), int(item[1])))
     if len(pairs) != n + 2:
-        raise ValueError(f"When padding is a list, it must be of size {n + 2}. Received: padding={padding} of size {len(pairs)}")
+        raise ValueError(f"When padding is a list, it must be of size {n + 2}. "
+                         f"Received: padding={padding} of size {len(pairs)}")
     if any(v < 0 for pair in pairs for v in pair):
         raise ValueError(f"{fname}: All elements of explicit_paddings must be nonnegative")
     if pairs[0] != (0, 0) or pairs[channel] != (0, 0):
         raise ValueError(f"{fname}: Nonzero explicit padding in the batch or depth dimensions is not supported")
     names = {1: [("Left", "Right")], 2: [("Top", "Bottom"), ("Left", "Right")]}.get(n)
     if names is None:
-        raise ValueError(f"Explicit padding is not supported with an input tensor of rank 5. Received: padding={padding}")
+        raise ValueError("Explicit padding is not supported with an input tensor of rank 5. "
+                         f"Received: padding={padding}")
     out = []
     for (before, after), (nb, na), ki in zip((pairs[a] for a in spatial), names, k):
         if before >= ki:
@@ -219,7 +223,8 @@ def _max(fname, input, ksize, strides, padding, data_format, n_expected=None, ex
     if depth != 1:  # depthwise max pooling: spatial strides and padding are ignored, as TensorFlow does
         _padding(fname, padding, n, channel, spatial, (1,) * n, explicit_ok=explicit_ok and n < 3)
         if x.shape[channel] % depth:
-            raise ValueError(f"{fname}: Depthwise max pooling requires the depth window to evenly divide the input depth")
+            raise ValueError(f"{fname}: Depthwise max pooling requires the depth window to evenly divide the "
+                             "input depth")
         return _tf_max(x, (depth,), depth, 0, (channel,))
     pad = _padding(fname, padding, n, channel, spatial, k, explicit_ok=explicit_ok and n < 3)
     return _tf_max(x, k, s, pad, spatial)
@@ -373,7 +378,8 @@ def max_pool_with_argmax(input, ksize, strides, padding, data_format="NHWC", out
     if x.ndim != 4:
         raise ValueError(f"{fname}: input must be 4-dimensional (N, H, W, C), got shape {x.shape}")
     if data_format != "NHWC":
-        raise ValueError(f"`data_format` values other  than 'NHWC' are not supported. Received: data_format={data_format}")
+        raise ValueError("`data_format` values other  than 'NHWC' are not supported. "
+                         f"Received: data_format={data_format}")
     dtype = np.dtype(getattr(output_dtype, "as_numpy_dtype", output_dtype))
     if dtype not in (np.dtype(np.int64), np.dtype(np.int32)):
         raise ValueError(f"{fname}: output_dtype must be int32 or int64, got {output_dtype!r}")

@@ -91,7 +91,8 @@ def _ints(fname: str, argname: str, value, n: int, *, allow_none: bool = False, 
         if len(value) == 1:
             return (int(value[0]),) * n
     extra = "omitted, " if allow_none else ""
-    what = f"an int, list of ints or tuple of ints of size {n}" if n == 1 else f"a single int, or a tuple of {_WORDS[n]} ints"
+    what = (f"an int, list of ints or tuple of ints of size {n}" if n == 1
+            else f"a single int, or a tuple of {_WORDS[n]} ints")
     if n == 1:
         raise ValueError(f"{fname}() {argname} must be {extra}{what} but got {value!r}")
     raise ValueError(f"{fname}: {argname} must {verb} {extra}{what}")
@@ -153,7 +154,7 @@ def _pool_geometry(fname, x, n, kernel_size, stride, padding, dilation, ceil_mod
             + ", ".join(f"pad{a} = {v}" for a, v in zip(names, p)) + ", "
             + ", ".join(f"k{a} = {v}" for a, v in zip(names, k))
         )
-    out = [_out_size(x.shape[x.ndim - n + i], k[i], s[i], p[i], d[i], bool(ceil_mode)) for i in range(n)]
+    out = [geo.output_size(x.shape[x.ndim - n + i], k[i], s[i], d[i], p[i], p[i], bool(ceil_mode)) for i in range(n)]
     if any(o < 1 for o in out):
         planes = x.shape[x.ndim - n - 1]
         raise ValueError(
@@ -166,15 +167,6 @@ def _pool_geometry(fname, x, n, kernel_size, stride, padding, dilation, ceil_mod
 def _half(v: int) -> int:
     """C++'s ``v / 2`` (truncation towards zero)."""
     return v // 2 if v >= 0 else -((-v) // 2)
-
-
-def _out_size(size, k, s, p, d, ceil_mode):
-    """aten's pooling_output_shape (the core computes the same; needed here for the error text)."""
-    num = size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
-    out = num // s + 1
-    if ceil_mode and (out - 1) * s >= size + p:
-        out -= 1
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +193,7 @@ def _torch_max(x, n, k, s, p, d, ceil_mode, return_indices):
     spatial = x.shape[x.ndim - n:]
     firsts, empty = [], False  # per axis: each window's first tap >= 0; does some window miss the input?
     for size, ki, si, pi, di in zip(spatial, k, s, p, d):
-        start = np.arange(_out_size(size, ki, si, pi, di, ceil_mode), dtype=np.int64) * si - pi
+        start = np.arange(geo.output_size(size, ki, si, di, pi, pi, ceil_mode), dtype=np.int64) * si - pi
         first = np.where(start < 0, start + (-start + di - 1) // di * di, start)
         firsts.append(first)
         empty = empty or bool(((first >= size) | (first > start + (ki - 1) * di)).any())
@@ -491,7 +483,8 @@ def _max_unpool(n, input, indices, kernel_size, stride, padding, output_size):
     fname = f"max_unpool{n}d"
     x = np.asarray(input)
     if x.ndim not in (n + 1, n + 2):
-        raise ValueError(f"{fname}: Expected {n + 1}D or {n + 2}D (batch mode) tensor for input, but got: {list(x.shape)}")
+        raise ValueError(f"{fname}: Expected {n + 1}D or {n + 2}D (batch mode) tensor for input, "
+                         f"but got: {list(x.shape)}")
     k = _ints(fname, "kernel_size", kernel_size, n)
     s = _ints(fname, "stride", stride, n, allow_none=True)
     s = k if s is None else s
@@ -591,14 +584,15 @@ def _fractional(n, input, kernel_size, output_size, output_ratio, return_indices
         samples = np.random.default_rng().random((xb.shape[0], xb.shape[1], n)).astype(dtype)
     else:
         samples = np.asarray(_random_samples)
-        if samples.ndim != 3 or samples.shape[0] != xb.shape[0] or samples.shape[1] != xb.shape[1] or samples.shape[2] != n:
+        if samples.shape != (xb.shape[0], xb.shape[1], n):
             raise ValueError(
                 f"{fname}(): _random_samples must have shape ({xb.shape[0]}, {xb.shape[1]}, {n}) "
                 f"(batch, channels, {n}), got {samples.shape}"
             )
     if return_indices:
         vals, idx = poolkit.fractional_max_pool(xb, k, sizes, random_samples=samples, return_indices=True)
-        idx = _last_nan(xb, n, vals, idx, lambda pos: poolkit.fractional_max_pool(pos, k, sizes, random_samples=samples))
+        idx = _last_nan(xb, n, vals, idx,
+                        lambda pos: poolkit.fractional_max_pool(pos, k, sizes, random_samples=samples))
         res = (vals, idx)
     else:
         res = poolkit.fractional_max_pool(xb, k, sizes, random_samples=samples)

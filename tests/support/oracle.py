@@ -2,7 +2,8 @@
 
 Every function here is written from the definitions in issue 2 -- explicit Python loops over the
 output positions and over the taps of each window -- and shares no code with ``poolkit``.  It is
-meant to be read, not to be fast: use it on small arrays only.
+meant to be read, not to be fast: use it on small arrays only.  It is itself checked against
+PyTorch in ``peers/test_torch.py``.
 
 Conventions (the same as the public API):
 

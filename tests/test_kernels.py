@@ -1,5 +1,7 @@
-"""The fused 2-D/3-D kernels (direct, tap-major and van Herk / Gil-Werman paths) against the general
-separable path and against the NumPy oracle, on windows wide enough to reach every fast path."""
+"""The compiled kernels: the fused 2-D/3-D kernels (direct, tap-major and van Herk / Gil-Werman
+paths) against the general separable path and against the NumPy oracle, on windows wide enough to
+reach every fast path; every forward variant, selected by its geometry, against the oracle; the
+multi-threaded scatter's index check.  The public functions' own cases live in ``test_pooling.py``."""
 
 import numpy as np
 import pytest
@@ -7,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolkit
+from poolkit import _engine as E
 from poolkit import _geometry as geo
 from poolkit import _warmup
-from poolkit import _engine as E
+
+from support import oracle as R
 
 
 def _general_max(x, plan, return_indices=False):
@@ -161,7 +165,8 @@ VARIANT_GEOMETRY = {kind: ((2, 3) + shape[2:] if axes[0] == 2 else (2,) + shape[
 
 def _forward_kernels():
     from poolkit._kernels import sliding
-    return sorted(n for n in dir(sliding) if n.split("_")[0] in ("max", "sum") and n not in ("max_indices", "max2", "sum_adjoint")
+    others = ("max_indices", "max2", "sum_adjoint")
+    return sorted(n for n in dir(sliding) if n.split("_")[0] in ("max", "sum") and n not in others
                   and hasattr(getattr(sliding, n), "py_func"))
 
 
@@ -174,7 +179,6 @@ def test_every_forward_variant_has_a_geometry():
 def test_forward_variant_matches_oracle(kind, dtype):
     """Each variant, selected by its geometry, against the slow NumPy oracle: max (NaN, ties, edges)
     and average (both divisor rules)."""
-    import reference as R
     from poolkit._kernels import sliding
     shape, k, s, pad, axes = VARIANT_GEOMETRY[kind]
     plan = geo.make_plan(shape, k, s, pad, 1, False, axes)
@@ -195,3 +199,23 @@ def test_forward_variant_matches_oracle(kind, dtype):
         np.testing.assert_allclose(poolkit.avg_pool(xf, k, s, pad, axes=axes, count_include_pad=cip),
                                    R.ref_avg_pool(xf, k, s, pads, 1, False, axes, count_include_pad=cip),
                                    rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# the multi-threaded scatter (max_pool_backward, max_unpool on large inputs)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_indices_out_of_range_found_by_the_parallel_scatter():
+    """Large calls use the multi-threaded scatter, which counts bad indices across its chunks."""
+    x = np.zeros((8, 4, 64, 64))
+    g = np.ones((8, 4, 32, 32))
+    _, idx = poolkit.max_pool(x, (2, 2), axes=(2, 3), return_indices=True)
+    for bad in (-1, 64 * 64):
+        wrong = idx.copy()
+        wrong[7, 3, 31, 31] = bad  # the last plane: another chunk than the first
+        with pytest.raises(ValueError, match=r"indices must lie in \[0, 4096\)"):
+            poolkit.max_pool_backward(g, x, (2, 2), axes=(2, 3), indices=wrong)
+        with pytest.raises(ValueError, match="indices"):
+            poolkit.max_unpool(g, wrong, (64, 64), axes=(2, 3))
+    assert poolkit.max_pool_backward(g, x, (2, 2), axes=(2, 3), indices=idx).sum() == g.sum()

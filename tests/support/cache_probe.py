@@ -1,6 +1,6 @@
 """Run poolkit calls in this (fresh) process and compare each with the slow NumPy oracle.
 
-    python tests/cache_probe.py CASE [CASE ...]
+    python tests/support/cache_probe.py CASE [CASE ...]
 
 A case is ``op:dtype`` (see CASES).  Prints one JSON line: for every case whether it matched the
 oracle, and how many kernels this process compiled (poolkit logs each compile; a kernel found in
@@ -17,12 +17,12 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import reference as R  # noqa: E402
-import reference_fixed as RF  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for ``support``
 
 import poolkit  # noqa: E402
+
+from support import oracle as R  # noqa: E402
+from support import oracle_fixed as RF  # noqa: E402
 
 
 def _data(dtype, shape, seed=0):

@@ -1,4 +1,6 @@
-"""poolkit.compat.onnx against the ONNX backend conformance cases and onnxruntime.
+"""ONNX as the peer: ``poolkit.compat.onnx`` against the ONNX backend conformance cases and
+ONNX Runtime, and poolkit's own ``roi_align`` and ``roi_pool`` against ONNX Runtime (RoiAlign
+opset 16, MaxRoiPool).
 
 Expected values come from the ONNX node test suite (``onnx.backend.test.loader``) or from
 onnxruntime, never from poolkit.
@@ -13,10 +15,18 @@ import warnings
 import numpy as np
 import pytest
 
+from support.data import BATCH4, ROIS4, ROIS5
+
 onnx = pytest.importorskip("onnx")
 from onnx import helper, numpy_helper  # noqa: E402
 
+from poolkit import roi_align, roi_pool  # noqa: E402
 from poolkit.compat.onnx import OPERATORS, run  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# the ONNX backend conformance cases
+# ---------------------------------------------------------------------------------------------
+
 
 POOL_OPS = set(OPERATORS)
 
@@ -88,11 +98,13 @@ def test_conformance(case, model):
                 np.testing.assert_allclose(got, want, rtol=case.rtol, atol=case.atol)
 
 
-# --------------------------------------------------------------------------------------------
-# differential tests against onnxruntime, beyond the conformance cases
-# --------------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
+# poolkit.compat.onnx against onnxruntime, beyond the conformance cases
+# ---------------------------------------------------------------------------------------------
+
 
 ort = pytest.importorskip("onnxruntime")
+ort.set_default_logger_severity(3)  # RoiAlign max mode logs a warning on every session
 
 
 def _ort(op_type, inputs, n_outputs=1, opset=22, **attrs):
@@ -235,3 +247,92 @@ def test_errors():
         run("MaxPool", [x], kernel_shape=[2, 2], auto_pad="SAME")
     with pytest.raises(ValueError, match="storage_order"):
         run("MaxPool", [x], kernel_shape=[2, 2], storage_order=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# poolkit.roi_align and poolkit.roi_pool against onnxruntime
+# ---------------------------------------------------------------------------------------------
+
+
+def ort_roi_align(x, rois, batch, pooled, scale, sampling_ratio, mode, aligned):
+    (y,) = _ort("RoiAlign", [x, rois.astype(x.dtype), batch.astype(np.int64)], opset=16, mode=mode,
+                coordinate_transformation_mode="half_pixel" if aligned else "output_half_pixel",
+                output_height=pooled[0], output_width=pooled[1], sampling_ratio=sampling_ratio, spatial_scale=scale)
+    return y
+
+
+def ort_max_roi_pool(x, rois, pooled, scale):
+    (y,) = _ort("MaxRoiPool", [x, rois.astype(np.float32)], opset=16, pooled_shape=list(pooled), spatial_scale=scale)
+    return y
+
+
+# the shared ROI sets (support/data.py), one more roi each
+ROIS4_ORT = np.vstack([ROIS4, [[7.9, 0.1, 8.6, 6.9]]])
+BATCH4_ORT = np.append(BATCH4, 1)
+ROIS5_ORT = np.vstack([ROIS5, [[0, 0.5, 1.5, 6.5, 4.5]]])  # .5 rounds away from zero
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["avg", "max"])
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("sampling_ratio,pooled,scale", [(0, (3, 4), 0.5), (2, (2, 2), 1.0), (1, (5, 3), 0.25),
+                                                         (3, (1, 1), 1.0), (0, (7, 7), 1.0)])
+def test_roi_align_matches_onnxruntime(dtype, mode, aligned, sampling_ratio, pooled, scale, rng):
+    x = rng.standard_normal((2, 3, 7, 9)).astype(dtype)
+    expected = ort_roi_align(x, ROIS4_ORT, BATCH4_ORT, pooled, scale, sampling_ratio, mode, aligned)
+    got = roi_align(x, ROIS4_ORT.astype(dtype), BATCH4_ORT, pooled, scale, sampling_ratio, mode, aligned)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_roi_align_random_rois_match_onnxruntime(rng):
+    for trial in range(12):
+        n, c, h, w = 2, 2, int(rng.integers(1, 12)), int(rng.integers(1, 12))
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        k = int(rng.integers(1, 6))
+        corners = rng.uniform(-4, 20, (k, 4))
+        # ONNX Runtime fails (SafeInt overflow) on some negative-size rois: keep x1 <= x2, y1 <= y2
+        corners = np.concatenate([np.minimum(corners[:, :2], corners[:, 2:]),
+                                  np.maximum(corners[:, :2], corners[:, 2:])], axis=1)
+        if trial % 2:
+            corners = np.round(corners * 4) / 4  # on and between pixel centres
+        batch = rng.integers(0, n, k)
+        pooled = tuple(int(v) for v in rng.integers(1, 5, 2))
+        scale = float(rng.choice([1.0, 0.5, 0.25, 0.0625]))
+        sr = int(rng.integers(0, 4))
+        for mode in ("avg", "max"):
+            for aligned in (True, False):
+                expected = ort_roi_align(x, corners.astype(np.float32), batch, pooled, scale, sr, mode, aligned)
+                got = roi_align(x, corners.astype(np.float32), batch, pooled, scale, sr, mode, aligned)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{trial} {mode} {aligned}")
+
+
+@pytest.mark.parametrize("pooled,scale", [((2, 2), 1.0), ((3, 2), 0.5), ((4, 5), 1.0), ((1, 1), 0.25), ((6, 6), 1.0),
+                                          ((3, 3), 0.3)])
+def test_roi_pool_matches_onnxruntime(pooled, scale, rng):
+    x = rng.standard_normal((2, 3, 6, 8)).astype(np.float32)
+    expected = ort_max_roi_pool(x, ROIS5_ORT, pooled, scale)
+    got = roi_pool(x, ROIS5_ORT.astype(np.float32), pooled, scale)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_roi_pool_random_rois_match_onnxruntime(rng):
+    for _ in range(10):
+        h, w = int(rng.integers(1, 10)), int(rng.integers(1, 10))
+        x = rng.standard_normal((2, 2, h, w)).astype(np.float32)
+        k = int(rng.integers(1, 6))
+        rois = np.concatenate([rng.integers(0, 2, (k, 1)), rng.uniform(-3, 14, (k, 4))], axis=1).astype(np.float32)
+        pooled = tuple(int(v) for v in rng.integers(1, 5, 2))
+        scale = float(rng.choice([1.0, 0.5, 0.25]))
+        np.testing.assert_array_equal(roi_pool(x, rois, pooled, scale), ort_max_roi_pool(x, rois, pooled, scale))
+
+
+def test_roi_pool_all_negative_bins_match_onnxruntime():
+    # the maximum of an all-negative bin is that maximum (older ONNX Runtime releases started it at
+    # FLT_MIN, the smallest positive float, and returned 1.2e-38)
+    x = -np.arange(1.0, 17.0, dtype=np.float32).reshape(1, 1, 4, 4)
+    rois = np.array([[0, 0, 0, 1, 1], [0, 2, 2, 3, 3]], dtype=np.float32)
+    expected = ort_max_roi_pool(x, rois, (1, 1), 1.0)
+    np.testing.assert_array_equal(expected.ravel(), [-1.0, -11.0])
+    np.testing.assert_array_equal(roi_pool(x, rois, (1, 1)), expected)

@@ -158,4 +158,5 @@ def test_validation():
     with pytest.raises(TypeError):
         pk.AveragePooling2D()  # pool_size is required, as in Keras 3
     layer = pk.MaxPooling2D(pool_size=3, strides=2, padding="same")
-    assert layer.compute_output_shape((None, 7, 6, 3)) == keras.layers.MaxPooling2D(3, 2, "same").compute_output_shape((None, 7, 6, 3))
+    want = keras.layers.MaxPooling2D(3, 2, "same").compute_output_shape((None, 7, 6, 3))
+    assert layer.compute_output_shape((None, 7, 6, 3)) == want

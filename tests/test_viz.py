@@ -1,0 +1,174 @@
+"""``poolkit.viz``, the pictures and explanations behind ``poolkit demo``, ``explain`` and ``show``:
+through the arrays and labels the drawing functions return, each shows exactly the engine's
+numbers, compared with independent NumPy computations.  The commands themselves: ``test_cli.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import poolkit
+
+from support.data import X44
+
+pytest.importorskip("matplotlib")
+PIL_Image = pytest.importorskip("PIL.Image")
+
+from poolkit import viz  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------
+# independent NumPy computations (no poolkit)
+# ---------------------------------------------------------------------------------------------
+
+
+def np_correlate_valid(image, kernel):
+    kh, kw = kernel.shape
+    h, w = image.shape[0] - kh + 1, image.shape[1] - kw + 1
+    out = np.zeros((h, w))
+    for i in range(kh):
+        for j in range(kw):
+            out += kernel[i, j] * image[i:i + h, j:j + w]
+    return out
+
+
+def np_block(x, k, reduce):
+    h, w = x.shape[0] // k, x.shape[1] // k
+    blocks = x[: h * k, : w * k].reshape(h, k, w, k)
+    return reduce(blocks, axis=(1, 3))
+
+
+# ---------------------------------------------------------------------------------------------
+# the feature-extraction figure draws the engine's numbers
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ops", [("max", "avg"), ("max",), ("avg",)])
+def test_feature_figure_panels_and_numbers(ops):
+    image = viz.sample_image(64)
+    kernel = viz.get_filter("edge")
+    fig, stages = viz.feature_figure(image, kernel, kernel_name="edge", ops=ops)
+    assert len(fig.axes) == 4 + len(ops)
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in fig.axes]
+    expected_filter = np_correlate_valid(image, kernel)
+    expected_detect = np.maximum(expected_filter, 0)
+    np.testing.assert_array_equal(drawn[0], image)
+    np.testing.assert_array_equal(drawn[1], kernel)
+    np.testing.assert_allclose(drawn[2], expected_filter, atol=1e-12)
+    np.testing.assert_allclose(drawn[3], expected_detect, atol=1e-12)
+    for ax, arr, op in zip(fig.axes[4:], drawn[4:], ops):
+        reduce = np.max if op == "max" else np.mean
+        np.testing.assert_allclose(arr, np_block(expected_detect, 2, reduce), atol=1e-12)
+        np.testing.assert_array_equal(arr, stages[op])  # exactly what the engine returned
+        assert ("max pool" if op == "max" else "average pool") in ax.get_title()
+        assert "31×31" in ax.get_title()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "64×64" in titles[0] and "62×62" in titles[2] and "ReLU" in titles[3]
+    assert sorted(t.get_text() for t in fig.axes[1].texts) == sorted(["-1"] * 8 + ["8"])
+
+
+def test_feature_stages_with_stride_and_kernel():
+    image = viz.sample_image(40)
+    st = viz.feature_stages(image, viz.get_filter("sobel-y"), pool_kernel=3, stride=2, ops=("max",))
+    det = np.maximum(np_correlate_valid(image, viz.get_filter("sobel-y")), 0)
+    n = (det.shape[0] - 3) // 2 + 1
+    expected = np.array([[det[2 * i:2 * i + 3, 2 * j:2 * j + 3].max() for j in range(n)] for i in range(n)])
+    np.testing.assert_allclose(st["max"], expected, atol=1e-12)
+
+
+def test_convolve2d_is_cross_correlation():
+    rng = np.random.default_rng(0)
+    img, ker = rng.normal(size=(9, 7)), rng.normal(size=(3, 2))
+    np.testing.assert_allclose(viz.convolve2d(img, ker), np_correlate_valid(img, ker), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# explanations: every window, the engine's results, the gradient's routes
+# ---------------------------------------------------------------------------------------------
+
+
+CASES = [
+    ("max", dict(kernel_size=2, stride=2)),
+    ("max", dict(kernel_size=2, stride=1)),
+    ("max", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("max", dict(kernel_size=(2, 3), stride=(1, 2), dilation=(2, 1))),
+    ("max", dict(kernel_size=3, stride=2, padding="same")),
+    ("avg", dict(kernel_size=2, stride=1)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    ("avg", dict(kernel_size=3, stride=2, padding=1, count_include_pad=False)),
+    ("avg", dict(kernel_size=2, stride=2, padding=((0, 1), (1, 0)), dilation=2)),
+    ("lp", dict(kernel_size=2, stride=1, p=2.0)),
+    ("lp", dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, p=3.0)),
+    ("lp", dict(kernel_size=2, stride=2, p=1.0)),
+]
+
+
+@pytest.mark.parametrize("op,kw", CASES)
+def test_explanation_matches_engine_and_numpy(op, kw):
+    rng = np.random.default_rng(42)
+    x = rng.integers(-9, 10, size=(5, 6)).astype(np.float64)
+    ex = viz.explain_pooling(x, op, backward=True, **kw)
+    k = ex.kernel_size
+    # positions: window o covers o*stride - pad_before + j*dilation along each axis
+    for w in ex.windows:
+        for a in range(2):
+            start = w.index[a] * ex.stride[a] - ex.pads[a][0]
+            assert w.taps[a] == tuple(start + j * ex.dilation[a] for j in range(k[a]))
+    # results are the engine's, and an independent NumPy reduction over the displayed cells agrees
+    for w in ex.windows:
+        assert w.result == ex.output[w.index]
+        vals = np.array([v for v, r in zip(w.values, w.regions) if r == "input"], dtype=np.float64)
+        if op == "max":
+            assert w.result == vals.max() and x[w.argmax] == vals.max()
+        elif op == "avg":
+            counted = sum(r == "input" or (r == "pad" and kw.get("count_include_pad", True)) for r in w.regions)
+            assert w.result == pytest.approx(vals.sum() / counted)
+        else:
+            assert w.result == pytest.approx((np.abs(vals) ** kw["p"]).sum() ** (1 / kw["p"]))
+    # the per-window gradient routes add up to the engine's backward
+    np.testing.assert_allclose(ex.gradient_from_windows(), ex.grad_input, rtol=1e-12, atol=1e-12)
+
+
+def test_explanation_limits():
+    with pytest.raises(ValueError, match="windows"):
+        viz.explain_pooling(np.zeros((60, 60)), "max", 1, max_windows=100)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        viz.explain_pooling(np.zeros((2, 2, 2)), "max", 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# the animation draws the engine's numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def _panel_texts(ax) -> list:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_animation_frames_show_engine_values():
+    ex = viz.explain_pooling(X44, "avg", 2, 1, backward=True)
+    fig = viz.animation_figure(ex)  # the last frame
+    assert len(fig.axes) == 3
+    ax_in, ax_out, ax_grad = fig.axes
+    assert ax_out.get_title().startswith("output 3×3")
+    expected_out = [viz.format_number(v, 4) for v in poolkit.avg_pool(X44, (2, 2), 1).ravel()]
+    assert _panel_texts(ax_out) == expected_out
+    assert _panel_texts(ax_in) == [str(v) for v in X44.ravel()]
+    g = np.arange(1, 10, dtype=np.float64).reshape(3, 3)
+    expected_grad = poolkit.avg_pool_backward(g, X44.astype(float), (2, 2), 1)
+    assert _panel_texts(ax_grad) == [viz.format_number(v, 4) for v in expected_grad.ravel()]
+    # an early frame: only the first windows filled in
+    first = viz.animation_figure(ex, 0)
+    texts = _panel_texts(first.axes[1])
+    assert texts[0] == expected_out[0] and texts[1:] == [""] * 8
+
+
+# ---------------------------------------------------------------------------------------------
+# images
+# ---------------------------------------------------------------------------------------------
+
+
+def test_load_image_grayscale_and_shrinks(tmp_path):
+    PIL_Image.fromarray(np.full((600, 300, 3), 255, np.uint8)).save(tmp_path / "big.png")
+    img = viz.load_image(tmp_path / "big.png", max_side=256)
+    assert img.shape == (256, 128) and img.dtype == np.float64 and np.allclose(img, 1.0)
