@@ -23,7 +23,7 @@ from . import _geometry as geo
 from . import _validate as V
 from ._docs import fill
 from ._validate import ArrayLike, Axes, Sizes
-from .pooling import avg_pool, avg_pool_backward, lp_pool, lp_pool_backward, max_pool_backward
+from .pooling import _is_dask, _lazy, avg_pool, avg_pool_backward, lp_pool, lp_pool_backward, max_pool_backward
 
 #: Adaptive output sizes: an int for every axis, or one per axis (None keeps the axis).
 OutputSizes = int | Sequence[int | None]
@@ -131,6 +131,8 @@ def global_max_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False) -> 
     >>> poolkit.global_max_pool(x, keepdims=True).shape
     (2, 3, 1, 1)
     """
+    if _is_dask(x):
+        return _lazy().global_max_pool(x, axes, keepdims)
     s = _global_setup(x, axes, keepdims)
     return E.max_reduce(s.x, geo.make_plan(s.x.shape, s.sizes, axes=s.axes))[0].reshape(s.out_shape)
 
@@ -164,6 +166,8 @@ def global_avg_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False) -> 
     >>> poolkit.global_avg_pool(np.ones((8, 7, 7, 512)), axes=(1, 2)).shape
     (8, 512)
     """
+    if _is_dask(x):
+        return _lazy().global_avg_pool(x, axes, keepdims)
     s = _global_setup(x, axes, keepdims)
     return avg_pool(s.x, s.sizes, axes=s.axes).reshape(s.out_shape)
 
@@ -195,6 +199,8 @@ def global_lp_pool(x: ArrayLike, p: float, axes: Axes = None, keepdims: bool = F
     >>> poolkit.global_lp_pool(x, 1)
     array([[7.]])
     """
+    if _is_dask(x):
+        return _lazy().global_lp_pool(x, p, axes, keepdims)
     p = V.check_p(p)
     s = _global_setup(x, axes, keepdims)
     return lp_pool(s.x, p, s.sizes, axes=s.axes).reshape(s.out_shape)
@@ -388,6 +394,8 @@ def adaptive_max_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = No
     >>> poolkit.adaptive_max_pool(np.zeros((2, 64, 13, 17)), (7, None)).shape
     (2, 64, 7, 17)
     """
+    if _is_dask(x):
+        return _lazy().adaptive_max_pool(x, output_size, axes=axes, return_indices=return_indices)
     x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
     ret = V.check_bool("return_indices", return_indices)
@@ -426,6 +434,8 @@ def adaptive_avg_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = No
     >>> poolkit.adaptive_avg_pool(np.ones((1, 3, 224, 200)), (7, 7)).shape
     (1, 3, 7, 7)
     """
+    if _is_dask(x):
+        return _lazy().adaptive_avg_pool(x, output_size, axes=axes)
     x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
     return E.pool_sums(x, plan, E.float_dtype(x.dtype), False)

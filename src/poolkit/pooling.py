@@ -27,6 +27,9 @@ __all__ = [
     "max_unpool",
     "output_shape",
     "resolve_padding",
+    "min_pool",
+    "min_pool_backward",
+    "mode_pool",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -128,6 +131,9 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     >>> poolkit.max_pool(np.zeros((8, 28, 28, 3)), 2, axes=(1, 2)).shape
     (8, 14, 14, 3)
     """
+    if _is_dask(x):
+        return _lazy().max_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes,
+                                return_indices=return_indices)
     x = V.check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     out, idx = E.max_reduce(x, plan, bool(return_indices))
@@ -171,6 +177,9 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     array([[1., 1.],
            [1., 1.]])
     """
+    if _is_dask(x):
+        return _lazy().avg_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
+                                count_include_pad=count_include_pad, divisor_override=divisor_override, axes=axes)
     x = V.check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
@@ -209,6 +218,8 @@ def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = N
     >>> poolkit.lp_pool(np.array([[3., -4, 1, 0]]), 2, (1, 2))
     array([[5., 1.]])
     """
+    if _is_dask(x):
+        return _lazy().lp_pool(x, p, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes)
     x = V.check_array(x)
     p = V.check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
@@ -444,3 +455,203 @@ def resolve_padding(input_shape: Sequence[int], kernel_size: Sizes, stride: Size
     given = geo.normalize_axes(len(shape), axes, geo.count_of(kernel_size))
     by_axis = dict(zip(plan.axes, plan.pads))
     return tuple(by_axis[a] for a in given)
+
+
+# --------------------------------------------------------------------------------------------
+# min and mode pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _is_dask(x) -> bool:
+    """True for a ``dask.array.Array``, told by its type's module: dask is never imported here."""
+    return type(x) is not np.ndarray and type(x).__module__.startswith("dask.")
+
+
+def _lazy():
+    """poolkit's Dask module (imported on first use: ``import poolkit`` never imports dask)."""
+    from . import dask as lazy
+
+    return lazy
+
+
+def _reversed_order(x: np.ndarray) -> np.ndarray:
+    """The order-reversing bijection of min pooling: ``~x`` for integers and bools (``~v = -v - 1``
+    for signed, ``max - v`` for unsigned, ``not v`` for bools: no overflow, unlike ``-x``), ``-x``
+    for floats (exact, and NaN stays NaN).  It is its own inverse, bit for bit."""
+    return np.negative(x) if x.dtype.kind == "f" else np.invert(x)
+
+
+@fill
+def min_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
+             dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
+             return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Min pooling over any number of axes: the rules of :func:`max_pool`, order reversed.
+
+    Parameters
+    ----------
+{X_ANY}
+{SHARED}
+    return_indices : bool, optional
+        Also return where each minimum came from.
+
+    Returns
+    -------
+    out : ndarray
+        ``x`` with each pooled axis replaced by its output size; dtype of ``x``.
+    indices : ndarray of int64, optional
+        Flat index of each minimum over the pooled axes of the unpadded input, row-major in
+        ascending axis order.  Only with ``return_indices=True``.
+
+    Notes
+    -----
+{SIZE_RULE}
+
+    Padded cells never win.  Ties go to the first minimum in row-major window order, and NaN
+    propagates: a window holding NaN gives NaN and its index points at the first NaN.
+
+    It is computed as ``r(max_pool(r(x)))`` with ``r`` the order-reversing bijection ``~x`` for
+    integers and bools and ``-x`` for floats: ``r`` is strictly decreasing (``a < b`` exactly
+    when ``r(a) > r(b)``), maps equal values to equal values and NaN to NaN, and ``r(r(v))`` is
+    ``v`` bit for bit.  So the first maximum of ``r`` over a window sits where the first minimum
+    of ``x`` does (the same index), its value maps back to that minimum exactly, and a NaN is found
+    first in both.  ``~`` cannot overflow, unlike ``-x`` on ``int8(-128)`` or unsigned values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> x = np.array([[1, 3, 2, 1],
+    ...               [2, 9, 1, 1],
+    ...               [1, 4, 2, 3],
+    ...               [5, 6, 0, 2]], dtype=np.uint8)
+    >>> poolkit.min_pool(x, (2, 2))
+    array([[1, 1],
+           [1, 0]], dtype=uint8)
+    >>> poolkit.min_pool(x, (2, 2), return_indices=True)[1]
+    array([[ 0,  3],
+           [ 8, 14]])
+    """
+    if _is_dask(x):
+        return _lazy().min_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes,
+                                return_indices=return_indices)
+    x = V.check_array(x)
+    ret = V.check_bool("return_indices", return_indices)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    out, idx = E.max_reduce(_reversed_order(x), plan, ret)
+    out = _reversed_order(out)
+    return (out, idx) if ret else out
+
+
+@fill
+def min_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None,
+                      padding: Padding = 0, *, dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
+                      indices: ArrayLike | None = None) -> np.ndarray:
+    """Gradient of min pooling: each output's gradient goes to its window's (first) minimum.
+
+    Parameters
+    ----------
+    grad_output : ndarray
+        Gradient with respect to the output of ``min_pool(x, ...)``, of that output's shape.
+    x : ndarray
+        The forward input.
+{SHARED}
+    indices : ndarray of int, optional
+        The forward's ``indices`` (``return_indices=True``), to skip recomputing them.  Checked
+        for shape and range.
+
+    Returns
+    -------
+    grad_x : ndarray
+        The gradient of ``sum(grad_output * min_pool(x, ...))`` with respect to ``x``: shape of
+        ``x``, dtype of ``x`` for float inputs (float64 for integer and bool inputs).  Where
+        windows overlap, the gradients of all windows sharing a minimum add up.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> x = np.array([[1., 3, 2, 1],
+    ...               [2, 9, 1, 0]])
+    >>> poolkit.min_pool_backward(np.array([[10., 20]]), x, (2, 2))
+    array([[10.,  0.,  0.,  0.],
+           [ 0.,  0.,  0., 20.]])
+    """
+    x = V.check_array(x)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    return E.max_backward(grad_output, x if indices is not None else _reversed_order(x), plan, indices)
+
+
+@fill
+def mode_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
+              dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None) -> np.ndarray:
+    """Mode pooling: the most frequent value of each window (downsampling label images).
+
+    Parameters
+    ----------
+{X_ANY}
+{SHARED}
+
+    Returns
+    -------
+    out : ndarray
+        ``x`` with each pooled axis replaced by its output size; dtype of ``x``.  Meant for
+        integer and bool label images; floats are accepted.
+
+    Notes
+    -----
+{SIZE_RULE}
+
+    Only the window's cells inside the input count (padded cells never do).  Ties go to the
+    smallest of the most frequent values.  Values are equal when ``==`` says so: -0.0 and 0.0
+    are one value (reported as 0.0), and all NaNs are one value that ranks after every number, so
+    a window's mode is NaN only when NaN is strictly its most frequent value.  Compiled
+    (:mod:`poolkit._kernels.mode`): each window is gathered and sorted, about ``k log k`` for
+    ``k`` taps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import poolkit
+    >>> labels = np.array([[1, 1, 2, 3],
+    ...                    [4, 1, 3, 2],
+    ...                    [0, 0, 5, 5],
+    ...                    [7, 7, 5, 6]])
+    >>> poolkit.mode_pool(labels, (2, 2))
+    array([[1, 2],
+           [0, 5]])
+    >>> poolkit.mode_pool(np.array([3, 3, 3, 1, 1, 1, 9]), (3,), ceil_mode=True)
+    array([3, 1, 9])
+    """
+    if _is_dask(x):
+        return _lazy().mode_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes)
+    x = V.check_array(x)
+    plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    return _mode_reduce(x, plan)
+
+
+def _mode_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
+    """The window modes of ``x`` for ``plan`` (dtype of ``x``): the pooled axes moved last and
+    flattened, one kernel call per chunk of output positions."""
+    from ._kernels import mode as KM
+
+    out_shape = plan.out_shape
+    if 0 in out_shape:
+        return np.empty(out_shape, E.native(x.dtype))
+    cur = E.kernel_input(x)
+    geo.check_memory(out_shape, cur.dtype.itemsize, sum(ap.out_size for ap in plan.axis_plans))
+    batch = [a for a in range(x.ndim) if a not in plan.axes]
+    perm = batch + list(plan.axes)
+    aps = plan.axis_plans
+    n_planes = math.prod(x.shape[a] for a in batch)
+    n_out = math.prod(ap.out_size for ap in aps)
+    x2 = np.ascontiguousarray(cur.transpose(perm)).reshape(n_planes, -1)
+    tables = np.concatenate([ap.starts for ap in aps] + [ap.counts for ap in aps]).astype(np.int64)
+    params = np.array([len(aps)] + [ap.in_size for ap in aps] + [ap.out_size for ap in aps]
+                      + [ap.dilation for ap in aps], dtype=np.int64)
+    taps = math.prod(int(ap.counts.max()) for ap in aps)
+    out2 = np.empty((n_planes, n_out), dtype=cur.dtype)
+    E.run(lambda t0, t1: KM.mode_window(x2, tables, params, np.empty(taps, cur.dtype), np.empty(3 * len(aps), np.int64),
+                                        out2, t0, t1),
+          n_planes * n_out, n_planes * n_out * taps)
+    moved = out2.reshape(tuple(x.shape[a] for a in batch) + tuple(ap.out_size for ap in aps))
+    return E.from_kernel(np.ascontiguousarray(moved.transpose(np.argsort(perm))), x.dtype)
