@@ -3,6 +3,8 @@ paths) against the general separable path and against the NumPy oracle, on windo
 reach every fast path; every forward variant, selected by its geometry, against the oracle; the
 multi-threaded scatter's index check.  The public functions' own cases live in ``test_pooling.py``."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -219,3 +221,30 @@ def test_indices_out_of_range_found_by_the_parallel_scatter():
         with pytest.raises(ValueError, match="indices"):
             poolkit.max_unpool(g, wrong, (64, 64), axes=(2, 3))
     assert poolkit.max_pool_backward(g, x, (2, 2), axes=(2, 3), indices=idx).sum() == g.sum()
+
+
+@pytest.mark.parametrize("length", [1, 7, 15, 16, 17, 49, 200])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8, np.bool_])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_whole_axis_reductions(length, dtype, layout):
+    """Global pooling's own kernels (one run per plane, eight lanes) against plain NumPy: maxima
+    exactly, NaN anywhere in a run giving the run's first NaN, sums to float64 rounding."""
+    rng = np.random.default_rng(length)
+    x = rng.integers(0, 50, (3, 5, length)).astype(dtype) if dtype != np.bool_ else rng.random((3, 5, length)) < 0.3
+    if np.dtype(dtype).kind == "f":
+        x[0, 1, length // 2] = np.nan
+        x[2, 4, -1] = np.float64(np.nan).astype(dtype)
+        x[1, 2, 0] = -np.inf
+    if layout == "nhwc":
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))  # (N, L, C): the pooled axis is 1
+        axes, red = (1,), 1
+    else:
+        axes, red = (2,), 2
+    got = poolkit.global_max_pool(x, axes=axes)
+    np.testing.assert_array_equal(got, x.max(axis=red))
+    assert got.dtype == x.dtype
+    if dtype != np.bool_:
+        xf = x.astype(np.float64)
+        want = np.apply_along_axis(lambda r: np.nan if np.isnan(r).any() else math.fsum(r) / r.size, red, xf)
+        avg = poolkit.global_avg_pool(x, axes=axes)
+        np.testing.assert_allclose(avg, want.astype(avg.dtype), rtol=1e-6 if dtype == np.float32 else 1e-13)

@@ -213,11 +213,17 @@ def kernel_dtype(dtype) -> np.dtype:
     return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
+_FLOAT_DTYPES: dict = {}
+
+
 def float_dtype(dtype) -> np.dtype:
     """Result dtype of average and Lp pooling, and of every gradient: floats keep theirs (in native
     byte order), everything else becomes float64."""
-    dtype = native(dtype)
-    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+    found = _FLOAT_DTYPES.get(dtype)
+    if found is None:
+        nat = native(dtype)
+        found = _FLOAT_DTYPES[dtype] = nat if nat.kind == "f" else np.dtype(np.float64)
+    return found
 
 
 def narrow(a: np.ndarray, dtype) -> np.ndarray:
@@ -249,8 +255,12 @@ def _empty(shape) -> bool:
 
 
 def _check_memory(shape, itemsize: int, plan: geo.Plan) -> None:
-    """Before allocating a result of ``shape``: does it, with the plan's window tables, fit?"""
-    geo.check_memory(shape, itemsize, sum(ap.out_size for ap in plan.axis_plans))
+    """Before allocating a result of ``shape``: does it, with the plan's window tables, fit?
+    (Checked once per plan and item size: plans are memoised.)"""
+    key = ("memory", shape, itemsize)
+    if key not in plan.memo:
+        geo.check_memory(shape, itemsize, sum(ap.out_size for ap in plan.axis_plans))
+        plan.memo[key] = True
 
 
 def view3(shape, axis):
@@ -267,10 +277,35 @@ def pooled_scales(plan: geo.Plan):
     return scales[::-1]
 
 
+def _whole(plan: geo.Plan) -> tuple[int, int, int] | None:
+    """(outer, length, inner) when every window covers its whole axis, unpadded, and the pooled
+    axes are adjacent: global pooling, which reduces one run per (outer, inner)."""
+    if "whole" not in plan.memo:
+        plan.memo["whole"] = _whole_of(plan)
+    return plan.memo["whole"]
+
+
+def _whole_of(plan: geo.Plan) -> tuple[int, int, int] | None:
+    if plan.axes[-1] - plan.axes[0] != len(plan.axes) - 1:
+        return None
+    for ap in plan.axis_plans:
+        if not (ap.out_size == 1 and ap.table is None and not ap.adaptive and ap.pad_before == ap.pad_after == 0
+                and ap.dilation == 1 and ap.kernel == ap.in_size):
+            return None
+    shape = plan.in_shape
+    return (math.prod(shape[:plan.axes[0]]), math.prod(shape[plan.axes[0]:plan.axes[-1] + 1]),
+            math.prod(shape[plan.axes[-1] + 1:]))
+
+
+def _reduce_whole(kern, x: np.ndarray, shape3, out: np.ndarray) -> None:
+    x3, o2 = x.reshape(shape3), out.reshape(shape3[0], shape3[2])
+    run(lambda t0, t1: kern(x3, o2, t0, t1), shape3[0], x.size)
+
+
 def _fused_kernel(f, op: str):
     """(kernel, work size) of the fused forward of ``op`` ("max" or "sum") for the view ``f``,
     chosen once per plan."""
-    memo = f.__dict__.setdefault("kernels", {})
+    memo = f.kernels
     if op not in memo:
         name = K.sliding.variant(f, op)
         memo[op] = getattr(K.sliding, name), K.sliding.work_size(f.in4, f.out4, f.params, op == "sum",
@@ -291,13 +326,52 @@ def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray) -> None:
     run(lambda t0, t1: kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), t0, t1), rows, cost)
 
 
+def _small_call(plan: geo.Plan, key: tuple):
+    """The prepared forward of a small fused call (``key``: op, input dtype, divisor rule), or None:
+    everything but the two allocations and the kernel call decided once per plan -- a layer
+    applied batch after batch to small inputs pays the kernel's dispatch and little else."""
+    memo = plan.memo
+    if key in memo:
+        return memo[key]
+    call = None
+    op, dtype = key[0], key[1]
+    total = math.prod(plan.in_shape) + math.prod(plan.out_shape)
+    # size first: an empty input with a huge axis must not build its window tables
+    f = plan.fused if 0 < total < SERIAL_BELOW and math.prod(plan.out_shape) > 0 else None
+    if (f is not None and _whole(plan) is None and dtype in _AS_IS
+            and not (op == "sum" and float_dtype(dtype) == np.float16)):
+        kern, size = _fused_kernel(f, op)
+        in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
+        divs = f.divisors(*key[2:]) if op == "sum" else f.divisors(None, None)
+        rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
+        odt = kernel_dtype(float_dtype(dtype)) if op == "sum" else dtype
+        wdt = np.float64 if op == "sum" else dtype
+
+        def call(x: np.ndarray) -> np.ndarray:
+            out = np.empty(out4, odt)
+            kern(x.reshape(in4), tables, params, divs, out, np.empty(size, wdt), 0, rows)
+            return out.reshape(shape)
+
+    memo[key] = call
+    return call
+
+
 def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes."""
+    if not return_indices and x.flags.c_contiguous:
+        call = _small_call(plan, ("max", x.dtype))
+        if call is not None:
+            return call(x), None
     cur = kernel_input(x)
     if _empty(plan.out_shape):  # nothing to compute: no window table is built
         return (np.empty(plan.out_shape, native(x.dtype)),
                 np.empty(plan.out_shape, np.int64) if return_indices else None)
     _check_memory(plan.out_shape, cur.dtype.itemsize + (8 if return_indices else 0), plan)
+    whole = None if return_indices else _whole(plan)
+    if whole is not None:
+        out = np.empty(plan.out_shape, dtype=cur.dtype)
+        _reduce_whole(K.axis.max_whole, cur, whole, out)
+        return from_kernel(out, x.dtype), None
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=cur.dtype)
@@ -348,10 +422,21 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
 def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
     """Window sums divided by the average divisor (raw sums when count_include_pad is None),
     accumulated in float64 and returned as ``out_dtype``."""
+    if x.flags.c_contiguous and count_include_pad is not None and out_dtype is float_dtype(x.dtype):
+        call = _small_call(plan, ("sum", x.dtype, count_include_pad, divisor_override))
+        if call is not None:
+            return call(x)
     x = kernel_input(x)
     if _empty(plan.out_shape):
         return np.empty(plan.out_shape, native(out_dtype))
     _check_memory(plan.out_shape, 8, plan)
+    whole = _whole(plan)
+    if whole is not None:
+        sums = np.empty(plan.out_shape, dtype=np.float64)
+        _reduce_whole(K.axis.sum_whole, x, whole, sums)
+        if count_include_pad is not None:
+            sums /= whole[1] if divisor_override is None else float(divisor_override)
+        return narrow(sums, out_dtype)
     f = plan.fused
     if f is not None:
         out = np.empty(plan.out_shape, dtype=kernel_dtype(out_dtype))

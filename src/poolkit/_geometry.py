@@ -12,6 +12,7 @@ can trust every index they receive.
 from __future__ import annotations
 
 import functools
+import marshal
 import math
 import numbers
 import operator
@@ -357,6 +358,9 @@ def adaptive_plan(in_size: int, out_size: int) -> AxisPlan:
     non-empty when In >= 1), tables made on first use."""
     if in_size < 1 or out_size < 1:
         raise ValueError(f"adaptive pooling needs input and output sizes >= 1, got {in_size} and {out_size}")
+    if in_size % out_size == 0:  # bins [i*k, (i+1)*k): sliding windows, k = stride = In / Out
+        k = in_size // out_size
+        return plan_axis(in_size, k, k, 1, 0, 0, False)
     # kernel: an upper bound on the bin size (only full regular windows use it; bins are irregular)
     return AxisPlan(in_size, out_size, -(-in_size // out_size) + 1, 0, 1, 0, 0, adaptive=True)
 
@@ -391,9 +395,15 @@ class Plan:
         check_size(plan.out_shape)
         return plan
 
-    @property
+    @functools.cached_property
     def out_shape(self) -> tuple[int, ...]:
         return resized(self.in_shape, self.axes, [p.out_size for p in self.axis_plans])
+
+    @functools.cached_property
+    def memo(self) -> dict:
+        """What the engine derives from this plan once (kernel choices, work sizes...): plans are
+        memoised, so a layer applied batch after batch derives nothing again."""
+        return {}
 
     @property
     def pads(self) -> tuple[tuple[int, int], ...]:
@@ -427,6 +437,8 @@ class FusedView:
             + (_disjoint(self.pd) and _disjoint(self.ph),)  # no input row (d, h) lies in two windows
             + tuple(p.out_size for p in axes) + (self.ph.in_size, self.pw.in_size), dtype=np.int64)
         self._divisors: dict[tuple, np.ndarray] = {}
+        #: the engine's kernel choices for this view, by op
+        self.kernels: dict[str, tuple] = {}
 
     def _regular_h(self):
         """(kernel, stride, lo, hi, blocks) of H: windows lo <= i < hi are full and regular, and
@@ -491,41 +503,22 @@ def check_shape(shape) -> tuple[int, ...]:
 _PLANS: dict = {}
 
 
-def _plain(args) -> bool:
-    """Every argument is None, a str, an exact int, or a (nested) tuple of exact ints: safe as a memo
-    key as is.  (Plain loops: generator expressions made this check most of a tiny call's plan
-    lookup.)"""
-    for a in args:
-        t = type(a)
-        if t is int or a is None or t is str:
-            continue
-        if t is not tuple:
-            return False
-        for e in a:
-            if type(e) is not int:
-                if type(e) is not tuple:
-                    return False
-                for i in e:
-                    if type(i) is not int:
-                        return False
-    return True
-
-
 def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, axes=None) -> Plan:
     """Validate sliding-window arguments against ``shape`` and build the plan (memoised).
 
     Repeated calls with the same arguments -- a layer applied to batch after batch -- reuse the
-    plan.  Plain arguments (exact ints, tuples of them, strings, None) key the memo as they are;
-    others by their ``repr``, so ``True``, ``2.0`` and ``2`` never share an entry.  Calls with
-    array-valued arguments are not memoised.
+    plan.  The memo's key is the arguments' ``marshal`` serialisation (format 2, without shared
+    references), which tells bools, floats and ints apart, so ``True``, ``2.0`` and ``2`` never
+    share an entry; arguments marshal cannot serialise (NumPy scalars) are keyed by their ``repr``,
+    and calls with array-valued arguments are not memoised.
     """
     args = (shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     key: object
-    if type(ceil_mode) is bool and _plain((shape, kernel_size, stride, padding, dilation, axes)):
-        key = args  # exact ints only: True, 2.0 or np.int64(2) never hash into an int's entry
-    elif any(isinstance(a, np.ndarray) for a in args):
-        return _make_plan(*args)
-    else:
+    try:
+        key = marshal.dumps(args, 2)
+    except ValueError:
+        if any(isinstance(a, np.ndarray) for a in args):
+            return _make_plan(*args)
         key = repr(args)
     plan = _PLANS.get(key)
     if plan is None:
@@ -667,3 +660,39 @@ def roi_align_samples(start, bin_size, grid, pooled: int, size: int, T: np.dtype
     rest = (T.type(1) - frac).astype(T)
     c = np.ascontiguousarray
     return c(lo), c(hi), c(frac), c(rest), c(ok)
+
+
+# --------------------------------------------------------------------------------------------
+# blocks of output positions (chunked arrays)
+# --------------------------------------------------------------------------------------------
+
+
+def block_plan(ap: AxisPlan, i0: int, i1: int) -> tuple[int, int, AxisPlan]:
+    """``(lo, hi, plan)`` for the output positions ``i0 <= i < i1`` of one axis: the input range
+    ``[lo, hi)`` their windows read, and the plan of exactly those windows over that range alone.
+
+    The block's windows are the plan's own -- the same taps, shifted by ``lo``, with the same
+    ``counts`` and ``pad_counts`` -- so pooling ``x[lo:hi]`` with the block plan gives outputs
+    ``i0:i1`` of pooling ``x`` with ``ap``, whatever the block (a chunked array pooled block by
+    block equals the in-memory result by construction).  A sliding plan stays a sliding plan (the
+    kernels keep their fast paths): its padding becomes ``pad_before' = lo + pad_before - i0 * stride``
+    (>= 0: no window of the block starts before window ``i0``) and ``pad_after' = in_size + pad_after - hi``,
+    which keeps every window's valid taps and its ``count_include_pad`` divisor.  Other plans
+    become window tables.
+    """
+    if not 0 <= i0 < i1 <= ap.out_size:
+        raise ValueError(f"block [{i0}, {i1}) is not inside the {ap.out_size} output positions")
+    starts, counts = ap.starts[i0:i1], ap.counts[i0:i1]
+    lo = int(starts.min())  # with dilation, a later window's first valid tap can come first
+    hi = int((starts + (counts - 1) * ap.dilation).max()) + 1
+    if ap.table is None and not ap.adaptive:
+        pb = lo + ap.pad_before - i0 * ap.stride
+        pa = ap.in_size + ap.pad_after - hi
+        n, size = i1 - i0, hi - lo
+        full_lo, full_hi = max(ap.full_lo, i0) - i0, min(ap.full_hi, i1) - i0
+        if full_hi <= full_lo:
+            full_lo = full_hi = 0
+        return lo, hi, AxisPlan(size, n, ap.kernel, ap.stride, ap.dilation, pb, pa, full_lo, full_hi)
+    sub = AxisPlan(hi - lo, i1 - i0, int(counts.max()), 0, ap.dilation, 0, 0,
+                   table=(_frozen(starts - lo), _frozen(counts)))
+    return lo, hi, sub

@@ -30,8 +30,14 @@ def is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
+_PLAIN = frozenset(np.dtype(t) for t in (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
+                                          np.uint8, np.uint16, np.uint32, np.uint64, np.bool_))
+
+
 def check_array(x: Any, name: str = "x") -> np.ndarray:
     """``x`` as an ndarray of a real numeric or bool dtype with at least one dimension."""
+    if type(x) is np.ndarray and x.dtype in _PLAIN and x.ndim:  # the common case, at once
+        return x
     arr = np.asarray(x)
     kind = arr.dtype.kind
     if kind not in "biuf":
