@@ -358,3 +358,107 @@ def test_readme_quickstart_and_examples():
     result = doctest.testfile(str(readme), module_relative=False, verbose=False,
                               optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     assert result.attempted > 5 and result.failed == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# explain --html and serve
+# ---------------------------------------------------------------------------------------------
+
+
+def test_explain_html_writes_the_page(tmp_path, capsys):
+    page = tmp_path / "page.html"
+    code, out, _ = run(["explain", "--op", "avg", "--kernel", "3", "--stride", "2", "--padding", "same",
+                        "--backward", "--html", str(page), "[[1,2,3,4],[5,6,7,8],[9,10,11,12]]"], capsys)
+    assert code == 0 and f"wrote {page.resolve()} (the interactive page" in out
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "https://" not in text
+    engine = poolkit.avg_pool(np.arange(1, 13).reshape(3, 4), (3, 3), 2, "same")
+    for v in engine.ravel():
+        assert f'"{viz.format_number(v, 4)}"' in text
+    code, _, err = run(["explain", "--kernel", "2", "--html", str(tmp_path / "no" / "p.html"), "[1,2]"], capsys)
+    assert code == 2 and "does not exist" in err
+
+
+@pytest.fixture()
+def server():
+    import threading
+
+    from poolkit.serve import make_server
+
+    srv = make_server("127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _post(url, payload, raw=None):
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = raw if raw is not None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_serve_page_and_api(server):
+    import urllib.request
+
+    with urllib.request.urlopen(server.url, timeout=60) as resp:
+        page = resp.read().decode()
+        assert resp.headers["Content-Type"].startswith("text/html")
+    assert 'data-live="1"' in page and "connect-src 'self'" in page
+    status, res = _post(server.url + "api/explain", {"matrix": "1 2 3\n4 5 6\n7 8 9", "op": "avg", "kernel": "2",
+                                                     "stride": "1", "padding": "((0,1),(1,0))", "backward": False})
+    assert status == 200 and res["ok"], res
+    engine = poolkit.avg_pool(X33.astype(float), (2, 2), 1, ((0, 1), (1, 0)))
+    assert res["data"]["out"] == [[viz.format_number(v, 4) for v in row] for row in engine]
+    assert [d["key"] for d in res["data"]["dialects"]] == ["torch", "tf", "onnx"]
+    # a bad parameter is an answer with the engine's message
+    status, res = _post(server.url + "api/explain", {"matrix": "1 2\n3 4", "kernel": "3"})
+    assert status == 200 and not res["ok"] and "larger than the padded input" in res["error"]
+    status, res = _post(server.url + "api/explain", {"matrix": "1 2\n3", "kernel": "1"})
+    assert not res["ok"] and "rectangular" in res["error"]
+    status, res = _post(server.url + "api/explain", {"matrix": "1 2\n3 4", "padding": "sideways"})
+    assert not res["ok"] and "padding must be" in res["error"]
+
+
+def test_serve_rejects_oversized_inputs(server):
+    from poolkit.serve import MAX_BODY_BYTES, MAX_SERVE_CELLS
+
+    big = "\n".join(" ".join(["1"] * 40) for _ in range(40))
+    status, res = _post(server.url + "api/explain", {"matrix": big, "kernel": "2"})
+    assert not res["ok"] and f"more than the {MAX_SERVE_CELLS}" in res["error"]
+    status, res = _post(server.url + "api/explain", None, raw=b" " * (MAX_BODY_BYTES + 1))
+    assert status == 413 and "MB the app accepts" in res["error"]
+    status, res = _post(server.url + "api/nothing", {})
+    assert status == 404
+
+
+def test_serve_loads_npy_csv_and_images(server, tmp_path):
+    import base64
+
+    np.save(tmp_path / "m.npy", X33)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    _, res = _post(server.url + "api/load", {"name": "m.npy", "data": b64((tmp_path / "m.npy").read_bytes())})
+    assert res["ok"] and squash(res["matrix"]) == "[[1,2,3],[4,5,6],[7,8,9]]"
+    _, res = _post(server.url + "api/load", {"name": "m.csv", "data": b64(b"1,2\n3,4\n")})
+    assert res["ok"] and squash(res["matrix"]) == "[[1,2],[3,4]]"
+    PIL_Image.fromarray(np.full((40, 20), 255, np.uint8)).save(tmp_path / "w.png")
+    _, res = _post(server.url + "api/load", {"name": "w.png", "data": b64((tmp_path / "w.png").read_bytes())})
+    assert res["ok"] and squash(res["matrix"]).startswith("[[1,1,") and "16x8 cells" in res["note"]
+    _, res = _post(server.url + "api/load", {"name": "x.bin", "data": b64(b"nonsense")})
+    assert not res["ok"] and "neither .npy, .csv nor an image" in res["error"]
+
+
+def test_serve_arguments(capsys):
+    code, out, _ = run(["serve", "--help"], capsys)
+    assert code == 0 and "--port" in out and "127.0.0.1" in out
+    code, _, err = run(["serve", "--port", "70000"], capsys)
+    assert code == 2 and "--port must be in [0, 65535]" in err

@@ -1,4 +1,4 @@
-"""The ``poolkit`` command line: ``demo``, ``explain``, ``show``, ``warmup`` and ``lab``.
+"""The ``poolkit`` command line: ``demo``, ``explain``, ``show``, ``serve``, ``warmup`` and ``lab``.
 
 Every subcommand is registered by one ``_add_<name>(subparsers)`` function listed in
 :data:`COMMANDS`; it builds its parser and sets ``run`` to the function that carries it out
@@ -9,7 +9,7 @@ a traceback), 1 when an extra the command needs (plot, lab) is missing.
 
 The command line is never silent for long: the library's log (a kernel compiled on first use) is
 printed on stderr, and while a command runs a heartbeat says "still working" whenever nothing has
-been printed for :data:`HEARTBEAT_SECONDS`.
+been printed for :data:`HEARTBEAT_SECONDS` (``serve``, which waits for requests, has none).
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ import numpy as np
 
 import poolkit as _pk
 
-from .explain import OPS, describe_gradient, explain_pooling, format_number, format_position
+from .explanation import (
+    MAX_CELLS,
+    MAX_WINDOWS,
+    OPS,
+    explain_pooling,
+    format_explanation,
+    format_matrix,
+    format_number,
+)
 from .nn.lab.cli import add_lab
 
 __all__ = ["main", "build_parser", "load_matrix", "format_matrix", "format_explanation", "COMMANDS"]
@@ -36,8 +44,8 @@ __all__ = ["main", "build_parser", "load_matrix", "format_matrix", "format_expla
 EXAMPLE_4X4 = ((1, 3, 2, 1), (2, 9, 1, 1), (1, 4, 2, 3), (5, 6, 1, 2))
 EXAMPLE_3X3 = ((1, 2, 3), (4, 5, 6), (7, 8, 9))
 
-#: ``poolkit explain`` refuses to list more windows than this.
-MAX_EXPLAIN_WINDOWS = 2500
+#: ``poolkit explain`` refuses to list more windows than this (and more window cells than MAX_CELLS).
+MAX_EXPLAIN_WINDOWS = MAX_WINDOWS
 
 _PLOT_HINT = "pip install 'poolkit[plot]'  (or: pip install matplotlib pillow)"
 
@@ -173,110 +181,8 @@ def _fmt(v) -> str:
     return format_number(v)
 
 
-def format_grid(rows, indent: str = "") -> str:
-    """Rows of strings as a bracketed, column-aligned matrix."""
-    rows = [list(r) for r in rows]
-    if not rows:
-        return indent + "[]"
-    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-    lines = []
-    for i, r in enumerate(rows):
-        body = ", ".join(s.rjust(w) for s, w in zip(r, widths))
-        first, last = i == 0, i == len(rows) - 1
-        lines.append(indent + ("[[" if first else " [") + body + ("]]" if last else "],"))
-    return "\n".join(lines)
-
-
-def format_matrix(a, indent: str = "") -> str:
-    """A 1-D or 2-D array the way a person writes it, columns aligned.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poolkit.cli import format_matrix
-    >>> print(format_matrix(np.array([[3.75, 1.25], [4.0, 2.0]])))
-    [[3.75, 1.25],
-     [   4,    2]]
-    >>> print(format_matrix(np.array([1, 2, 3])))
-    [1, 2, 3]
-    """
-    a = np.asarray(a)
-    if a.ndim == 1:
-        return indent + "[" + ", ".join(_fmt(v) for v in a) + "]"
-    if a.ndim != 2:
-        return indent + np.array2string(a)
-    return format_grid([[_fmt(v) for v in row] for row in a], indent)
-
-
-def _window_grid(w, shape2) -> list:
-    labels = []
-    for v, region in zip(w.values, w.regions):
-        labels.append(_fmt(v) if region == "input" else ("pad" if region == "pad" else "--"))
-    rows, cols = shape2
-    return [labels[r * cols:(r + 1) * cols] for r in range(rows)]
-
-
-def _span(taps) -> str:
-    """``3``, ``0..1`` for contiguous taps, ``{0, 2}`` for dilated ones."""
-    if len(taps) == 1:
-        return str(taps[0])
-    if all(b - a == 1 for a, b in zip(taps, taps[1:])):
-        return f"{taps[0]}..{taps[-1]}"
-    return "{" + ", ".join(str(t) for t in taps) + "}"
-
-
-def format_explanation(ex, default_grad: bool = False) -> str:
-    """The step-by-step account that ``poolkit explain`` prints (from :func:`poolkit.explain.explain_pooling`).
-
-    ``default_grad`` says that ``ex.grad_output`` is the default ``1, 2, ...`` (to say so).
-    """
-    op_name = ex.operation.heading(ex.p)
-    nd = ex.x.ndim
-    axis_names = ("rows", "cols") if nd == 2 else ("positions",)
-    shape = "x".join(str(s) for s in ex.x.shape)
-    out_lines = [f"{op_name} of a {shape} matrix" if nd == 2 else f"{op_name} of a vector of length {shape}"]
-    kx = "x".join(map(str, ex.kernel_size))
-    sx = "x".join(map(str, ex.stride))
-    params = f"  kernel {kx}, stride {sx}"
-    if any(d != 1 for d in ex.dilation):
-        params += f", dilation {'x'.join(map(str, ex.dilation))}"
-    params += ", padding " + ", ".join(f"{n} ({b}, {a})" for n, (b, a) in zip(axis_names, ex.pads))
-    if isinstance(ex.padding, str):
-        params += f"  (from {ex.padding!r})"
-    if ex.ceil_mode:
-        params += ", ceil mode"
-    params += ex.operation.divisor_note(ex.count_include_pad)
-    out_lines.append(params)
-    rnd = "ceil" if ex.ceil_mode else "floor"
-    out_lines.append(f"  output size = {rnd}((in + pad_before + pad_after - span) / stride) + 1, "
-                     "span = dilation*(kernel-1) + 1")
-    for name, rule in zip(axis_names, ex.size_rules):
-        out_lines.append(f"    {name}: {rule}")
-    out_lines.append("")
-    out_lines.append("input:")
-    out_lines.append(format_matrix(ex.x, "  "))
-    out_lines.append("")
-    kshape = ex.kernel_size if nd == 2 else (1, ex.kernel_size[0])
-    for w in ex.windows:
-        where = ", ".join(f"{n} {_span(t)}" for n, t in zip(axis_names, w.taps))
-        out_lines.append(f"window {format_position(w.index)}: {where}")
-        grid = _window_grid(w, kshape)
-        out_lines.append(format_grid(grid, "  ") if nd == 2 else "  [" + ", ".join(grid[0]) + "]")
-        out_lines.append(f"  {w.formula}")
-        if ex.backward:
-            out_lines.append(f"  {describe_gradient(ex, w)}")
-    out_lines.append("")
-    fn = ex.operation.function
-    out_lines.append(f"output {'x'.join(map(str, ex.output.shape))} (poolkit.{fn}):")
-    out_lines.append(format_matrix(ex.output, "  "))
-    if ex.backward:
-        out_lines.append("")
-        out_lines.append("gradient of the output (grad_output" +
-                         (", by default 1, 2, ... so that every share can be traced):" if default_grad else "):"))
-        out_lines.append(format_matrix(ex.grad_output, "  "))
-        out_lines.append(f"gradient of the input, the sum of every window's share (poolkit.{fn}_backward):")
-        out_lines.append(format_matrix(ex.grad_input, "  "))
-    return "\n".join(out_lines)
+# format_grid, format_matrix and format_explanation live next to the model (poolkit.explanation)
+# and are re-exported here.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,7 +291,8 @@ _EXPLAIN_EPILOG = """\
 examples:
   poolkit explain --op max --kernel 2 --stride 2 '[[1,3,2,1],[2,9,1,1],[1,4,2,3],[5,6,1,2]]'
   poolkit explain --op avg --kernel 3 --stride 2 --padding 1 --ceil --backward data.npy
-  poolkit explain --op max --kernel 2 --stride 1 --gif window.gif '[[1,2,3],[4,5,6],[7,8,9]]'"""
+  poolkit explain --op max --kernel 2 --stride 1 --gif window.gif '[[1,2,3],[4,5,6],[7,8,9]]'
+  poolkit explain --op avg --kernel 3 --stride 2 --padding same --backward --html page.html data.csv"""
 
 
 def _add_explain(sub):
@@ -406,6 +313,8 @@ def _add_explain(sub):
     p.add_argument("--grad", metavar="MATRIX",
                    help="with --backward: the output's gradient (default: 1, 2, ... in output order)")
     p.add_argument("--gif", metavar="FILE", help="also write the sliding-window animation to FILE")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the interactive page to FILE (one self-contained file, works offline)")
     p.set_defaults(run=_run_explain)
     return p
 
@@ -431,13 +340,65 @@ def _run_explain(args) -> int:
     if args.gif:
         _check_writable(args.gif)
         viz = _import_viz()
+    if args.html:
+        _check_writable(args.html)
     ex = explain_pooling(x, args.op, kernel, stride, padding, dilation=dilation, ceil_mode=args.ceil,
                          p=2.0 if args.p is None else args.p, count_include_pad=not args.exclude_pad,
-                         backward=args.backward, grad_output=grad, max_windows=MAX_EXPLAIN_WINDOWS)
+                         backward=args.backward, grad_output=grad, max_windows=MAX_EXPLAIN_WINDOWS,
+                         max_cells=MAX_CELLS)
     print(format_explanation(ex, default_grad=args.grad is None))
     if args.gif:
         n = viz.save_pool_gif(ex, args.gif)
         print(f"\nwrote {Path(args.gif).resolve()} ({n} frames, one per window)")
+    if args.html:
+        from .viz.html import save_page
+
+        path = save_page(ex, args.html)
+        print(f"\nwrote {path.resolve()} (the interactive page: open it in a web browser)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+# ---------------------------------------------------------------------------------------------
+
+_SERVE_HELP = """\
+The interactive page as a live app in your web browser: edit the matrix (or load a .npy, .csv or
+image file), change the operation, kernel, stride, padding, dilation, ceil mode, divisor and p,
+and see how PyTorch, TensorFlow and ONNX compute the same layer; the engine recomputes every change.
+Listens on the loopback interface (this machine only) unless --host says otherwise."""
+
+
+def _add_serve(sub):
+    p = sub.add_parser("serve", help="the interactive page as a live app (a local web server)",
+                       description=_SERVE_HELP, formatter_class=_Formatter)
+    p.add_argument("--port", type=int, default=8765, metavar="N", help="TCP port (default: 8765; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                   help="interface to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--open", action="store_true", help="open the app in the default web browser")
+    p.set_defaults(run=_run_serve, heartbeat=False)
+    return p
+
+
+def _run_serve(args) -> int:
+    from .serve import MAX_SERVE_CELLS, is_loopback, make_server
+
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port must be in [0, 65535], got {args.port}")
+    server = make_server(args.host, args.port)
+    try:
+        if not is_loopback(args.host):
+            print(f"warning: listening on {args.host}: anyone who can reach this machine can use the app",
+                  file=sys.stderr)
+        print(f"poolkit {_pk.__version__} serving the interactive page at {server.url}  (Ctrl+C stops it; "
+              f"matrices up to {MAX_SERVE_CELLS} cells)", flush=True)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(server.url)
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
@@ -663,7 +624,7 @@ class _Heartbeat:
 
 #: The subcommands, in the order ``poolkit --help`` lists them.  Each entry takes the
 #: subparsers object, adds its parser and sets ``run``; append one to add a subcommand.
-COMMANDS = [_add_demo, _add_explain, _add_show, _add_warmup, add_lab]
+COMMANDS = [_add_demo, _add_explain, _add_show, _add_serve, _add_warmup, add_lab]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -700,6 +661,8 @@ def main(argv=None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already reported
         return _exit_code(exc.code)
     try:
+        if not getattr(args, "heartbeat", True):  # serve: waiting for requests is not work
+            return int(args.run(args) or 0)
         with _Heartbeat(args.prog):
             return int(args.run(args) or 0)
     except _MissingPlotting as exc:

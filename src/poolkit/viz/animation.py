@@ -3,11 +3,12 @@ highlighted and the output (and, for the backward, the input's gradient) filling
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
-from ..explain import Explanation, describe_gradient, format_number, format_position
+from ..explanation import Explanation, describe_gradient, format_number, format_position
 from .figure import _new_figure
 from .images import _shape_str
 
@@ -223,36 +224,217 @@ def animation_figure(ex: Explanation, step: int = -1):
     return anim.update(step % n)
 
 
-def _indexed_frames(frames):
-    """RGB frames as palette images sharing one palette, each pixel mapped to its nearest entry.
+class _FastFrames:
+    """The animation's frames drawn straight into palette images, for :func:`save_pool_gif`.
 
-    The palette is a median cut of (up to 8 of) the frames, with the flat colours of the drawing
-    snapped to their exact values; the mapping is exact nearest-colour (pillow's own palette
-    lookup is approximate and turns white into light grey).
+    matplotlib draws the static parts once (grids, numbers of the input, titles, arrows); each
+    frame then repaints only the cells that change -- a cell's fill, its number, the window's
+    edge -- and the captions, with pillow, in the same font.  Every piece is mapped once to one
+    shared palette (exact nearest colour), and a frame keeps only the pixels that changed
+    (the rest are the transparent index), so the GIF stays small.
     """
-    from PIL import Image
 
-    sample = np.concatenate(frames[:8], axis=0)
-    cut = Image.fromarray(sample).quantize(colors=255, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    entries = np.array(cut.getpalette()[: 3 * 255], dtype=np.int64).reshape(-1, 3)
-    for hex_colour in ("#ffffff", "#000000", _WINDOW, _WINNER, _DONE, _PAD, _EDGE):
-        rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
-        entries[np.argmin(((entries - rgb) ** 2).sum(axis=1))] = rgb
-    flat_palette = entries.astype(np.uint8).ravel().tolist()
-    out = []
-    for f in frames:
-        codes = (f[..., 0].astype(np.int64) << 16) | (f[..., 1].astype(np.int64) << 8) | f[..., 2]
+    TRANSPARENT = 255
+
+    def __init__(self, anim: _PoolAnimation, dpi: int):
+        from matplotlib import font_manager
+        from PIL import ImageFont
+
+        self.anim = anim
+        ex = anim.ex
+        fig = anim.fig
+        fig.set_dpi(dpi)
+        # the static picture: every grid in its resting state, no captions
+        for key, rect in anim.in_patches.items():
+            rect.set_facecolor(anim.in_base[key])
+        for key, rect in anim.out_patches.items():
+            rect.set_facecolor("white")
+            anim.out_texts[key].set_text("")
+        if ex.backward:
+            for key, rect in anim.g_patches.items():
+                rect.set_facecolor("white")
+                anim.g_texts[key].set_text("")
+        for t in (anim.title, anim.caption, anim.caption2):
+            t.set_text("")
+        fig.canvas.draw()
+        self.base = np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+        self.height, self.width = self.base.shape[:2]
+        self.scale = dpi / 72.0
+        regular = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans"))
+        bold = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", weight="bold"))
+        italic = font_manager.findfont(font_manager.FontProperties(family="DejaVu Sans", style="italic"))
+        self._fonts: dict = {}
+        self._font_files = {"regular": regular, "bold": bold, "italic": italic}
+        self._ImageFont = ImageFont
+        # pixel boxes of the cells (inside their grid lines)
+        self.boxes = {}
+        grids = [("in", anim.axes[0], anim.in_patches), ("out", anim.axes[1], anim.out_patches)]
+        if ex.backward:
+            grids.append(("g", anim.axes[2], anim.g_patches))
+        for name, ax, patches in grids:
+            for (r, c) in patches:
+                (x0, y0), (x1, y1) = ax.transData.transform([(c - 0.5, r - 0.5), (c + 0.5, r + 0.5)])
+                left, right = sorted((x0, x1))
+                top, bottom = sorted((self.height - y0, self.height - y1))
+                self.boxes[(name, r, c)] = (int(round(left)) + 2, int(round(top)) + 2,
+                                            int(round(right)) - 1, int(round(bottom)) - 1)
+        self.text_px = anim.fs * self.scale
+        self._text_y = {id(t): self.height - t.get_position()[1] * self.height
+                        for t in (anim.title, anim.caption, anim.caption2)}
+
+    def font(self, kind: str, px: float):
+        key = (kind, int(round(px)))
+        if key not in self._fonts:
+            self._fonts[key] = self._ImageFont.truetype(self._font_files[kind], max(6, key[1]))
+        return self._fonts[key]
+
+    # -- the states of the cells ------------------------------------------------------------------
+
+    def resting(self) -> dict:
+        """The state of every cell in the static picture: (fill, text, text colour, kind, edge)."""
+        anim, ex = self.anim, self.anim.ex
+        x = anim.x2
+        states: dict = {}
+        pad_label = ex.operation.pad_label
+        for (r, c) in anim.in_patches:
+            fill = _hex(anim.in_base[(r, c)])
+            if 0 <= r < x.shape[0] and 0 <= c < x.shape[1]:
+                states[("in", r, c)] = (fill, format_number(x[r, c], 4), "#000000", "regular", False)
+            elif r < x.shape[0] + anim.pads[0][1] and c < x.shape[1] + anim.pads[1][1]:
+                states[("in", r, c)] = (fill, pad_label, "#9e9e9e", "italic", False)
+            else:
+                states[("in", r, c)] = None  # hatched: the static picture's own pixels
+        for (r, c) in anim.out_patches:
+            states[("out", r, c)] = ("#ffffff", "", "#000000", "regular", False)
+        if ex.backward:
+            for (r, c) in anim.g_patches:
+                states[("g", r, c)] = ("#ffffff", "", "#000000", "regular", False)
+        return states
+
+    def states(self, step: int, rest: dict) -> dict:
+        anim, ex = self.anim, self.anim.ex
+        w = ex.windows[step]
+        st = dict(rest)
+        for c in w.cells:
+            key = ("in",) + anim._c2(c)
+            winner = w.argmax is not None and tuple(c) == w.argmax
+            old = rest[key]
+            text, colour, kind = (old[1], old[2], old[3]) if old is not None else ("", "#000000", "regular")
+            st[key] = (_WINNER if winner else _WINDOW, text, colour, "bold" if winner else kind, True)
+        for i, win in enumerate(ex.windows):
+            key = ("out",) + anim._c2(win.index)
+            if i < step:
+                st[key] = (_DONE, format_number(win.result, 4), "#000000", "regular", False)
+            elif i == step:
+                st[key] = (_WINDOW, format_number(win.result, 4), "#000000", "regular", True)
+        if ex.backward:
+            if step == len(ex.windows) - 1:
+                acc = np.asarray(ex.grad_input, dtype=np.float64).reshape(anim.x2.shape)
+            else:
+                acc = self._acc[step]
+            touched = {anim._c2(cell) for cell, _ in w.grad_to}
+            for (r, c) in anim.g_patches:
+                v = acc[r, c]
+                st[("g", r, c)] = (_WINNER if (r, c) in touched else "#ffffff", format_number(v, 4),
+                                   "#000000" if v != 0 else "#bdbdbd", "regular", False)
+        return st
+
+    def accumulate(self):
+        """The input's gradient after each window (running sums of the windows' shares)."""
+        anim, ex = self.anim, self.anim.ex
+        acc = np.zeros(anim.x2.shape)
+        self._acc = []
+        for win in ex.windows:
+            for cell, amount in win.grad_to:
+                acc[anim._c2(cell)] += amount
+            self._acc.append(acc.copy())
+
+    # -- drawing -----------------------------------------------------------------------------------
+
+    def cell_image(self, key, state) -> np.ndarray:
+        from PIL import Image, ImageDraw
+
+        x0, y0, x1, y1 = self.boxes[key]
+        w, h = max(1, x1 - x0), max(1, y1 - y0)
+        if state is None:
+            return self.base[y0:y0 + h, x0:x0 + w].copy()
+        fill, text, colour, kind, edge = state
+        im = Image.new("RGB", (w, h), fill)
+        d = ImageDraw.Draw(im)
+        if edge:
+            lw = max(2, int(round(2.5 * self.scale / 1.39)))
+            d.rectangle((0, 0, w - 1, h - 1), outline=_EDGE, width=lw)
+        if text:
+            d.text((w / 2, h / 2), text, fill=colour, font=self.font(kind, self.text_px), anchor="mm")
+        return np.asarray(im)
+
+    def caption_strip(self, which, text: str, px: float, colour: str, kind: str):
+        """``text`` centred across the picture at the height of matplotlib's text ``which``."""
+        from PIL import Image, ImageDraw
+
+        font = self.font(kind, px)
+        while font.getlength(text) > self.width - 20 and px > 7:
+            px *= 0.9
+            font = self.font(kind, px)
+        h = int(px * 1.6) + 4
+        yc = self._text_y[id(which)]
+        top = int(max(0, min(self.height - h, yc - h / 2)))
+        im = Image.new("RGB", (self.width, h), "#ffffff")
+        if text:
+            ImageDraw.Draw(im).text((self.width / 2, yc - top), text, fill=colour, font=font, anchor="mm")
+        return top, np.asarray(im)
+
+
+def _hex(rgba) -> str:
+    r, g, b = (int(round(v * 255)) for v in rgba[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+class _Palette:
+    """One shared palette (254 colours at most, index 255 kept for transparency) and an exact
+    nearest-colour mapping from RGB pieces to its indices, cached per colour."""
+
+    def __init__(self, samples, flat_colours):
+        from PIL import Image
+
+        sample = np.concatenate([s.reshape(-1, 3) for s in samples], axis=0)
+        side = int(math.ceil(math.sqrt(len(sample))))
+        pad = np.full((side * side - len(sample), 3), 255, dtype=np.uint8)
+        square = np.concatenate([sample, pad]).reshape(side, side, 3)
+        cut = Image.fromarray(square).quantize(colors=254, method=Image.Quantize.MEDIANCUT,
+                                               dither=Image.Dither.NONE)
+        n = len(cut.getpalette()) // 3
+        entries = np.array(cut.getpalette()[: 3 * min(n, 254)], dtype=np.int64).reshape(-1, 3)
+        for hex_colour in flat_colours:
+            rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+            if not (entries == rgb).all(axis=1).any():
+                entries[np.argmin(((entries - rgb) ** 2).sum(axis=1))] = rgb
+        self.entries = entries
+        full = np.zeros((256, 3), dtype=np.uint8)
+        full[: len(entries)] = entries
+        self.flat = full.ravel().tolist()
+        self.cache: dict[int, int] = {}
+
+    def map(self, rgb: np.ndarray) -> np.ndarray:
+        codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
         uniq, inverse = np.unique(codes, return_inverse=True)
-        rgb = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
-        nearest = np.empty(len(uniq), dtype=np.uint8)
-        for lo in range(0, len(uniq), 4096):
-            d = ((rgb[lo:lo + 4096, None, :] - entries[None, :, :]) ** 2).sum(axis=2)
-            nearest[lo:lo + 4096] = np.argmin(d, axis=1)
-        idx = np.ascontiguousarray(nearest[inverse.reshape(codes.shape)])
-        im = Image.frombytes("P", (idx.shape[1], idx.shape[0]), idx.tobytes())
-        im.putpalette(flat_palette)
-        out.append(im)
-    return out
+        out = np.empty(len(uniq), dtype=np.uint8)
+        todo = []
+        for j, u in enumerate(uniq.tolist()):
+            hit = self.cache.get(u)
+            if hit is None:
+                todo.append(j)
+            else:
+                out[j] = hit
+        if todo:
+            sel = uniq[todo]
+            cols = np.stack([(sel >> 16) & 255, (sel >> 8) & 255, sel & 255], axis=1)
+            for lo in range(0, len(sel), 4096):
+                d = ((cols[lo:lo + 4096, None, :] - self.entries[None, :, :]) ** 2).sum(axis=2)
+                near = np.argmin(d, axis=1).astype(np.uint8)
+                out[np.asarray(todo[lo:lo + 4096])] = near
+                self.cache.update(zip(sel[lo:lo + 4096].tolist(), near.tolist()))
+        return out[inverse.reshape(codes.shape)]
 
 
 def save_pool_gif(ex: Explanation, path, *, duration_ms: int = 1000, last_ms: int = 2500, dpi: int = 100) -> int:
@@ -282,11 +464,64 @@ def save_pool_gif(ex: Explanation, path, *, duration_ms: int = 1000, last_ms: in
     if path.parent and not path.parent.exists():
         raise OSError(f"directory {str(path.parent)!r} does not exist")
 
+    from PIL import Image
+
     anim = _PoolAnimation(ex)
-    anim.fig.set_dpi(dpi)
-    frames = [np.asarray(anim.frame(i)) for i in range(n)]
-    indexed = _indexed_frames(frames)
+    fast = _FastFrames(anim, dpi)
+    if ex.backward:
+        fast.accumulate()
+    rest = fast.resting()
+    # every frame as the pieces that differ from the one before
+    pieces: list[list] = []
+    current = dict(rest)
+    sprites: dict = {}
+    caption_px = (13 * fast.scale, 11 * fast.scale, 10 * fast.scale)
+    for i in range(n):
+        st = fast.states(i, rest)
+        changes = []
+        for key, state in st.items():
+            if current.get(key) != state:
+                sk = (fast.boxes[key], state) if state is not None else (key, None)
+                if sk not in sprites:
+                    sprites[sk] = fast.cell_image(key, state)
+                x0, y0 = fast.boxes[key][:2]
+                changes.append((y0, x0, sk))
+        current = st
+        w = ex.windows[i]
+        texts = (f"{anim.heading} — window {i + 1} of {n}", f"window {format_position(w.index)}: {w.formula}",
+                 describe_gradient(ex, w) if ex.backward else "")
+        strips = []
+        for which, text, px, colour, kind in zip((anim.title, anim.caption, anim.caption2), texts, caption_px,
+                                                 ("#000000", "#000000", "#424242"), ("bold", "regular", "regular")):
+            top, img = fast.caption_strip(which, text, px, colour, kind)
+            strips.append((top, 0, img))
+        pieces.append([(y, x, sprites[sk]) for y, x, sk in changes] + strips)
+    samples = [fast.base] + list(sprites.values())[:400] + [p[2] for p in pieces[0][-3:]]
+    palette = _Palette(samples, ("#ffffff", "#000000", _WINDOW, _WINNER, _DONE, _PAD, _EDGE, "#9e9e9e",
+                                 "#bdbdbd", "#424242", "#616161"))
+    mapped: dict[int, np.ndarray] = {}
+
+    def indexed(img):
+        got = mapped.get(id(img))
+        if got is None:
+            got = mapped[id(img)] = palette.map(img)
+        return got
+
+    canvas = palette.map(fast.base)
+    frames = []
+    t = _FastFrames.TRANSPARENT
+    for i, frame_pieces in enumerate(pieces):
+        before = canvas.copy()
+        for y, x, img in frame_pieces:
+            idx = indexed(img)
+            canvas[y:y + idx.shape[0], x:x + idx.shape[1]] = idx
+        out = canvas.copy()
+        if i:
+            out[out == before] = t  # unchanged pixels: transparent, the previous frame shows through
+        im = Image.frombytes("P", (out.shape[1], out.shape[0]), np.ascontiguousarray(out).tobytes())
+        im.putpalette(palette.flat)
+        frames.append(im)
     durations = [duration_ms] * (n - 1) + [last_ms]
-    indexed[0].save(path, format="GIF", save_all=True, append_images=indexed[1:], duration=durations, loop=0,
-                    disposal=1, optimize=False)
+    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
+                   disposal=1, transparency=t, optimize=False)
     return n

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..explain import OPS, format_number
+from ..explanation import OPS, format_number
 from .images import _shape_str, convolve2d
 
 __all__ = ["feature_stages", "feature_figure", "save_figure", "check_figure_path", "display_available"]
