@@ -347,10 +347,16 @@ def _small_call(plan: geo.Plan, key: tuple):
         odt = kernel_dtype(float_dtype(dtype)) if op == "sum" else dtype
         wdt = np.float64 if op == "sum" else dtype
 
-        def call(x: np.ndarray) -> np.ndarray:
-            out = np.empty(out4, odt)
-            kern(x.reshape(in4), tables, params, divs, out, np.empty(size, wdt), 0, rows)
-            return out.reshape(shape)
+        if tuple(in4) == plan.in_shape and tuple(out4) == shape:  # a 4-D call: no reshape (0.3 us each)
+            def call(x: np.ndarray) -> np.ndarray:
+                out = np.empty(shape, odt)
+                kern(x, tables, params, divs, out, np.empty(size, wdt), 0, rows)
+                return out
+        else:
+            def call(x: np.ndarray) -> np.ndarray:
+                out = np.empty(out4, odt)
+                kern(x.reshape(in4), tables, params, divs, out, np.empty(size, wdt), 0, rows)
+                return out.reshape(shape)
 
     memo[key] = call
     return call
