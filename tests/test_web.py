@@ -2,7 +2,8 @@
 
 Every number read off the screen is compared with the engine's own result, computed here by a
 separate call (``poolkit.max_pool`` & co., ``compare_dialects``), formatted the way the page
-formats numbers.  Screenshots of the page go into ``docs/`` (the README shows them).
+formats numbers.  The screenshots of ``docs/`` (the README shows them) are taken here: they are
+written there with ``POOLKIT_UPDATE_SCREENSHOTS=1``, into a temporary directory otherwise.
 
 Chromium: Debian's ``/usr/bin/chromium`` (``apt-get install chromium``; CI installs it), or the
 browser of ``PLAYWRIGHT_CHROMIUM`` / ``python -m playwright install chromium``.
@@ -27,6 +28,15 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 TIMEOUT_MS = 30_000
+
+
+def shot(pg, name: str, tmp_path, **kwargs) -> Path:
+    """A screenshot ``name`` of ``pg``: into docs/ with POOLKIT_UPDATE_SCREENSHOTS=1, else into tmp_path."""
+    where = DOCS if os.environ.get("POOLKIT_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    path = where / name
+    pg.screenshot(path=str(path), **kwargs)
+    assert path.stat().st_size > 10_000  # a picture, not a blank page
+    return path
 
 
 def label(v) -> str:
@@ -159,7 +169,7 @@ def test_hovering_shows_windows_divisors_and_gradient_shares(page, tmp_path):
     legend = page.inner_text("#pk-legend")
     assert "only in ceil mode" in legend and "padding" in legend
     cell(page, "pk-out", 1, 1).hover()
-    page.screenshot(path=str(DOCS / "page-light.png"), full_page=True)
+    shot(page, "page-light.png", tmp_path, full_page=True)
 
 
 def test_dark_mode_and_dialects_on_the_written_page(browser, tmp_path):
@@ -181,8 +191,50 @@ def test_dark_mode_and_dialects_on_the_written_page(browser, tmp_path):
     assert grid_text(pg, "pk-dialect-out") == labels(dialects["onnx"].output)
     pg.check("#pk-dialect-tf")
     cell(pg, "pk-in", 0, 3).hover()
-    pg.screenshot(path=str(DOCS / "page-dark.png"), full_page=True)
+    shot(pg, "page-dark.png", tmp_path, full_page=True)
     context.close()
+
+
+def test_keyboard_alone_inspects_and_jumps(page, tmp_path):
+    x = X44.astype(np.float64)
+    ex = poolkit.explain(x, "max", 2, stride=1, backward=True)
+    page.goto(ex.to_html(tmp_path / "k.html").as_uri())
+    ready(page)
+    page.keyboard.press("Tab")  # first the output size's rule, then the toolbar
+    assert page.evaluate("document.activeElement.tagName") == "SUMMARY"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "pk-first"
+    page.keyboard.press("Enter")  # a button works from the keyboard
+    assert page.inner_text("#pk-pos") == "window 1 of 9"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # Tab past "previous" and "play" to "next"
+    assert page.inner_text("#pk-pos") == "window 2 of 9"
+    page.focus('#pk-out td[tabindex="0"]')  # Tab order reaches each grid's one focusable cell
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("[document.activeElement.dataset.r, document.activeElement.dataset.c]") == ["1", "1"]
+    assert page.inner_text("#pk-details").startswith(f"Output (1, 1) = {label(ex.output[1, 1])} comes from window 5")
+    page.keyboard.press("Enter")
+    assert page.inner_text("#pk-pos") == "window 5 of 9"
+    # the theme button cycles auto -> light -> dark
+    page.click("#pk-theme")
+    page.click("#pk-theme")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(21, 23, 27)"
+
+
+def test_the_jupyter_view_is_the_page_in_a_frame(page):
+    ex = poolkit.explain([3.0, 1, 4, 1, 5, 9, 2, 6], "max", 3, stride=2, padding=1, backward=True)
+    page.set_content("<!DOCTYPE html><body>" + ex._repr_html_() + "</body>")
+    frame = page.frame_locator("iframe")
+    sync_api.expect(frame.locator('#poolkit[data-state="ready"]')).to_be_visible()
+    rows = frame.locator("#pk-out tr").all()
+    frame.locator("#pk-last").click()
+    shown = [td.inner_text() for td in frame.locator("#pk-out td").all()]
+    assert rows and shown == labels(poolkit.max_pool(np.array([3.0, 1, 4, 1, 5, 9, 2, 6]), (3,), 2, 1))[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,7 +259,7 @@ def _set(pg, field, value, version):
     ready(pg, version)
 
 
-def test_served_app_recomputes_every_change(page, app):
+def test_served_app_recomputes_every_change(page, app, tmp_path):
     page.goto(app.url)
     ready(page, 1)
     x = X44.astype(np.float64)
@@ -252,10 +304,10 @@ def test_served_app_recomputes_every_change(page, app):
     page.check("#pk-dialect-tf")
     assert "(avg_pool and avg_pool_backward)" in page.inner_text("#pk-footer")
     page.mouse.move(5, 5)
-    page.screenshot(path=str(DOCS / "serve.png"), full_page=True)
+    shot(page, "serve.png", tmp_path, full_page=True)
 
 
-def test_served_app_shows_bad_parameters_inline(page, app):
+def test_served_app_shows_bad_parameters_inline(page, app, tmp_path):
     page.goto(app.url)
     ready(page, 1)
     page.fill("#f-kernel", "9")
@@ -266,7 +318,7 @@ def test_served_app_shows_bad_parameters_inline(page, app):
     # the last good result stays on the page, dimmed
     assert grid_text(page, "pk-out") == [[label(poolkit.max_pool(X44, (2, 2), 1)[0, 0]), "", ""], ["", "", ""],
                                           ["", "", ""]]
-    page.screenshot(path=str(DOCS / "serve-error.png"))
+    shot(page, "serve-error.png", tmp_path)
     page.fill("#f-padding", "((1,2),(3,)")
     page.fill("#f-kernel", "2")
     sync_api.expect(page.locator("#pk-error")).to_contain_text("padding")

@@ -471,54 +471,52 @@ def save_pool_gif(ex: Explanation, path, *, duration_ms: int = 1000, last_ms: in
     if ex.backward:
         fast.accumulate()
     rest = fast.resting()
-    # every frame as the pieces that differ from the one before
-    pieces: list[list] = []
+    # pass 1: which cells change in each frame, and the picture of every cell state needed
+    changes: list[list] = []
     current = dict(rest)
     sprites: dict = {}
-    caption_px = (13 * fast.scale, 11 * fast.scale, 10 * fast.scale)
     for i in range(n):
         st = fast.states(i, rest)
-        changes = []
+        frame_changes = []
         for key, state in st.items():
             if current.get(key) != state:
                 sk = (fast.boxes[key], state) if state is not None else (key, None)
                 if sk not in sprites:
                     sprites[sk] = fast.cell_image(key, state)
                 x0, y0 = fast.boxes[key][:2]
-                changes.append((y0, x0, sk))
+                frame_changes.append((y0, x0, sk))
         current = st
+        changes.append(frame_changes)
+    caption_px = (13 * fast.scale, 11 * fast.scale, 10 * fast.scale)
+
+    def strips(i):
         w = ex.windows[i]
         texts = (f"{anim.heading} — window {i + 1} of {n}", f"window {format_position(w.index)}: {w.formula}",
                  describe_gradient(ex, w) if ex.backward else "")
-        strips = []
         for which, text, px, colour, kind in zip((anim.title, anim.caption, anim.caption2), texts, caption_px,
                                                  ("#000000", "#000000", "#424242"), ("bold", "regular", "regular")):
-            top, img = fast.caption_strip(which, text, px, colour, kind)
-            strips.append((top, 0, img))
-        pieces.append([(y, x, sprites[sk]) for y, x, sk in changes] + strips)
-    samples = [fast.base] + list(sprites.values())[:400] + [p[2] for p in pieces[0][-3:]]
+            yield fast.caption_strip(which, text, px, colour, kind)
+
+    samples = [fast.base] + list(sprites.values())[:400] + [img for _, img in strips(0)]
     palette = _Palette(samples, ("#ffffff", "#000000", _WINDOW, _WINNER, _DONE, _PAD, _EDGE, "#9e9e9e",
                                  "#bdbdbd", "#424242", "#616161"))
-    mapped: dict[int, np.ndarray] = {}
-
-    def indexed(img):
-        got = mapped.get(id(img))
-        if got is None:
-            got = mapped[id(img)] = palette.map(img)
-        return got
-
+    mapped = {sk: palette.map(img) for sk, img in sprites.items()}
+    del sprites
+    # pass 2: paint the changes on an indexed canvas; a frame keeps only what changed
     canvas = palette.map(fast.base)
     frames = []
     t = _FastFrames.TRANSPARENT
-    for i, frame_pieces in enumerate(pieces):
+    for i in range(n):
         before = canvas.copy()
-        for y, x, img in frame_pieces:
-            idx = indexed(img)
+        for y, x, sk in changes[i]:
+            idx = mapped[sk]
             canvas[y:y + idx.shape[0], x:x + idx.shape[1]] = idx
+        for top, img in strips(i):
+            canvas[top:top + img.shape[0], :] = palette.map(img)
         out = canvas.copy()
         if i:
             out[out == before] = t  # unchanged pixels: transparent, the previous frame shows through
-        im = Image.frombytes("P", (out.shape[1], out.shape[0]), np.ascontiguousarray(out).tobytes())
+        im = Image.frombytes("P", (out.shape[1], out.shape[0]), out.tobytes())
         im.putpalette(palette.flat)
         frames.append(im)
     durations = [duration_ms] * (n - 1) + [last_ms]
