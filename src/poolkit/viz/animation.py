@@ -464,7 +464,7 @@ def save_pool_gif(ex: Explanation, path, *, duration_ms: int = 1000, last_ms: in
     if path.parent and not path.parent.exists():
         raise OSError(f"directory {str(path.parent)!r} does not exist")
 
-    from PIL import Image
+    from PIL import GifImagePlugin, Image
 
     anim = _PoolAnimation(ex)
     fast = _FastFrames(anim, dpi)
@@ -502,24 +502,35 @@ def save_pool_gif(ex: Explanation, path, *, duration_ms: int = 1000, last_ms: in
                                  "#bdbdbd", "#424242", "#616161"))
     mapped = {sk: palette.map(img) for sk, img in sprites.items()}
     del sprites
-    # pass 2: paint the changes on an indexed canvas; a frame keeps only what changed
+    # pass 2: paint the changes on an indexed canvas; each frame is written as it is made, cropped
+    # to the box of the pixels that changed, the unchanged ones in it transparent
     canvas = palette.map(fast.base)
-    frames = []
     t = _FastFrames.TRANSPARENT
-    for i in range(n):
-        before = canvas.copy()
-        for y, x, sk in changes[i]:
-            idx = mapped[sk]
-            canvas[y:y + idx.shape[0], x:x + idx.shape[1]] = idx
-        for top, img in strips(i):
-            canvas[top:top + img.shape[0], :] = palette.map(img)
-        out = canvas.copy()
-        if i:
-            out[out == before] = t  # unchanged pixels: transparent, the previous frame shows through
-        im = Image.frombytes("P", (out.shape[1], out.shape[0]), out.tobytes())
-        im.putpalette(palette.flat)
-        frames.append(im)
     durations = [duration_ms] * (n - 1) + [last_ms]
-    frames[0].save(path, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
-                   disposal=1, transparency=t, optimize=False)
+    with open(path, "wb") as f:
+        for i in range(n):
+            before = canvas.copy()
+            for y, x, sk in changes[i]:
+                idx = mapped[sk]
+                canvas[y:y + idx.shape[0], x:x + idx.shape[1]] = idx
+            for top, img in strips(i):
+                canvas[top:top + img.shape[0], :] = palette.map(img)
+            if i == 0:
+                out, offset = canvas, (0, 0)
+            else:
+                changed = canvas != before
+                rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+                if len(rows) == 0:  # nothing changed: one transparent pixel
+                    rows, cols = np.array([0]), np.array([0])
+                y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                out = np.where(changed[y0:y1, x0:x1], canvas[y0:y1, x0:x1], np.uint8(t))
+                offset = (int(x0), int(y0))
+            frame = Image.frombytes("P", (out.shape[1], out.shape[0]), np.ascontiguousarray(out).tobytes())
+            frame.putpalette(palette.flat)
+            if i == 0:
+                header, _ = GifImagePlugin.getheader(frame, info={"transparency": t, "loop": 0})
+                f.write(b"".join(header))
+            f.write(b"".join(GifImagePlugin.getdata(frame, offset, duration=durations[i], disposal=1,
+                                                    transparency=t)))
+        f.write(b";")  # the GIF trailer
     return n
