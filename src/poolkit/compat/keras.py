@@ -83,10 +83,12 @@ def _standardize_data_format(data_format):
 
 
 class _Layer:
-    """What the layers share: a name, a compute dtype, the input of the last call."""
+    """What the layers share: a name, a compute dtype, the input of the last call, and the call and
+    backward steps around the pooling (``_forward(x)``, ``_backward(g, x)``) each family defines."""
 
     _n = 0
-    _averaging = False
+    #: "max" or "average"; averaging layers also cast integer inputs to the compute dtype
+    _mode = "max"
 
     def __init__(self, name=None, dtype="float32"):
         self.name = name if name is not None else _snake(type(self).__name__)
@@ -98,7 +100,7 @@ class _Layer:
         averaging layer), in native byte order."""
         x = V.check_array(inputs, f'Layer "{self.name}" input')
         self._check_rank(x.shape)
-        dtype = self.dtype if self.dtype is not None and (x.dtype.kind == "f" or self._averaging) else x.dtype
+        dtype = self.dtype if self.dtype is not None and (x.dtype.kind == "f" or self._mode == "average") else x.dtype
         with np.errstate(over="ignore", invalid="ignore"):  # as Keras casts: out of range becomes inf
             return x.astype(dtype.newbyteorder("="), copy=False)
 
@@ -132,6 +134,23 @@ class _Layer:
             raise RuntimeError(f'Layer "{self.name}": call the layer before backward()')
         return np.asarray(grad_output)
 
+    def __call__(self, inputs):
+        x = self._prepare(inputs)
+        out = self._forward(x)
+        self._last = x
+        return out
+
+    def backward(self, grad_output):
+        """Gradient of ``sum(grad_output * self(x))`` with respect to the last call's ``x``."""
+        g = self._check_backward(grad_output)
+        return self._in_float(self._backward(g, self._last))
+
+    def _forward(self, x) -> np.ndarray:  # pragma: no cover - every layer family defines it
+        raise NotImplementedError
+
+    def _backward(self, g, x) -> np.ndarray:  # pragma: no cover - every layer family defines it
+        raise NotImplementedError
+
     def get_config(self) -> dict:
         return {"name": self.name, "dtype": None if self.dtype is None else self.dtype.name}
 
@@ -161,8 +180,6 @@ def _snake(name: str) -> str:
 
 
 class _Pooling(_Layer):
-    _mode = "max"
-
     def __init__(self, pool_size, strides=None, padding="valid", data_format=None, name=None, dtype="float32"):
         super().__init__(name, dtype)
         self.pool_size = _standardize_tuple(pool_size, self._n, "pool_size")
@@ -178,27 +195,16 @@ class _Pooling(_Layer):
             {1: "NCW", 2: "NCHW", 3: "NCDHW"}[self._n]
         return self.pool_size, self.strides, self.padding.upper(), fmt
 
-    def __call__(self, inputs):
-        x = self._prepare(inputs)
-        if self._mode == "max":
-            out = _tf.max_pool(x, *self._tf_args())
-        else:
-            out = _tf.avg_pool(x, *self._tf_args())
-        self._last = x
-        return out
+    def _forward(self, x):
+        return (_tf.max_pool if self._mode == "max" else _tf.avg_pool)(x, *self._tf_args())
 
-    def backward(self, grad_output):
-        """Gradient of ``sum(grad_output * self(x))`` with respect to the last call's ``x``."""
-        g = self._check_backward(grad_output)
-        x = self._last
+    def _backward(self, g, x):
         axes = self._spatial_axes()
         if self._mode == "max":  # TensorFlow's max never picks a NaN
-            grad = poolkit.max_pool_backward(g, _tf._nan_to_neginf(x), self.pool_size, self.strides, self.padding,
+            return poolkit.max_pool_backward(g, _tf._nan_to_neginf(x), self.pool_size, self.strides, self.padding,
                                              axes=axes)
-        else:
-            grad = poolkit.avg_pool_backward(g, x, self.pool_size, self.strides, self.padding, axes=axes,
-                                             count_include_pad=False)
-        return self._in_float(grad)
+        return poolkit.avg_pool_backward(g, x, self.pool_size, self.strides, self.padding, axes=axes,
+                                         count_include_pad=False)
 
     def compute_output_shape(self, input_shape):
         """The output shape for ``input_shape`` (batch size may be None)."""
@@ -251,7 +257,6 @@ class MaxPooling3D(_Pooling):
 
 class _AveragePooling(_Pooling):
     _mode = "average"
-    _averaging = True
 
 
 class AveragePooling1D(_AveragePooling):
@@ -282,33 +287,18 @@ AvgPool1D, AvgPool2D, AvgPool3D = AveragePooling1D, AveragePooling2D, AveragePoo
 
 
 class _GlobalPooling(_Layer):
-    _mode = "max"
-
     def __init__(self, data_format=None, keepdims=False, name=None, dtype="float32"):
         super().__init__(name, dtype)
         self.data_format = _standardize_data_format(data_format)
         self.keepdims = bool(keepdims)
 
-    def __call__(self, inputs):
-        x = self._prepare(inputs)
-        axes = self._spatial_axes()
-        if self._mode == "max":
-            out = poolkit.global_max_pool(x, axes=axes, keepdims=self.keepdims)
-        else:
-            out = poolkit.global_avg_pool(x, axes=axes, keepdims=self.keepdims)
-        self._last = x
-        return out
+    def _forward(self, x):
+        pool = poolkit.global_max_pool if self._mode == "max" else poolkit.global_avg_pool
+        return pool(x, axes=self._spatial_axes(), keepdims=self.keepdims)
 
-    def backward(self, grad_output):
-        """Gradient of ``sum(grad_output * self(x))`` with respect to the last call's ``x``."""
-        g = self._check_backward(grad_output)
-        x = self._last
-        axes = self._spatial_axes()
-        if self._mode == "max":
-            grad = poolkit.global_max_pool_backward(g, x, axes=axes, keepdims=self.keepdims)
-        else:
-            grad = poolkit.global_avg_pool_backward(g, x, axes=axes, keepdims=self.keepdims)
-        return self._in_float(grad)
+    def _backward(self, g, x):
+        grad = poolkit.global_max_pool_backward if self._mode == "max" else poolkit.global_avg_pool_backward
+        return grad(g, x, axes=self._spatial_axes(), keepdims=self.keepdims)
 
     def compute_output_shape(self, input_shape):
         shape = self._input_shape(input_shape)
@@ -336,7 +326,6 @@ GlobalMaxPooling3D = _ranked(_GlobalPooling, "GlobalMaxPooling3D", 3)
 
 class _GlobalAveragePooling(_GlobalPooling):
     _mode = "average"
-    _averaging = True
 
 
 class GlobalAveragePooling1D(_GlobalAveragePooling):
@@ -408,8 +397,6 @@ GlobalAvgPool1D, GlobalAvgPool2D, GlobalAvgPool3D = (GlobalAveragePooling1D, Glo
 
 
 class _AdaptivePooling(_Layer):
-    _mode = "max"
-
     def __init__(self, output_size, data_format=None, name=None, dtype="float32"):
         super().__init__(name, dtype)
         n = self._n
@@ -427,28 +414,19 @@ class _AdaptivePooling(_Layer):
         self.output_size = tuple(int(v) for v in sizes)
         self.data_format = _standardize_data_format(data_format)
 
-    def __call__(self, inputs):
-        x = self._prepare(inputs)
+    def _forward(self, x):
         axes = self._spatial_axes()
-        if self._mode == "max":  # the TensorFlow backend pools with tf.nn.pool: NaN never wins
-            out = poolkit.adaptive_max_pool(_tf._nan_to_neginf(x), self.output_size, axes=axes)
-            if x.dtype.kind == "f" and x.dtype != np.float16:
-                out = np.maximum(out, np.finfo(x.dtype).min)
-        else:
-            out = poolkit.adaptive_avg_pool(x, self.output_size, axes=axes)
-        self._last = x
-        return out
+        if self._mode != "max":
+            return poolkit.adaptive_avg_pool(x, self.output_size, axes=axes)
+        # the TensorFlow backend pools with tf.nn.pool: NaN never wins
+        out = poolkit.adaptive_max_pool(_tf._nan_to_neginf(x), self.output_size, axes=axes)
+        return np.maximum(out, np.finfo(x.dtype).min) if x.dtype.kind == "f" and x.dtype != np.float16 else out
 
-    def backward(self, grad_output):
-        """Gradient of ``sum(grad_output * self(x))`` with respect to the last call's ``x``."""
-        g = self._check_backward(grad_output)
-        x = self._last
+    def _backward(self, g, x):
         axes = self._spatial_axes()
         if self._mode == "max":
-            grad = poolkit.adaptive_max_pool_backward(g, _tf._nan_to_neginf(x), self.output_size, axes=axes)
-        else:
-            grad = poolkit.adaptive_avg_pool_backward(g, x, self.output_size, axes=axes)
-        return self._in_float(grad)
+            return poolkit.adaptive_max_pool_backward(g, _tf._nan_to_neginf(x), self.output_size, axes=axes)
+        return poolkit.adaptive_avg_pool_backward(g, x, self.output_size, axes=axes)
 
     def compute_output_shape(self, input_shape):
         shape = self._input_shape(input_shape)
@@ -480,7 +458,6 @@ AdaptiveMaxPooling3D = _ranked(_AdaptivePooling, "AdaptiveMaxPooling3D", 3)
 
 class _AdaptiveAveragePooling(_AdaptivePooling):
     _mode = "average"
-    _averaging = True
 
 
 AdaptiveAveragePooling1D = _ranked(_AdaptiveAveragePooling, "AdaptiveAveragePooling1D", 1)

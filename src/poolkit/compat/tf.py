@@ -211,34 +211,34 @@ def _tf_max(x, k, s, padding, axes, dilation=1, return_indices=False):
     return (out, idx) if return_indices else out
 
 
-def _max(fname, input, ksize, strides, padding, data_format, n_expected=None, explicit_ok=True):
+def _windowed(fname, input, ksize, strides, data_format, n_expected, kind):
+    """The input and its windows, checked as tf.nn's max and avg pooling do: (x, n, channel axis,
+    spatial axes, spatial ksize, spatial strides, channel window)."""
     x = _array(input, fname)
     n = _rank_n(x) if n_expected is None else n_expected
     if x.ndim != n + 2:
         raise ValueError(f"{fname}: input must be {n + 2}-dimensional, got shape {x.shape}")
-    cf, channel, spatial = _layout(n, data_format, fname)
+    _, channel, spatial = _layout(n, data_format, fname)
     ks = _get_sequence(ksize, n, channel, "ksize")
     ss = _get_sequence(strides, n, channel, "strides")
-    k, s, depth = _windows(fname, n, ks, ss, channel, spatial, kind="max3d" if n == 3 else "max")
+    k, s, depth = _windows(fname, n, ks, ss, channel, spatial, kind="max3d" if kind == "max" and n == 3 else kind)
+    return x, n, channel, spatial, k, s, depth
+
+
+def _max(fname, input, ksize, strides, padding, data_format, n_expected=None):
+    x, n, channel, spatial, k, s, depth = _windowed(fname, input, ksize, strides, data_format, n_expected, "max")
     if depth != 1:  # depthwise max pooling: spatial strides and padding are ignored, as TensorFlow does
-        _padding(fname, padding, n, channel, spatial, (1,) * n, explicit_ok=explicit_ok and n < 3)
+        _padding(fname, padding, n, channel, spatial, (1,) * n, explicit_ok=n < 3)
         if x.shape[channel] % depth:
             raise ValueError(f"{fname}: Depthwise max pooling requires the depth window to evenly divide the "
                              "input depth")
         return _tf_max(x, (depth,), depth, 0, (channel,))
-    pad = _padding(fname, padding, n, channel, spatial, k, explicit_ok=explicit_ok and n < 3)
+    pad = _padding(fname, padding, n, channel, spatial, k, explicit_ok=n < 3)
     return _tf_max(x, k, s, pad, spatial)
 
 
 def _avg(fname, input, ksize, strides, padding, data_format, n_expected=None):
-    x = _array(input, fname)
-    n = _rank_n(x) if n_expected is None else n_expected
-    if x.ndim != n + 2:
-        raise ValueError(f"{fname}: input must be {n + 2}-dimensional, got shape {x.shape}")
-    cf, channel, spatial = _layout(n, data_format, fname)
-    ks = _get_sequence(ksize, n, channel, "ksize")
-    ss = _get_sequence(strides, n, channel, "strides")
-    k, s, _ = _windows(fname, n, ks, ss, channel, spatial, kind="avg")
+    x, n, channel, spatial, k, s, _ = _windowed(fname, input, ksize, strides, data_format, n_expected, "avg")
     pad = _padding(fname, padding, n, channel, spatial, k, explicit_ok=False)
     return poolkit.avg_pool(x, k, s, pad, count_include_pad=False, axes=spatial)
 
@@ -257,21 +257,6 @@ def max_pool(input, ksize, strides, padding, data_format=None, name=None):
     return _max("max_pool", input, ksize, strides, padding, data_format)
 
 
-def max_pool1d(input, ksize, strides, padding, data_format="NWC", name=None):
-    """``tf.nn.max_pool1d``: ``(N, W, C)`` input (``"NCW"``: ``(N, C, W)``)."""
-    return _max("max_pool1d", input, ksize, strides, padding, data_format, 1)
-
-
-def max_pool2d(input, ksize, strides, padding, data_format="NHWC", name=None):
-    """``tf.nn.max_pool2d``: ``(N, H, W, C)`` input (``"NCHW"``: ``(N, C, H, W)``)."""
-    return _max("max_pool2d", input, ksize, strides, padding, data_format, 2)
-
-
-def max_pool3d(input, ksize, strides, padding, data_format="NDHWC", name=None):
-    """``tf.nn.max_pool3d``: ``(N, D, H, W, C)`` input; ``"SAME"`` or ``"VALID"`` padding."""
-    return _max("max_pool3d", input, ksize, strides, padding, data_format, 3, explicit_ok=False)
-
-
 def avg_pool(input, ksize, strides, padding, data_format=None, name=None):
     """``tf.nn.avg_pool``: N-D average pooling; ``"SAME"`` divides by the cells inside the input.
 
@@ -283,19 +268,22 @@ def avg_pool(input, ksize, strides, padding, data_format=None, name=None):
     return _avg("avg_pool", input, ksize, strides, padding, data_format)
 
 
-def avg_pool1d(input, ksize, strides, padding, data_format="NWC", name=None):
-    """``tf.nn.avg_pool1d``: ``(N, W, C)`` input."""
-    return _avg("avg_pool1d", input, ksize, strides, padding, data_format, 1)
+def _ranked(op, fname: str, n: int, what: str):
+    """The ``tf.nn`` function ``fname``: ``op`` (:func:`_max` or :func:`_avg`) for ``n`` spatial
+    axes, with TensorFlow's signature and default (channels-last) layout; ``what`` ends its docstring."""
+    def ranked(input, ksize, strides, padding, data_format=_FORMATS[n][0], name=None):
+        return op(fname, input, ksize, strides, padding, data_format, n)
+    ranked.__name__ = ranked.__qualname__ = fname
+    ranked.__doc__ = f"``tf.nn.{fname}``: {what}"
+    return ranked
 
 
-def avg_pool2d(input, ksize, strides, padding, data_format="NHWC", name=None):
-    """``tf.nn.avg_pool2d``: ``(N, H, W, C)`` input."""
-    return _avg("avg_pool2d", input, ksize, strides, padding, data_format, 2)
-
-
-def avg_pool3d(input, ksize, strides, padding, data_format="NDHWC", name=None):
-    """``tf.nn.avg_pool3d``: ``(N, D, H, W, C)`` input."""
-    return _avg("avg_pool3d", input, ksize, strides, padding, data_format, 3)
+max_pool1d = _ranked(_max, "max_pool1d", 1, '``(N, W, C)`` input (``"NCW"``: ``(N, C, W)``).')
+max_pool2d = _ranked(_max, "max_pool2d", 2, '``(N, H, W, C)`` input (``"NCHW"``: ``(N, C, H, W)``).')
+max_pool3d = _ranked(_max, "max_pool3d", 3, '``(N, D, H, W, C)`` input; ``"SAME"`` or ``"VALID"`` padding.')
+avg_pool1d = _ranked(_avg, "avg_pool1d", 1, "``(N, W, C)`` input.")
+avg_pool2d = _ranked(_avg, "avg_pool2d", 2, "``(N, H, W, C)`` input.")
+avg_pool3d = _ranked(_avg, "avg_pool3d", 3, "``(N, D, H, W, C)`` input.")
 
 
 def _spatial_ints(name, value, n):
