@@ -107,9 +107,22 @@ MAX_RESULT = """\
     out : ndarray
         ``x`` with each pooled axis resized to its output size; dtype of ``x``."""
 
+#: The arguments of the poolkit.nn layers that own weights.
+WEIGHT_INIT = """\
+    dtype : numpy dtype, optional
+        Parameter and compute dtype (default float32); inputs are converted to it.
+    rng : numpy.random.Generator, optional
+        Where the initial weights come from (default: the module-level generator)."""
+
+#: The maximize argument of the poolkit.nn optimisers (applied by ``Optimizer.step``).
+MAXIMIZE = """\
+    maximize : bool, optional
+        Ascend instead of descending."""
+
 _FRAGMENTS = {"SHARED": SHARED, "SIZE_RULE": SIZE_RULE, "GLOBAL": GLOBAL, "ADAPTIVE_PARAMS": ADAPTIVE_PARAMS,
               "ADAPTIVE_NOTES": ADAPTIVE_NOTES, "FRACTIONAL": FRACTIONAL, "X_ANY": X_ANY, "X_SPATIAL": X_SPATIAL,
-              "RETURN_INDICES": RETURN_INDICES, "MAX_RESULT": MAX_RESULT}
+              "RETURN_INDICES": RETURN_INDICES, "MAX_RESULT": MAX_RESULT, "WEIGHT_INIT": WEIGHT_INIT,
+              "MAXIMIZE": MAXIMIZE}
 
 
 def fill(func: F) -> F:

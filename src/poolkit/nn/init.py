@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -130,32 +131,27 @@ def normal_(array: np.ndarray, mean: float = 0.0, std: float = 1.0, *, rng=None)
     return array
 
 
-def zeros_(array: np.ndarray) -> np.ndarray:
-    """Fill ``array`` with 0 in place; return it.
+def _constant_fill(value: int, name: str, example: str, result: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The initialiser ``name``: fill ``array`` with ``value`` in place and return it; its docstring's
+    example calls it as ``example`` and shows ``result``."""
+    def constant(array: np.ndarray) -> np.ndarray:
+        array[...] = value
+        return array
+    constant.__name__ = constant.__qualname__ = name
+    constant.__doc__ = f"""Fill ``array`` with {value} in place; return it.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from poolkit.nn.init import zeros_
-    >>> zeros_(np.ones(3))
-    array([0., 0., 0.])
+    >>> from poolkit.nn.init import {name}
+    >>> {example}
+    {result}
     """
-    array[...] = 0
-    return array
+    return constant
 
 
-def ones_(array: np.ndarray) -> np.ndarray:
-    """Fill ``array`` with 1 in place; return it.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poolkit.nn.init import ones_
-    >>> ones_(np.zeros(2))
-    array([1., 1.])
-    """
-    array[...] = 1
-    return array
+zeros_ = _constant_fill(0, "zeros_", "zeros_(np.ones(3))", "array([0., 0., 0.])")
+ones_ = _constant_fill(1, "ones_", "ones_(np.zeros(2))", "array([1., 1.])")
 
 
 def kaiming_uniform_(array: np.ndarray, a: float = 0.0, nonlinearity: str = "leaky_relu", *, rng=None) -> np.ndarray:

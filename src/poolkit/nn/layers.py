@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._docs import fill
 from . import init
 from .module import Module, Parameter
 
@@ -226,6 +227,7 @@ class Dropout(Module):
 # ---------------------------------------------------------------------------------------------
 
 
+@fill
 class Linear(Module):
     """``y = x @ weight.T + bias`` (``torch.nn.Linear``).
 
@@ -235,10 +237,7 @@ class Linear(Module):
         Sizes of the last axis of the input and of the output.
     bias : bool, optional
         Learn an additive bias (default True).
-    dtype : numpy dtype, optional
-        Parameter and compute dtype (default float32); inputs are converted to it.
-    rng : numpy.random.Generator, optional
-        Where the initial weights come from (default: the module-level generator).
+{WEIGHT_INIT}
 
     Notes
     -----
@@ -461,8 +460,9 @@ def pad_backward(grad: np.ndarray, pads: Sequence[tuple[int, int]], mode: str = 
 class _ConvNd(Module):
     _n = 0
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", *, dtype=None, rng=None) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, dtype=None,
+                 rng: np.random.Generator | None = None) -> None:
         super().__init__()
         cls = type(self).__name__
         n = self._n
@@ -624,10 +624,7 @@ _CONV_DOC = """{kind} convolution (cross-correlation, as in PyTorch) over an inp
         Learn an additive bias per output channel (default True).
     padding_mode : {{"zeros", "reflect", "replicate", "circular"}}, optional
         What the padding holds (default zeros).
-    dtype : numpy dtype, optional
-        Parameter and compute dtype (default float32); inputs are converted to it.
-    rng : numpy.random.Generator, optional
-        Where the initial weights come from (default: the module-level generator).
+{{WEIGHT_INIT}}
 
     Notes
     -----
@@ -663,25 +660,15 @@ _CONV2D_EXAMPLE = """    >>> import numpy as np
     (1, 16, 4, 4)"""
 
 
+@fill
 class Conv1d(_ConvNd):
     _n = 1
     __doc__ = _CONV_DOC.format(kind="1-D", shape="``(N, C_in, L)``", oshape="``(N, C_out, L_out)``", n=1,
                                wshape="``(C_out, C_in / groups, kernel_size)``", example=_CONV1D_EXAMPLE)
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, dtype=None,
-                 rng: np.random.Generator | None = None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, dtype=dtype, rng=rng)
 
-
+@fill
 class Conv2d(_ConvNd):
     _n = 2
     __doc__ = _CONV_DOC.format(kind="2-D", shape="``(N, C_in, H, W)``", oshape="``(N, C_out, H_out, W_out)``", n=2,
                                wshape="``(C_out, C_in / groups, kH, kW)``", example=_CONV2D_EXAMPLE)
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, dtype=None,
-                 rng: np.random.Generator | None = None) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                         padding_mode, dtype=dtype, rng=rng)

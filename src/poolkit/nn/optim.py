@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .._docs import fill
 from .layers import _is_real
 from .module import Parameter
 
@@ -97,7 +98,21 @@ class Optimizer:
     def _state(self, p: Parameter) -> dict:
         return self.state.setdefault(id(p), {})
 
-    def step(self) -> None:  # pragma: no cover - abstract
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        for group in self.param_groups:
+            wd = group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                t = p.data.dtype.type
+                g = -p.grad if group["maximize"] else p.grad
+                if wd != 0:
+                    g = g + t(wd) * p.data
+                self._update(p, g, group)
+
+    def _update(self, p: Parameter, g: np.ndarray, group: dict) -> None:  # pragma: no cover - abstract
+        """Move ``p.data`` by its gradient ``g`` (sign for ``maximize`` and weight decay applied)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -108,6 +123,7 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
 
+@fill
 class SGD(Optimizer):
     """Stochastic gradient descent with momentum, dampening, Nesterov and weight decay (``torch.optim.SGD``).
 
@@ -128,8 +144,7 @@ class SGD(Optimizer):
         Default 0.
     nesterov : bool, optional
         Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
-    maximize : bool, optional
-        Ascend instead of descending.
+{MAXIMIZE}
 
     Examples
     --------
@@ -153,30 +168,23 @@ class SGD(Optimizer):
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("SGD: Nesterov momentum requires a momentum and zero dampening")
 
-    def step(self) -> None:
-        """One update of every parameter that has a gradient."""
-        for group in self.param_groups:
-            lr, mom, damp, wd = group["lr"], group["momentum"], group["dampening"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                t = p.data.dtype.type
-                g = -p.grad if group["maximize"] else p.grad
-                if wd != 0:
-                    g = g + t(wd) * p.data
-                if mom != 0:
-                    state = self._state(p)
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = np.array(g, copy=True)
-                        state["momentum_buffer"] = buf
-                    else:
-                        buf *= t(mom)
-                        buf += t(1 - damp) * g
-                    g = g + t(mom) * buf if group["nesterov"] else buf
-                p.data -= t(lr) * g
+    def _update(self, p: Parameter, g: np.ndarray, group: dict) -> None:
+        t = p.data.dtype.type
+        mom = group["momentum"]
+        if mom != 0:
+            state = self._state(p)
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = np.array(g, copy=True)
+                state["momentum_buffer"] = buf
+            else:
+                buf *= t(mom)
+                buf += t(1 - group["dampening"]) * g
+            g = g + t(mom) * buf if group["nesterov"] else buf
+        p.data -= t(group["lr"]) * g
 
 
+@fill
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015) with PyTorch's exact arithmetic (``torch.optim.Adam``).
 
@@ -203,8 +211,7 @@ class Adam(Optimizer):
         Default 0.
     amsgrad : bool, optional
         Use the running maximum of ``v`` (Reddi et al. 2018).
-    maximize : bool, optional
-        Ascend instead of descending.
+{MAXIMIZE}
 
     Examples
     --------
@@ -229,35 +236,27 @@ class Adam(Optimizer):
                         maximize=bool(maximize))
         super().__init__(params, defaults)
 
-    def step(self) -> None:
-        """One update of every parameter that has a gradient."""
-        for group in self.param_groups:
-            lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                t = p.data.dtype.type
-                g = -p.grad if group["maximize"] else p.grad
-                state = self._state(p)
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = np.zeros_like(p.data)
-                    state["exp_avg_sq"] = np.zeros_like(p.data)
-                    if group["amsgrad"]:
-                        state["max_exp_avg_sq"] = np.zeros_like(p.data)
-                state["step"] += 1
-                step = state["step"]
-                if wd != 0:
-                    g = g + t(wd) * p.data
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m += t(1 - b1) * (g - m)
-                v *= t(b2)
-                v += t(1 - b2) * (g * g)
-                bc1 = 1 - b1 ** step
-                bc2_sqrt = math.sqrt(1 - b2 ** step)
-                if group["amsgrad"]:
-                    np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    denom = np.sqrt(state["max_exp_avg_sq"]) / t(bc2_sqrt) + t(eps)
-                else:
-                    denom = np.sqrt(v) / t(bc2_sqrt) + t(eps)
-                p.data -= t(lr / bc1) * (m / denom)
+    def _update(self, p: Parameter, g: np.ndarray, group: dict) -> None:
+        t = p.data.dtype.type
+        (b1, b2), eps = group["betas"], group["eps"]
+        state = self._state(p)
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(p.data)
+            state["exp_avg_sq"] = np.zeros_like(p.data)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        state["step"] += 1
+        step = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += t(1 - b1) * (g - m)
+        v *= t(b2)
+        v += t(1 - b2) * (g * g)
+        bc1 = 1 - b1 ** step
+        bc2_sqrt = math.sqrt(1 - b2 ** step)
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            denom = np.sqrt(state["max_exp_avg_sq"]) / t(bc2_sqrt) + t(eps)
+        else:
+            denom = np.sqrt(v) / t(bc2_sqrt) + t(eps)
+        p.data -= t(group["lr"] / bc1) * (m / denom)

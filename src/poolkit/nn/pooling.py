@@ -70,6 +70,26 @@ def _float_input(cls: str, input) -> np.ndarray:
     return x
 
 
+def _example(layer: str, x: str, y: str, g: str, gx: str):
+    """Close a 1-D layer's docstring with the example those layers share: ``pool = nn.<layer>``, its
+    forward of ``x`` (printing ``y``) and its backward of ``g`` (printing ``gx``)."""
+    def add(cls):
+        cls.__doc__ = cls.__doc__.rstrip() + f"""
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolkit import nn
+    >>> pool = nn.{layer}
+    >>> pool({x})
+    {y}
+    >>> pool.backward({g})
+    {gx}
+    """
+        return cls
+    return add
+
+
 class _Pool(Module):
     _n = 0
     # what the last forward kept for backward (None inside no_grad)
@@ -104,7 +124,26 @@ class _Pool(Module):
 # ---------------------------------------------------------------------------------------------
 
 
-class _MaxPoolNd(_Pool):
+class _SlidingPoolNd(_Pool):
+    """What max and average pooling share: ``kernel_size``, ``stride`` and ``padding``."""
+
+    kernel_size: Any
+    stride: Any
+    padding: Any
+
+    def _windows(self) -> tuple[tuple, tuple, tuple]:
+        """Kernel, stride and padding as n-tuples (PyTorch's default stride: the kernel)."""
+        n = self._n
+        k = _ntuple(self.kernel_size, n)
+        s = k if self.stride is None or self.stride == () or self.stride == [] else _ntuple(self.stride, n)
+        return k, s, _ntuple(self.padding, n)
+
+    def extra_repr(self) -> str:
+        stride = self.stride if self.stride is not None else self.kernel_size
+        return f"kernel_size={self.kernel_size}, stride={stride}, padding={self.padding}"
+
+
+class _MaxPoolNd(_SlidingPoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices: bool = False,
                  ceil_mode: bool = False) -> None:
         super().__init__()
@@ -120,18 +159,16 @@ class _MaxPoolNd(_Pool):
 
     def backward(self, grad_output: ArrayLike) -> np.ndarray:
         x, g = self._grad(grad_output)
-        n = self._n
-        k = _ntuple(self.kernel_size, n)
-        s = k if self.stride is None or self.stride == () or self.stride == [] else _ntuple(self.stride, n)
-        return poolkit.max_pool_backward(g, x, k, s, _ntuple(self.padding, n), dilation=_ntuple(self.dilation, n),
+        k, s, p = self._windows()
+        return poolkit.max_pool_backward(g, x, k, s, p, dilation=_ntuple(self.dilation, self._n),
                                          ceil_mode=self.ceil_mode, indices=self._idx)
 
     def extra_repr(self) -> str:
-        stride = self.stride if self.stride is not None else self.kernel_size
-        return (f"kernel_size={self.kernel_size}, stride={stride}, "
-                f"padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+        return f"{super().extra_repr()}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
 
 
+@_example("MaxPool1d(2)", "np.array([[[1., 5, 2, 4, 3]]])", "array([[[5., 4.]]])",
+          "np.array([[[10., 20.]]])", "array([[[ 0., 10.,  0., 20.,  0.]]])")
 class MaxPool1d(_MaxPoolNd):
     """Max pooling over ``(N, C, L)`` or ``(C, L)`` input (``torch.nn.MaxPool1d``).
 
@@ -156,16 +193,6 @@ class MaxPool1d(_MaxPoolNd):
     -----
     Output length ``floor_or_ceil((L + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1``.
     ``backward`` sends each output's gradient to its window's maximum (ties: the first).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poolkit import nn
-    >>> pool = nn.MaxPool1d(2)
-    >>> pool(np.array([[[1., 5, 2, 4, 3]]]))
-    array([[[5., 4.]]])
-    >>> pool.backward(np.array([[[10., 20.]]]))
-    array([[[ 0., 10.,  0., 20.,  0.]]])
     """
 
     _n = 1
@@ -215,9 +242,9 @@ class MaxPool2d(_MaxPoolNd):
     _n = 2
 
 
-class _AvgPoolNd(_Pool):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None) -> None:
+class _AvgPoolNd(_SlidingPoolNd):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> None:
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
@@ -235,19 +262,14 @@ class _AvgPoolNd(_Pool):
 
     def backward(self, grad_output: ArrayLike) -> np.ndarray:
         x, g = self._grad(grad_output)
-        n = self._n
-        k = _ntuple(self.kernel_size, n)
-        s = k if self.stride is None or self.stride == () or self.stride == [] else _ntuple(self.stride, n)
-        return poolkit.avg_pool_backward(g, x, k, s, _ntuple(self.padding, n), ceil_mode=self.ceil_mode,
+        k, s, p = self._windows()
+        return poolkit.avg_pool_backward(g, x, k, s, p, ceil_mode=self.ceil_mode,
                                          count_include_pad=self.count_include_pad,
                                          divisor_override=self.divisor_override)
 
-    def extra_repr(self) -> str:
-        stride = self.stride if self.stride is not None else self.kernel_size
-        return (f"kernel_size={self.kernel_size}, stride={stride}, "
-                f"padding={self.padding}")
 
-
+@_example("AvgPool1d(2)", "np.array([[[1., 5, 2, 4]]])", "array([[[3., 3.]]])",
+          "np.array([[[2., 4.]]])", "array([[[1., 1., 2., 2.]]])")
 class AvgPool1d(_AvgPoolNd):
     """Average pooling over ``(N, C, L)`` or ``(C, L)`` input (``torch.nn.AvgPool1d``).
 
@@ -257,16 +279,6 @@ class AvgPool1d(_AvgPoolNd):
         As in :class:`MaxPool1d` (the padding holds zeros).
     count_include_pad : bool, optional
         Count the zero padding in each window's divisor (default True, PyTorch's default).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poolkit import nn
-    >>> pool = nn.AvgPool1d(2)
-    >>> pool(np.array([[[1., 5, 2, 4]]]))
-    array([[[3., 3.]]])
-    >>> pool.backward(np.array([[[2., 4.]]]))
-    array([[[1., 1., 2., 2.]]])
     """
 
     _n = 1
@@ -301,10 +313,6 @@ class AvgPool2d(_AvgPoolNd):
     """
 
     _n = 2
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
-                 divisor_override: int | None = None) -> None:
-        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 
 
 class _LPPoolNd(_Pool):
@@ -347,6 +355,8 @@ class _LPPoolNd(_Pool):
                 f"ceil_mode={self.ceil_mode}")
 
 
+@_example("LPPool1d(2, 2)", "np.array([[[3., 4, 0, 0]]])", "array([[[5., 0.]]])",
+          "np.array([[[1., 1.]]])", "array([[[0.6, 0.8, 0. , 0. ]]])")
 class LPPool1d(_LPPoolNd):
     """Power-average pooling over ``(N, C, L)`` input, PyTorch's formula (``torch.nn.LPPool1d``).
 
@@ -354,16 +364,6 @@ class LPPool1d(_LPPoolNd):
     ``(kernel_size * avg_pool(x ** p)) ** (1 / p)`` (so a partial ``ceil_mode`` window is scaled to
     the full kernel, and odd ``p`` with a negative window sum gives NaN).  ``norm_type=inf`` is max
     pooling of ``|x|``.  A window whose power sum is 0 passes no gradient, as in PyTorch.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poolkit import nn
-    >>> pool = nn.LPPool1d(2, 2)
-    >>> pool(np.array([[[3., 4, 0, 0]]]))
-    array([[[5., 0.]]])
-    >>> pool.backward(np.array([[[1., 1.]]]))
-    array([[[0.6, 0.8, 0. , 0. ]]])
     """
 
     _n = 1
@@ -414,21 +414,13 @@ class _AdaptiveMaxPoolNd(_Pool):
         return f"output_size={self.output_size}"
 
 
+@_example("AdaptiveMaxPool1d(2)", "np.array([[[1., 5, 2, 0, 3]]])", "array([[[5., 3.]]])",
+          "np.array([[[1., 1.]]])", "array([[[0., 1., 0., 0., 1.]]])")
 class AdaptiveMaxPool1d(_AdaptiveMaxPoolNd):
     """Max pooling to a fixed length, whatever the input length (``torch.nn.AdaptiveMaxPool1d``).
 
     Output ``i`` of ``L_out`` covers ``floor(i * L / L_out) <= j < ceil((i + 1) * L / L_out)``.
     ``return_indices=True`` makes ``forward`` return ``(output, indices)``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from poolkit import nn
-    >>> pool = nn.AdaptiveMaxPool1d(2)
-    >>> pool(np.array([[[1., 5, 2, 0, 3]]]))
-    array([[[5., 3.]]])
-    >>> pool.backward(np.array([[[1., 1.]]]))
-    array([[[0., 1., 0., 0., 1.]]])
     """
 
     _n = 1

@@ -605,6 +605,13 @@ def _fmt_rel(c: dict, digits: int = 4) -> str:
     return f"difference {c['difference']:+.{digits}f}, standard error {c['standard_error']:.{digits}f}: {c['relation']}"
 
 
+def _table(heads: list[str], rows, aligns: list[str] | None = None) -> list[str]:
+    """The lines of a Markdown table (``rows``: lists of cells), then a blank line."""
+    def line(cells) -> str:
+        return "| " + " | ".join(cells) + " |"
+    return [line(heads), line(aligns or ["---"] * len(heads)), *(line(r) for r in rows), ""]
+
+
 def _markdown(res: dict) -> str:
     cfg, per, v, pools = res["config"], res["per_pool"], res["verdicts"], res["pools"]
     n = cfg["seeds"]
@@ -640,11 +647,8 @@ def _markdown(res: dict) -> str:
     add("*Claim: pooling raises test accuracy -- the network with max pooling is more accurate than the same "
         "network without downsampling.*")
     add("")
-    add("| pooling | test accuracy | train accuracy |")
-    add("| --- | --- | --- |")
-    for p in pools:
-        add(f"| {p} | {_pm(per[p]['test_accuracy'])} | {_pm(per[p]['train_accuracy'])} |")
-    add("")
+    L += _table(["pooling", "test accuracy", "train accuracy"],
+                ([p, _pm(per[p]["test_accuracy"]), _pm(per[p]["train_accuracy"])] for p in pools))
     if "accuracy" in v:
         add(f"**Verdict: {v['accuracy']['verdict']}.** max vs none: {_fmt_rel(v['accuracy'])}. "
             f"Highest mean test accuracy: {res['best_test_accuracy']}.")
@@ -655,11 +659,7 @@ def _markdown(res: dict) -> str:
     add("*Claim: pooling reduces over-fitting -- the train - test accuracy gap is smaller with max pooling "
         "than without downsampling.*")
     add("")
-    add("| pooling | train - test gap |")
-    add("| --- | --- |")
-    for p in pools:
-        add(f"| {p} | {_pm(per[p]['gap'])} |")
-    add("")
+    L += _table(["pooling", "train - test gap"], ([p, _pm(per[p]["gap"])] for p in pools))
     if "overfitting" in v:
         add(f"**Verdict: {v['overfitting']['verdict']}.** max vs none: {_fmt_rel(v['overfitting'])}.")
     add("")
@@ -669,14 +669,13 @@ def _markdown(res: dict) -> str:
     add("*Claim: pooling cuts compute and memory -- fewer multiply-adds, less activation memory and less time "
         "per epoch than without downsampling.*")
     add("")
-    add("| pooling | parameters | multiply-adds / image | pooling window reads / image | activation memory / image "
-        "| seconds / epoch (training) |")
-    add("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for p in pools:
-        c = per[p]["cost"]
-        add(f"| {p} | {c['parameters']:,} | {c['multiply_adds']:,} | {c['pool_reads']:,} | "
-            f"{c['activation_bytes'] / 1024:.1f} KiB | {per[p]['seconds_per_epoch']:.3f} |")
-    add("")
+    cost = {p: per[p]["cost"] for p in pools}
+    L += _table(["pooling", "parameters", "multiply-adds / image", "pooling window reads / image",
+                 "activation memory / image", "seconds / epoch (training)"],
+                ([p, f"{c['parameters']:,}", f"{c['multiply_adds']:,}", f"{c['pool_reads']:,}",
+                  f"{c['activation_bytes'] / 1024:.1f} KiB", f"{per[p]['seconds_per_epoch']:.3f}"]
+                 for p, c in cost.items()),
+                ["---"] + ["---:"] * 5)
     add("Multiply-adds count convolutions, linear layers and the fixed blur filter (as a depthwise convolution); "
         "pooling's comparisons and additions are the window reads. Activation memory: float32 outputs of every "
         "layer for one image. Seconds per epoch: median over epochs and seeds of the mini-batch updates "
@@ -698,31 +697,21 @@ def _markdown(res: dict) -> str:
         f"axis, get the same class (Zhang 2019); likewise two random rotations in ±{cfg['max_angle']:g}° and two "
         f"scalings in [{1 - cfg['max_scale']:g}, {1 + cfg['max_scale']:g}].")
     add("")
-    add("| pooling | shift consistency | rotation consistency | scale consistency |")
-    add("| --- | --- | --- | --- |")
-    for p in pools:
-        c = per[p]["consistency"]
-        add(f"| {p} | {_pm(c['shift'])} | {_pm(c['rotation'])} | {_pm(c['scale'])} |")
-    add("")
+    consistency = {p: per[p]["consistency"] for p in pools}
+    L += _table(["pooling", "shift consistency", "rotation consistency", "scale consistency"],
+                ([p, _pm(c["shift"]), _pm(c["rotation"]), _pm(c["scale"])] for p, c in consistency.items()))
     shifts = per[pools[0]]["cosine"]["shift"]["values"]
     add("Cosine similarity between the pooled feature maps (the input of Flatten) of an image and of its copy "
         "shifted by s pixels (mean over test images and seeds):")
     add("")
-    add("| pooling | " + " | ".join(f"s = {s}" for s in shifts) + " |")
-    add("| --- | " + " | ".join("---" for _ in shifts) + " |")
-    for p in pools:
-        add(f"| {p} | " + " | ".join(f"{m:.3f}" for m in per[p]["cosine"]["shift"]["mean"]) + " |")
-    add("")
+    L += _table(["pooling"] + [f"s = {s}" for s in shifts],
+                ([p] + [f"{m:.3f}" for m in per[p]["cosine"]["shift"]["mean"]] for p in pools))
     for kind, unit in (("rotation", "°"), ("scale", "x")):
         vals = per[pools[0]]["cosine"][kind]["values"]
         add(f"Against the {kind}:")
         add("")
         heads = [f"{x:+g}{unit}" if kind == "rotation" else f"{x:.3g}{unit}" for x in vals]
-        add("| pooling | " + " | ".join(heads) + " |")
-        add("| --- | " + " | ".join("---" for _ in vals) + " |")
-        for p in pools:
-            add(f"| {p} | " + " | ".join(f"{m:.3f}" for m in per[p]["cosine"][kind]["mean"]) + " |")
-        add("")
+        L += _table(["pooling"] + heads, ([p] + [f"{m:.3f}" for m in per[p]["cosine"][kind]["mean"]] for p in pools))
     if "invariance" in v:
         inv = v["invariance"]
         add(f"**Verdict (a): {inv['max_vs_none_shift']['verdict']}** for shifts: max vs none consistency, "
@@ -752,8 +741,7 @@ def _markdown(res: dict) -> str:
         "positive (|w|) and biases zero, so that no ReLU is off and no sum cancels. Closed form and measurement "
         "agree when the region is exactly the closed-form square (clipped to the 20x20 image).")
     add("")
-    add("| pooling | " + " | ".join(["layer: closed form / measured (rows x cols)"]) + " |")
-    add("| --- | --- |")
+    rows = []
     for p in pools:
         cells = []
         for r in rf[p]:
@@ -763,8 +751,8 @@ def _markdown(res: dict) -> str:
             clip = "*" if r["clipped_by_image"] else ""
             h, w = r["measured_size"]
             cells.append(f"{r['name']} {r['closed_form_size']}{clip} / {h}x{w}{ok}")
-        add(f"| {p} | " + ", ".join(cells) + " |")
-    add("")
+        rows.append([p, ", ".join(cells)])
+    L += _table(["pooling", "layer: closed form / measured (rows x cols)"], rows)
     add("\\* the closed-form square reaches past the image; the measurement sees its part inside the image.")
     add("")
     vr = v["receptive_field"]
@@ -787,18 +775,17 @@ def _markdown(res: dict) -> str:
         "Conv1d(16, 32, 3, padding=1) - ReLU - MaskedPool1d('max') - Linear(32, 4)`, Adam lr 0.01, "
         f"{cfg['text_epochs']} epochs.")
     add("")
-    add("| seed | test accuracy | on lengths seen in training | on longer sequences "
-        "| pooled length (shortest / longest) | padded batch vs one at a time: max abs logit difference "
-        "| prediction mismatches | without the mask: mismatches / max abs difference / accuracy |")
-    add("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in t:
-        add(f"| {r['seed']} | {r['test_accuracy']:.4f} | {_opt(r['test_accuracy_seen_lengths'])} | "
-            f"{_opt(r['test_accuracy_longer_than_training'])} | "
-            f"{r['pooled_length_shortest']} / {r['pooled_length_longest']} | "
-            f"{r['masked_max_abs_logit_difference']:.3g}{' (bitwise equal)' if r['masked_bitwise_equal'] else ''} | "
-            f"{r['masked_prediction_mismatches']} of {r['n_test']} | {r['unmasked_prediction_mismatches']} / "
-            f"{r['unmasked_max_abs_logit_difference']:.3g} / {r['unmasked_test_accuracy']:.4f} |")
-    add("")
+    L += _table(["seed", "test accuracy", "on lengths seen in training", "on longer sequences",
+                 "pooled length (shortest / longest)", "padded batch vs one at a time: max abs logit difference",
+                 "prediction mismatches", "without the mask: mismatches / max abs difference / accuracy"],
+                ([str(r["seed"]), f"{r['test_accuracy']:.4f}", _opt(r["test_accuracy_seen_lengths"]),
+                  _opt(r["test_accuracy_longer_than_training"]),
+                  f"{r['pooled_length_shortest']} / {r['pooled_length_longest']}",
+                  f"{r['masked_max_abs_logit_difference']:.3g}"
+                  + (" (bitwise equal)" if r["masked_bitwise_equal"] else ""),
+                  f"{r['masked_prediction_mismatches']} of {r['n_test']}",
+                  f"{r['unmasked_prediction_mismatches']} / {r['unmasked_max_abs_logit_difference']:.3g} / "
+                  f"{r['unmasked_test_accuracy']:.4f}"] for r in t))
     add(f"**Verdict: {vt['verdict']}.** Test accuracy {_pm([r['test_accuracy'] for r in t])}; the pooled vector has "
         f"{t0['pooled_length_shortest']} values for every length; a padded batch gives "
         + ("the same predictions as one sequence at a time" if vt["same_predictions"] else "DIFFERENT predictions")

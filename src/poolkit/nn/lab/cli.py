@@ -70,28 +70,26 @@ def _one_blas_thread():
         yield
 
 
-def _positive(name: str):
-    def parse(text: str) -> int:
+def _checked(name: str, convert, kind: str, ok, rule: str):
+    """An argparse ``type``: ``convert(text)`` (else "must be ``kind``"), which must pass ``ok`` (else
+    "must be ``rule``", showing the value as read)."""
+    def parse(text: str):
         try:
-            v = int(text)
+            v = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an int, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {v}")
+            raise argparse.ArgumentTypeError(f"{name} must be {kind}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"{name} must be {rule}, got {v if convert is int else repr(text)}")
         return v
     return parse
+
+
+def _positive(name: str):
+    return _checked(name, int, "an int", lambda v: v >= 1, ">= 1")
 
 
 def _float(name: str):
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text!r}")
-        return v
-    return parse
+    return _checked(name, float, "a number", lambda v: v > 0, "> 0")
 
 
 def add_lab(sub) -> argparse.ArgumentParser:
