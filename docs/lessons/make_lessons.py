@@ -32,7 +32,6 @@ Every number comes from `poolkit`."""),
     ("code", """import numpy as np
 import matplotlib
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from sklearn.datasets import load_sample_image
 
 import poolkit

@@ -258,6 +258,8 @@
   function buildDialects() {
     var sec = el("section", {"class": "dialects", id: "pk-dialects", "aria-labelledby": "pk-dialects-h"});
     sec.appendChild(el("h2", {id: "pk-dialects-h"}, "The same layer in PyTorch, TensorFlow and ONNX"));
+    sec.appendChild(el("p", {"class": "note"}, "Each framework's numbers come from poolkit.compat, which follows " +
+      "its rules exactly (checked against the frameworks themselves in poolkit's tests); none is needed here."));
     var summary = el("ul", {"class": "dialect-summary", id: "pk-dialect-summary"});
     D.dialects.forEach(function (d) {
       var li = el("li", {"data-dialect": d.key});
