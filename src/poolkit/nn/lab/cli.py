@@ -146,15 +146,6 @@ def _check_out(path: str) -> Path:
     return out
 
 
-def _check_file(path: str) -> None:
-    p = Path(path)
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise OSError(f"cannot write {path!r}: directory {str(parent)!r} does not exist")
-    if p.is_dir():
-        raise OSError(f"cannot write {path!r}: it is a directory")
-
-
 def _missing(args, exc) -> int:
     print(f"{getattr(args, 'prog', 'poolkit lab')}: {exc}", file=sys.stderr)
     return 1
@@ -167,7 +158,9 @@ def run_train(args) -> int:
     """
     out = _check_out(args.out)
     if args.json:
-        _check_file(args.json)
+        from poolkit.cli import _check_writable  # the poolkit command's own check (it imports this module)
+
+        _check_writable(args.json)
     try:
         _require("sklearn", "lab")
         _require("matplotlib", "plot")
