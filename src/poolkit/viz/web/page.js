@@ -459,7 +459,7 @@
     }
     if (D.backward && cells["pk-gin"][k]) { hover(cells["pk-gin"][k]); }
     var list = containing[k] || [];
-    details.appendChild(el("p", {id: "pk-windows"}, "Input " + pos([r, c]) + " = " + D.x[r][c] + " lies in " +
+    details.appendChild(el("p", {id: "pk-windows"}, "Input cell " + pos([r, c]) + " (value " + D.x[r][c] + ") lies in " +
       list.length + " window" + (list.length === 1 ? "" : "s") + (list.length ? ":" : " (no window covers it).")));
     var ul = el("ul", {id: "pk-shares"});
     list.forEach(function (i) {
