@@ -142,34 +142,34 @@ def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
 
 
 @njit(inline="always")
-def _window_taps(buf, n_inner, s, c, dw, comb, dst, d0):
-    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row buffer."""
+def _window_taps(buf, b, n_inner, s, c, dw, comb, dst, d0):
+    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row at buf[b]."""
     for j in range(c):
-        vput(dst, d0, buf, (s + j * dw) * n_inner, n_inner, 1, j == 0, comb)
+        vput(dst, d0, buf, b + (s + j * dw) * n_inner, n_inner, 1, j == 0, comb)
 
 
 @njit(inline="always")
-def _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
     """The edge windows ow < lo and ow >= hi (clipped by padding or ceil mode, or every window of
     an irregular table), tap by tap.  Every column strategy starts with this."""
     lo, hi = params[P_LO_W], params[P_HI_W]
     tail = max(hi, lo)
     for e in range(lo + sw.shape[0] - tail):
         ow = e if e < lo else e - lo + tail
-        _window_taps(work, n_inner, sw[ow], cw[ow], params[P_DW], comb, dst, a0 + ow * n_inner)
+        _window_taps(work, b, n_inner, sw[ow], cw[ow], params[P_DW], comb, dst, a0 + ow * n_inner)
 
 
 @njit(inline="always")
-def _cols_small(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
     """Full windows (kw, stride) in (2, 2), (3, 2), (2, 1), (3, 1) with inner == 1, in one pass of
     literal loops that LLVM vectorises.
 
     Every index term is uint64 (a plain int literal would make the sum signed, and numba's
     wraparound check on it would stop the vectoriser)."""
-    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
     kw, stride, lo, hi = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
     d, m = np.uint64(a0 + lo), np.uint64(hi - lo)
-    b0, b1, b2 = np.uint64(sw[lo]), np.uint64(sw[lo] + 1), np.uint64(sw[lo] + 2)
+    b0, b1, b2 = np.uint64(b + sw[lo]), np.uint64(b + sw[lo] + 1), np.uint64(b + sw[lo] + 2)
     two = np.uint64(2)
     if stride == 2:
         if kw == 2:
@@ -194,36 +194,36 @@ def _strided_runs(dst, d0, src, s0, n, n_inner, stride, first, comb):
 
 
 @njit(inline="always")
-def _cols_taps(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_taps(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
     """Full windows tap-major, one strided pass per tap, when inner == 1 or the stride is 1 (then
     the inner axis joins the run).  ``lit`` is the stride as a literal (1, 2 or 4: LLVM vectorises
     the strided loads; measured 3.5x for max at stride 4) or -1 for the plan's stride."""
-    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
     dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
     stride = lit if lit > 0 else params[P_STRIDE_W]
     for j in range(kw if hi > lo else 0):
-        vput(dst, a0 + lo * n_inner, work, (sw[lo] + j * dw) * n_inner, (hi - lo) * n_inner, stride, j == 0, comb)
+        vput(dst, a0 + lo * n_inner, work, b + (sw[lo] + j * dw) * n_inner, (hi - lo) * n_inner, stride, j == 0, comb)
 
 
 @njit(inline="always")
-def _cols_inner(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_inner(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
     """Full windows tap-major when inner > 1 and the stride is > 1: a run of the inner axis per
     output and tap."""
-    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
     dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
     for j in range(kw if hi > lo else 0):
-        _strided_runs(dst, a0 + lo * n_inner, work, (sw[lo] + j * dw) * n_inner, hi - lo, n_inner,
+        _strided_runs(dst, a0 + lo * n_inner, work, b + (sw[lo] + j * dw) * n_inner, hi - lo, n_inner,
                       params[P_STRIDE_W], j == 0, comb)
 
 
 @njit(inline="always")
-def _cols_doubled(work, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_doubled(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
     """Full windows by doubling, when inner == 1 or the stride is 1: level l + 1 combines pairs of
     level-l entries 2**l taps apart (ping-ponging between the two halves of ``work``), and each
     output combines the levels of the set bits of kw -- about log2(kw) + popcount(kw) passes
     instead of kw, with no subtraction, so sums stay as accurate as a direct sum.  The row buffer
     (first half of ``work``) is overwritten."""
-    _cols_edges(work, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
     dw, kw, stride, lo, hi = params[P_DW], params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
     d0 = a0 + lo * n_inner
     width = work.shape[0] // 2
@@ -246,13 +246,17 @@ def _cols_doubled(work, n_inner, sw, cw, params, comb, dst, a0, lit):
 
 
 @njit(inline="always")
-def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum):
+def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, direct):
     """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
     accumulated in a float64 ``work``), with the row strategy ``rows`` and column strategy ``cols``.
 
     ``work`` (see work_size) holds the row buffer and doubling scratch (2 * row_len), the sums of
     one output row (out_len, sums only) and the blocks' ring of prefix and suffix rows.
+
+    ``direct`` (maxima, with a column strategy that only reads its source): a window of one input
+    row reads its taps from the input itself, skipping the row buffer's copy -- 1-D pooling, and
+    windows one row high, move each byte once.
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner = params[P_INNER]
@@ -272,9 +276,14 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1))
     for t in range(t0, t1):
         o, od, oh = _row_coords(t, n_od, n_oh)
-        state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb)
+        src, b = buf, 0
+        if direct and cd[od] == 1 and ch[oh] == 1:
+            src, b = xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len
+        else:
+            state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state,
+                         comb)
         dst = acc if is_sum else of
-        cols(buf, n_inner, sw, cw, params, comb, dst, 0 if is_sum else t * out_len, lit)
+        cols(src, b, n_inner, sw, cw, params, comb, dst, 0 if is_sum else t * out_len, lit)
         if is_sum:
             d0 = t * out_len
             scale = div_d[od] * div_h[oh]
@@ -327,121 +336,121 @@ def variant(f, op: str) -> str:
 @kernel
 def max_edges(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, True)
 
 
 @kernel
 def max_small(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 or 3 taps at stride 1 or 2 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False, True)
 
 
 @kernel
 def max_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, True)
 
 
 @kernel
 def max_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, True)
 
 
 @kernel
 def max_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, True)
 
 
 @kernel
 def max_taps(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at any stride (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, True)
 
 
 @kernel
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, True)
 
 
 @kernel
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False, False)
 
 
 @kernel
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, False)
 
 
 @kernel
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False, False)
 
 
 @kernel
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, False)
 
 
 @kernel
 def sum_small(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True, False)
 
 
 @kernel
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, False)
 
 
 @kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, False)
 
 
 @kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, False)
 
 
 @kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, False)
 
 
 @kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, False)
 
 
 @kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True, False)
 
 
 @kernel
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, False)
 
 
 @kernel
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True, False)
 
 
 # --------------------------------------------------------------------------------------------
