@@ -63,6 +63,14 @@ def _sorted_axes(axes) -> tuple[int, ...]:
     return tuple(sorted(axes))
 
 
+def _whole_axes(ndim, axes, what) -> tuple[int, ...]:
+    """The pooled axes of a global or pyramid call (each pools whole axes), ascending: ``axes``, or
+    by default every axis after (N, C)."""
+    if axes is None:
+        return _channels_first_axes(ndim, what)
+    return _sorted_axes(geo.normalize_axes(ndim, axes, None, "axes"))
+
+
 def _check_nonempty_axes(shape, axes) -> None:
     for a in axes:
         if shape[a] == 0:
@@ -91,10 +99,7 @@ class _Global:
 
 def _global_setup(x, axes, keepdims) -> _Global:
     x = V.check_array(x)
-    if axes is None:
-        ax = _channels_first_axes(x.ndim, "global pooling")
-    else:
-        ax = _sorted_axes(geo.normalize_axes(x.ndim, axes, None, "axes"))
+    ax = _whole_axes(x.ndim, axes, "global pooling")
     keepdims = V.check_bool("keepdims", keepdims)
     _check_nonempty_axes(x.shape, ax)
     sizes = tuple(x.shape[a] for a in ax)
@@ -537,10 +542,7 @@ def _spp_setup(x, levels, mode, axes) -> _Pyramid:
         if v < 1:
             raise ValueError(f"levels must be >= 1, got {levels!r}")
     lv = tuple(operator.index(v) for v in items)
-    if axes is None:
-        ax = _channels_first_axes(x.ndim, "spatial_pyramid_pool")
-    else:
-        ax = _sorted_axes(geo.normalize_axes(x.ndim, axes, None, "axes"))
+    ax = _whole_axes(x.ndim, axes, "spatial_pyramid_pool")
     if 0 in ax:
         raise ValueError(f"axes must not include axis 0, the batch axis, got {axes!r}")
     plans = [_adaptive_plan(x.shape, level, ax) for level in lv]
