@@ -462,3 +462,27 @@ def test_serve_arguments(capsys):
     assert code == 0 and "--port" in out and "127.0.0.1" in out
     code, _, err = run(["serve", "--port", "70000"], capsys)
     assert code == 2 and "--port must be in [0, 65535]" in err
+
+
+def test_console_script_serve_listens_on_loopback_and_stops(tmp_path):
+    import json
+    import signal
+    import urllib.request
+
+    exe = _console_script()
+    proc = subprocess.Popen([exe, "serve", "--port", "0"], cwd=tmp_path, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        match = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        assert match, line + proc.stderr.read() if proc.poll() is not None else line
+        with urllib.request.urlopen(match.group(1) + "api/health", timeout=60) as resp:
+            assert json.loads(resp.read()) == {"ok": True, "version": poolkit.__version__}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    assert proc.returncode == 130 and "interrupted" in err and "still working" not in err
