@@ -1,0 +1,628 @@
+"""poolkit's benchmark suite: poolkit beside every installed peer that computes the same thing, and
+beside the bytes floor.
+
+Run from the repository root::
+
+    python -m benchmarks.suite                        # every case; writes benchmarks/results.{md,json}
+                                                      # and docs/bench_peers.png
+    python -m benchmarks.suite --quick                # few repeats, no three-run spread (a smoke run)
+    python -m benchmarks.suite --cases "global,tiny"  # only cases whose name contains one of the parts
+    python -m benchmarks.suite --quick --scale 8 --no-write   # batch 8x smaller, print only
+    python -m benchmarks.suite --cases none --windows docs/bench_windows.png   # only the window sweep
+
+What a run does, case by case (one case's arrays alive at a time):
+
+1. builds poolkit's call and result, and each peer's call (``benchmarks.peers``; conversions a peer
+   needs, such as another layout, are made before timing and marked ``*``);
+2. checks each peer's output against poolkit's -- max exactly, averages and gradient sums with
+   ``np.allclose`` (float32: rtol 1e-5; the atol covers any summation order, see
+   ``peers.tolerance``); a peer that computes something else, or fails, is not timed and the
+   tables say ``differs`` or ``unsupported``;
+3. times all contenders in interleaved rounds (each contender once per round, in turn, so that the
+   noise of a shared machine hits all alike; calls shorter than a few ms are batched), and reports
+   medians; the ratios are poolkit's median over the peer's median in the same run;
+4. the bytes floor: the median time of ``np.copyto`` moving the call's input + output bytes
+   (a copy of half that many bytes reads and writes them once);
+5. the targets of issue 15: <= 1.0x the fastest peer; forward <= 1.2x the floor, backward <= 2x,
+   global <= 1.5x; the tiny call <= torch.  A case within 10% of one of its targets is run twice
+   more at the end of the run, and the tables give the spread over the three runs.
+
+All contenders get the same thread count (``--threads``, default 2): ``poolkit.set_num_threads``,
+``torch.set_num_threads``, onnxruntime's ``intra_op_num_threads``, ``cv2.setNumThreads``, and for
+JAX ``XLA_FLAGS`` set before jax is imported.  Each contender's "cores used" (process CPU time over
+wall time while it runs) shows what it really used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import cases as cases_mod
+from .cases import Spec
+from .peers import OTHER_LAYOUT, Contender, Libs, Setup, build
+
+#: summary-table columns, in order: (column title, test on a contender's label)
+COLUMNS = (
+    ("torch NCHW", lambda lb: lb.startswith("torch") and "channels_last" not in lb),
+    ("torch channels_last", lambda lb: lb.startswith("torch") and "channels_last" in lb),
+    ("onnxruntime", lambda lb: lb.startswith("onnxruntime")),
+    ("OpenCV", lambda lb: lb.startswith("OpenCV")),
+    ("scipy.ndimage", lambda lb: lb.startswith("scipy")),
+    ("JAX", lambda lb: lb.startswith("jax")),
+    ("NumPy", lambda lb: lb.startswith("numpy")),
+)
+
+NEAR = 0.10  # a case within this fraction of a target is run three times
+
+
+@dataclass
+class Budget:
+    min_rounds: int = 5  # samples of each contender at least (3 for calls over 0.1 s)
+    max_rounds: int = 25
+    per_contender_s: float = 1.0  # stop timing a contender after this much, once it has min_rounds
+    per_case_s: float = 5.0  # stop the rounds after this much, once every contender has min_rounds
+    sample_s: float = 0.002  # batch calls so that one sample lasts at least this long
+
+
+QUICK = Budget(min_rounds=3, max_rounds=5, per_contender_s=0.3, per_case_s=2.0)
+
+
+@dataclass
+class Timing:
+    median: float  # seconds per call
+    samples: list[float]
+    number: int  # calls per sample
+    cores: float  # process CPU time / wall time while it ran
+
+
+@dataclass
+class Measured:
+    spec: Spec
+    contenders: list[Contender]
+    timings: dict[str, Timing]
+    nbytes: int
+    tol: str
+    runs: list[dict[str, float]] = field(default_factory=list)  # medians of each run (first = the table's)
+
+    def median(self, label: str) -> float | None:
+        t = self.timings.get(label)
+        return t.median if t else None
+
+
+# ---------------------------------------------------------------- checking
+
+
+def check(setup: Setup) -> None:
+    """Set each peer's ``status``: run it once and compare its output with poolkit's."""
+    ref, tol = setup.ref, setup.tol
+    for c in setup.contenders:
+        if not c.peer:
+            c.status = "ok (reference)" if c.label == "poolkit" else "ok"
+            continue
+        if c.call is None:
+            continue
+        try:
+            if c.around:
+                c.around[0]()
+            try:
+                got = np.asarray(c.result(c.call()))
+            finally:
+                if c.around:
+                    c.around[1]()
+        except Exception as e:  # the library has no kernel for this dtype, layout or geometry
+            c.status = "unsupported: " + _short(e)
+            continue
+        c.status = compare(got, ref, tol)
+
+
+def compare(got: np.ndarray, ref: np.ndarray, tol) -> str:
+    """"ok ..." when `got` is poolkit's result `ref` under `tol`, else "differs: <how>"."""
+    if got.shape != ref.shape:
+        return f"differs: shape {got.shape} vs poolkit's {ref.shape}"
+    if got.dtype != ref.dtype:
+        return f"differs: dtype {got.dtype} vs poolkit's {ref.dtype}"
+    if tol.exact:
+        if np.array_equal(got, ref, equal_nan=True):
+            return "ok (exact)"
+        bad = int(np.count_nonzero(~((got == ref) | (np.isnan(got) & np.isnan(ref)))
+                                   if got.dtype.kind == "f" else got != ref))
+        return f"differs: {bad} of {ref.size} values not equal"
+    if np.allclose(got, ref, rtol=tol.rtol, atol=tol.atol, equal_nan=True):
+        err = float(np.max(np.abs(got.astype(np.float64) - ref.astype(np.float64)))) if ref.size else 0.0
+        return f"ok (max abs diff {err:.2g})"
+    close = np.isclose(got, ref, rtol=tol.rtol, atol=tol.atol, equal_nan=True)
+    err = float(np.nanmax(np.abs(got.astype(np.float64) - ref.astype(np.float64))))
+    return f"differs: {int(close.size - close.sum())} of {ref.size} values beyond tolerance (max abs diff {err:.2g})"
+
+
+def _short(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    for marker in ("error: (", "Error: ", "NOT_IMPLEMENTED : ", "INVALID_GRAPH : ", "FAIL : "):
+        if marker in text:
+            text = text[text.index(marker) + len(marker) - (1 if marker.endswith("(") else 0):]
+    return (type(e).__name__ + ": " + text)[:200]
+
+
+# ---------------------------------------------------------------- timing
+
+
+def _nothing() -> None:
+    pass
+
+
+def _nanmedian(v: list[float]) -> float:
+    v = [a for a in v if not math.isnan(a)]
+    return statistics.median(v) if v else math.nan
+
+
+def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Timing]:
+    """Median seconds per call of each timed contender, in interleaved rounds."""
+    live = [c for c in contenders if c.timed]
+    calls: dict[str, Callable[[], object]] = {c.label: c.call for c in live if c.call is not None}
+    number: dict[str, int] = {}
+    first: dict[str, float] = {}
+    enter = {c.label: c.around[0] if c.around else _nothing for c in live}
+    leave = {c.label: c.around[1] if c.around else _nothing for c in live}
+    for c in live:  # size the batches (the check, or making the reference, was each call's warm-up)
+        enter[c.label]()
+        t0 = time.perf_counter()
+        calls[c.label]()
+        dt = time.perf_counter() - t0
+        leave[c.label]()
+        number[c.label] = max(1, min(100_000, int(budget.sample_s / max(dt, 1e-7))))
+        first[c.label] = dt
+    samples: dict[str, list[float]] = {c.label: [] for c in live}
+    cpu: dict[str, list[float]] = {c.label: [] for c in live}
+    spent = dict.fromkeys(samples, 0.0)
+    for lb, dt in first.items():  # a call of over 0.1 s: its sizing run is its first sample
+        if dt > 0.1:
+            samples[lb].append(dt)
+            cpu[lb].append(math.nan)
+            spent[lb] += dt
+    case_t0 = time.perf_counter()
+    gc_was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(budget.max_rounds):
+            active = [c for c in live if len(samples[c.label]) < (budget.min_rounds if first[c.label] <= 0.1
+                                                                  else min(3, budget.min_rounds))
+                      or (spent[c.label] < budget.per_contender_s
+                          and time.perf_counter() - case_t0 < budget.per_case_s)]
+            if not active:
+                break
+            for c in active:
+                call, n = calls[c.label], number[c.label]
+                enter[c.label]()
+                p0 = time.process_time()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    call()
+                dt = time.perf_counter() - t0
+                dp = time.process_time() - p0
+                leave[c.label]()
+                samples[c.label].append(dt / n)
+                cpu[c.label].append(dp / dt if dt > 0 else 0.0)
+                spent[c.label] += dt
+    finally:
+        if gc_was:
+            gc.enable()
+    return {lb: Timing(statistics.median(v), v, number[lb], _nanmedian(cpu[lb])) for lb, v in samples.items()}
+
+
+def measure(spec: Spec, libs: Libs, budget: Budget, seed: int = 0, log=print) -> Measured:
+    t0 = time.perf_counter()
+    setup = build(spec, libs, np.random.default_rng(seed))
+    t1 = time.perf_counter()
+    check(setup)
+    t2 = time.perf_counter()
+    timings = time_contenders(setup.contenders, budget)
+    t3 = time.perf_counter()
+    m = Measured(spec, setup.contenders, timings, setup.nbytes, setup.tol.text())
+    m.runs.append({lb: t.median for lb, t in timings.items()})
+    log(f"  {spec.name}: {t3 - t0:.1f} s (build {t1 - t0:.1f}, check {t2 - t1:.1f}), "
+        f"poolkit {timings['poolkit'].median * 1e3:.3f} ms"
+        + "".join(f"; {c.label} {c.status.split(':')[0]}" for c in setup.contenders
+                  if c.peer and not c.status.startswith("ok")))
+    del setup
+    gc.collect()
+    return m
+
+
+# ---------------------------------------------------------------- ratios and targets
+
+
+def best_by_column(m: Measured, medians: dict[str, float]) -> dict[str, tuple[str, float | None, str]]:
+    """column -> (label of its fastest timed contender, its median, or the reason none was timed)."""
+    out: dict[str, tuple[str, float | None, str]] = {}
+    for col, belongs in COLUMNS:
+        mine = [c for c in m.contenders if c.peer and belongs(c.label)]
+        if not mine:
+            continue
+        timed = [(medians[c.label], c.label) for c in mine if c.label in medians]
+        if timed:
+            t, lb = min(timed)
+            out[col] = (lb, t, "")
+        elif any(c.status.startswith("differs") for c in mine):
+            out[col] = ("", None, "differs")
+        elif any(c.status.startswith("not run: not installed") for c in mine):
+            out[col] = ("", None, "not installed")
+        else:  # raised, or the adapter knows the library has no way to compute it
+            out[col] = ("", None, "unsupported")
+    return out
+
+
+def targets(m: Measured, medians: dict[str, float]) -> list[tuple[str, float, float]]:
+    """(target, poolkit's ratio, limit) for each target of the case."""
+    pk = medians["poolkit"]
+    out = []
+    # a peer pooling a copy in its other layout (marked *) is shown, but is not a target: the
+    # caller's array is in poolkit's layout
+    peers = [(t, lb) for lb, t in medians.items() if lb not in ("poolkit", "copy floor") and not _other_layout(lb)]
+    if peers:
+        t, lb = min(peers)
+        out.append((f"fastest peer ({lb})", pk / t, 1.0))
+    if m.spec.family == "tiny":
+        torch = [t for lb, t in medians.items() if lb.startswith("torch")]
+        if torch:
+            out.append(("torch", pk / min(torch), 1.0))
+    limit = m.spec.floor_target
+    if limit and "copy floor" in medians:
+        out.append(("bytes floor", pk / medians["copy floor"], limit))
+    return out
+
+
+def _other_layout(label: str) -> bool:
+    return OTHER_LAYOUT in label
+
+
+def near_target(m: Measured) -> bool:
+    return any(abs(r / lim - 1) <= NEAR for _, r, lim in targets(m, m.runs[0]))
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _fmt_ratio(r: float) -> str:
+    text = f"{r:.2f}" if r < 10 else f"{r:.1f}"
+    return f"**{text}**" if r > 1 else text
+
+
+def _over_runs(m: Measured, what) -> tuple[float, str]:
+    """A value computed from each run's medians: its median over the runs, and ' [min-max]' when
+    there was more than one run."""
+    vals = [v for v in (what(r) for r in m.runs) if v is not None]
+    if not vals:
+        return math.nan, ""
+    return statistics.median(vals), (f" [{min(vals):.2f}-{max(vals):.2f}]" if len(vals) > 1 else "")
+
+
+def _ratio_cell(m: Measured, label: str) -> str:
+    r, spread = _over_runs(m, lambda run: run["poolkit"] / run[label] if label in run else None)
+    return _fmt_ratio(r) + spread
+
+
+def summary_table(ms: list[Measured]) -> list[str]:
+    cols = [c for c, _ in COLUMNS]
+    lines = ["| case | " + " | ".join(cols) + " | x bytes floor | targets (poolkit ratio / limit) | met |",
+             "|---|" + "---:|" * len(cols) + "---:|---|---|"]
+    for m in ms:
+        med = m.runs[0]
+        best = best_by_column(m, med)
+        cells = []
+        for col in cols:
+            if col not in best:
+                cells.append("")
+                continue
+            lb, t, why = best[col]
+            if t is None:
+                cells.append(why)
+            else:
+                cells.append(_ratio_cell(m, lb) + ("*" if _other_layout(lb) else ""))
+        floor = _ratio_cell(m, "copy floor") if "copy floor" in med else ""
+        tg = targets_over_runs(m)
+        tcell = "; ".join(f"{name}: {r:.2f} / {lim:g}" for name, r, lim in tg)
+        met = "yes" if tg and all(r <= lim for _, r, lim in tg) else ("**no**" if tg else "")
+        lines.append(f"| {m.spec.name} | " + " | ".join(cells) + f" | {floor} | {tcell} | {met} |")
+    return lines
+
+
+def targets_over_runs(m: Measured) -> list[tuple[str, float, float]]:
+    """The targets, with each ratio the median over the case's runs (one run: that run's)."""
+    per_run = [targets(m, r) for r in m.runs]
+    out = []
+    for i, (name, _, lim) in enumerate(per_run[0]):
+        vals = [t[i][1] for t in per_run if len(t) > i]
+        out.append((name, statistics.median(vals), lim))
+    return out
+
+
+def detail_table(m: Measured) -> list[str]:
+    lines = [f"#### {m.spec.name}", ""]
+    if m.spec.note:
+        lines += [m.spec.note, ""]
+    lines += [f"Input + output bytes: {m.nbytes / 1e6:.1f} MB; check: {m.tol}." + (
+        f" Runs: {len(m.runs)}." if len(m.runs) > 1 else ""), "",
+        "| contender | how | threads | check | median ms | GB/s (in+out) | cores used | poolkit / it |",
+        "|---|---|---|---|---:|---:|---:|---:|"]
+    for c in m.contenders:
+        t = m.timings.get(c.label)
+        if t is None:
+            lines.append(f"| {c.label} | {c.how} | {c.threads} | {c.status} | | | | |")
+            continue
+        gbs = m.nbytes / t.median / 1e9
+        ratio = _ratio_cell(m, c.label)
+        lines.append(f"| {c.label} | {c.how} | {c.threads} | {c.status} | {t.median * 1e3:.4g} | {gbs:.2f} | "
+                     f"{t.cores:.2f} | {ratio} |")
+    return lines + [""]
+
+
+def write_markdown(path: str, ms: list[Measured], info: dict, args: argparse.Namespace, plot: str | None) -> None:
+    lines = ["# poolkit beside its peers",
+             "",
+             f"Generated by `python -m benchmarks.suite {' '.join(args.argv)}`".rstrip() + f" on {info['date']}.",
+             "Do not edit by hand: rerun the suite.",
+             "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("date", "versions")) + ".",
+             "Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()) + ".",
+             "",
+             "Each cell is **poolkit's median time over the peer's** in the same run (below 1: poolkit is faster; "
+             "**bold**: poolkit is slower), for the fastest way that peer has to compute exactly poolkit's result "
+             "(all the ways tried are in the details). `*`: the peer pools a copy of the input in its other "
+             "layout, made before timing (shown, but not counted in the fastest-peer target: the caller's array "
+             "is in poolkit's layout). `differs`: the peer's output is not poolkit's (not timed); "
+             "`unsupported`: the library raised or has no kernel for it; empty: not a peer of this case.",
+             "",
+             "\"x bytes floor\": poolkit's time over the time `np.copyto` (one thread) needs to move the call's "
+             "input + output bytes. Targets (issue 15): <= 1 x the fastest peer; forward <= 1.2 x floor, "
+             "backward <= 2 x, global <= 1.5 x; the tiny call <= torch (its fastest variant, which includes "
+             "torch on 1 thread: see the details). Cases within 10% of a target were run three times: their "
+             "ratios are the medians over the three runs, followed by [lowest-highest]; the other columns of "
+             "the details are from the first run.",
+             ""]
+    if plot:
+        lines += [f"![poolkit over the fastest peer and over the bytes floor]({os.path.relpath(plot, 'benchmarks')})",
+                  ""]
+    groups: dict[str, list[Measured]] = {}
+    for m in ms:
+        groups.setdefault(m.spec.dtype, []).append(m)
+    for dtype, g in groups.items():
+        lines += [f"## {dtype}", ""] + summary_table(g) + [""]
+    lines += ["## Details", "", "\"cores used\": process CPU time over wall time while the contender ran.", ""]
+    for m in ms:
+        lines += detail_table(m)
+    with open(path, "w") as f:
+        f.write("\n".join(lines))
+
+
+def to_json(ms: list[Measured], info: dict) -> dict[str, Any]:
+    results = []
+    for m in ms:
+        results.append({
+            "case": m.spec.name, "op": m.spec.op, "kind": m.spec.kind, "shape": list(m.spec.shape),
+            "layout": m.spec.layout, "kernel": list(m.spec.kernel), "stride": list(m.spec.stride),
+            "pad": list(m.spec.pad), "dtype": m.spec.dtype, "family": m.spec.family, "bytes": m.nbytes,
+            "check_tolerance": m.tol,
+            "contenders": [{"label": c.label, "how": c.how, "threads": c.threads, "status": c.status,
+                            **({"median_s": m.timings[c.label].median, "samples_s": m.timings[c.label].samples,
+                                "calls_per_sample": m.timings[c.label].number,
+                                "cores_used": m.timings[c.label].cores} if c.label in m.timings else {})}
+                           for c in m.contenders],
+            "runs_median_s": m.runs,
+            "targets": [{"target": n, "ratio": r, "limit": lim, "met": r <= lim} for n, r, lim in targets_over_runs(m)],
+        })
+    return {"machine": info, "results": results}
+
+
+def plot_png(path: str, ms: list[Measured], info: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [m for m in ms if m.spec.dtype == "float32"] or ms
+    names, vs_peer, vs_floor, floor_lim = [], [], [], []
+    for m in rows:
+        tg = {n.split(" (")[0]: (r, lim) for n, r, lim in targets_over_runs(m)}
+        names.append(m.spec.name.replace(" float32", ""))
+        vs_peer.append(tg.get("fastest peer", (math.nan,))[0])
+        vs_floor.append(tg.get("bytes floor", (math.nan,))[0])
+        floor_lim.append(tg.get("bytes floor", (math.nan, math.nan))[1])
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.6))
+    for dy, vals, lab, col in ((-0.2, vs_peer, "poolkit / fastest peer (target <= 1)", "tab:blue"),
+                               (0.2, vs_floor, "poolkit / bytes floor", "tab:orange")):
+        v = np.array(vals, float)
+        ax.barh(y + dy, np.abs(v - 1), 0.4, left=np.minimum(v, 1), label=lab, color=col)  # bars grow from 1
+    ax.scatter(floor_lim, y + 0.2, marker="|", s=120, color="black", label="floor target", zorder=3)
+    ax.axvline(1.0, color="tab:blue", lw=1, ls="--")
+    ax.set_xscale("log")
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("ratio of median times (log; left of 1 = poolkit faster)")
+    ax.set_title(f"poolkit, {rows[0].spec.dtype if rows else ''}, {info['threads']} threads, {info['cpu']}",
+                 fontsize=9)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def window_sweep(libs: Libs, budget: Budget, sizes=(2, 3, 5, 9, 17, 33, 65)) -> dict[int, dict[str, float]]:
+    """Max pooling, stride 1, padding (k-1)//2, over window sizes: median ms of poolkit, torch and JAX
+    (each checked against poolkit first, as in the cases)."""
+    specs = [Spec(f"max {k}x{k} s1 p{(k - 1) // 2}", "max", "pool", (2, 16, 256, 256), "NCHW", (k, k), (1, 1),
+                  ((k - 1) // 2,) * 2, peers=("torch", "jax")) for k in sizes]
+    out: dict[int, dict[str, float]] = {}
+    slow: set[str] = set()  # peers that took over a second at a smaller window: not run at larger ones
+    budget = dataclasses.replace(budget, min_rounds=1)
+    for k, spec in zip(sizes, specs):
+        setup = build(spec, libs, np.random.default_rng(1))
+        setup.contenders = [c for c in setup.contenders
+                            if c.label not in slow and c.label != "copy floor" and not _other_layout(c.label)]
+        check(setup)
+        out[k] = {lb: t.median * 1e3 for lb, t in time_contenders(setup.contenders, budget).items()}
+        slow |= {lb for lb, ms in out[k].items() if ms > 1000 and lb != "poolkit"}
+        del setup
+    return out
+
+
+def plot_windows(path: str, sweep: dict[int, dict[str, float]], info: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(sweep)
+    names = sorted({n for r in sweep.values() for n in r}, key=lambda n: n != "poolkit")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name in names:
+        ks = [k for k in sizes if name in sweep[k]]
+        ax.plot(ks, [sweep[k][name] for k in ks], marker="o", label=name, lw=2.5 if name == "poolkit" else 1.5)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(sizes, [str(k) for k in sizes])
+    ax.set_xlabel("window size k (k x k, stride 1, padding (k-1)//2)")
+    ax.set_ylabel("median time, ms (log)")
+    ax.set_title(f"max pooling, (2, 16, 256, 256) float32, {info['threads']} threads")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- machine
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    import numba
+
+    info: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "load average at start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
+    versions = {"numpy": np.__version__, "numba": numba.__version__}
+    for name, mod in (("poolkit", "poolkit"), ("torch", "torch"), ("onnxruntime", "onnxruntime"),
+                      ("onnx", "onnx"), ("opencv", "cv2"), ("scipy", "scipy"), ("jax", "jax"),
+                      ("jaxlib", "jaxlib")):
+        try:
+            versions[name] = __import__(mod).__version__
+        except ImportError:
+            versions[name] = "not installed"
+    info["versions"] = versions
+    info["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.suite", description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default="", help="only cases whose name contains one of these comma-separated parts "
+                    "(commas inside brackets belong to the part: --cases 'global,max 2x2 s2 NCHW (32,128,56,56)')")
+    ap.add_argument("--threads", type=int, default=2, help="threads for every contender (default 2)")
+    ap.add_argument("--quick", action="store_true", help="few repeats and no three-run spread (a smoke run)")
+    ap.add_argument("--scale", type=int, default=1, help="divide every case's batch by this (smoke runs)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of a case within 10%% of a target (default 3)")
+    ap.add_argument("--md", default="benchmarks/results.md", help="Markdown report")
+    ap.add_argument("--json", default="benchmarks/results.json", help="JSON results")
+    ap.add_argument("--plot", default="docs/bench_peers.png", help="PNG plot of the float32 ratios")
+    ap.add_argument("--windows", default="", help="also run the window-size sweep and plot it to this PNG "
+                    "(docs/bench_windows.png)")
+    ap.add_argument("--no-write", action="store_true", help="print the tables only")
+    ap.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    args = ap.parse_args(argv)
+    args.argv = argv
+
+    specs = cases_mod.select(cases_mod.all_specs(), args.cases)
+    if args.scale > 1:
+        specs = [s.scaled(args.scale) for s in specs]
+    if args.list or not (specs or args.windows):
+        for s in specs:
+            print(s.name, " peers:", ", ".join(s.peers))
+        return 0 if specs else 1
+    libs = Libs(args.threads)  # sets XLA_FLAGS before jax is imported
+    libs.get("poolkit")
+    budget = QUICK if args.quick else Budget()
+    info = machine_info(args.threads)
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    t_start = time.perf_counter()
+    ms = []
+    for spec in specs:
+        ms.append(measure(spec, libs, budget))
+        sys.stdout.flush()
+    if not args.quick and args.runs > 1:
+        again = [i for i, m in enumerate(ms) if near_target(m)]
+        if again:
+            print(f"again, {args.runs - 1} more runs of the {len(again)} cases within 10% of a target:", flush=True)
+        for r in range(1, args.runs):
+            for i in again:
+                m2 = measure(ms[i].spec, libs, budget, seed=r)
+                ms[i].runs.append(m2.runs[0])
+    sweep = None
+    if args.windows:
+        sweep = window_sweep(libs, budget)
+        print("\nwindow sweep, median ms: " + json.dumps(sweep))
+        if not args.no_write:
+            plot_windows(args.windows, sweep, info)
+    info["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "")  # as set for jax by the suite
+    info["load average at end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    info["wall time of the run"] = f"{time.perf_counter() - t_start:.0f} s"
+    groups: dict[str, list[Measured]] = {}
+    for m in ms:
+        groups.setdefault(m.spec.dtype, []).append(m)
+    for dtype, g in groups.items():
+        print(f"\n## {dtype}\n")
+        print("\n".join(summary_table(g)))
+    if not args.no_write:
+        plot = args.plot or None
+        if plot:
+            try:
+                plot_png(plot, ms, info)
+            except ImportError as e:
+                print(f"no plot: {e}")
+                plot = None
+        write_markdown(args.md, ms, info, args, plot)
+        with open(args.json, "w") as f:
+            json.dump({**to_json(ms, info), "window_sweep_ms": sweep}, f, indent=1)
+        print(f"\nwrote {args.md}, {args.json}" + (f", {plot}" if plot else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
