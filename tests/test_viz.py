@@ -294,3 +294,27 @@ def test_gif_of_a_20x20_stride_1_is_fast_and_small(tmp_path):
     assert size < 5e6, size
     with PIL_Image.open(path) as im:
         assert im.n_frames == 361
+
+
+@pytest.mark.parametrize("kw,error,match", [
+    (dict(op="min"), ValueError, "op must be one of"),
+    (dict(kernel_size="2"), TypeError, "kernel_size must be an int"),
+    (dict(kernel_size=2.5), TypeError, "kernel_size must be an int"),
+    (dict(kernel_size=(2, 2, 2)), ValueError, "kernel_size needs 2 values"),
+    (dict(stride=(1, True)), TypeError, "stride must be an int"),
+    (dict(ceil_mode=1), TypeError, "ceil_mode must be a bool"),
+    (dict(count_include_pad="no"), TypeError, "count_include_pad must be a bool"),
+    (dict(op="lp", p=0), ValueError, "p must be a finite number > 0"),
+    (dict(op="lp", p=10**400), ValueError, "p must be a finite number > 0"),
+    (dict(grad_output=[[1.0]]), ValueError, "grad_output needs backward=True"),
+    (dict(backward=True, grad_output=[[1.0, 2.0]]), ValueError, "grad_output must have the forward output's shape"),
+    (dict(x=[[1, 2], [3]]), ValueError, "rectangular"),
+    (dict(x=["a", "b"]), TypeError, "real numbers"),
+    (dict(x=np.zeros((2, 2, 2))), ValueError, "1-D or 2-D"),
+    (dict(kernel_size=5), ValueError, "larger than the padded input"),
+])
+def test_explain_bad_arguments_name_themselves(kw, error, match):
+    kw = dict(kw)
+    x = kw.pop("x", [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(error, match=match):
+        poolkit.explain(x, **kw)

@@ -449,15 +449,17 @@ class Explanation:
 
 
 def _as_tuple(v, n, name):
+    """An int, or a sequence of ``n`` ints, as ``n`` ints (no bools, floats or strings)."""
     if V.is_int(v):
         return (int(v),) * n
-    try:
-        t = tuple(int(a) for a in v)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {v!r}") from None
+    if isinstance(v, (str, bytes)) or not isinstance(v, (tuple, list, np.ndarray)):
+        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {v!r}")
+    t = tuple(v.tolist() if isinstance(v, np.ndarray) else v)
+    if not all(V.is_int(a) for a in t):
+        raise TypeError(f"{name} must be an int or a sequence of {n} ints, got {v!r}")
     if len(t) != n:
         raise ValueError(f"{name} needs {n} value{'s' if n > 1 else ''} for a {n}-D input, got {v!r}")
-    return t
+    return tuple(int(a) for a in t)
 
 
 def _size_rule(ap: geo.AxisPlan, ceil: bool) -> str:
@@ -534,19 +536,27 @@ def explain_pooling(x, op: str, kernel_size, stride=None, padding=0, *, dilation
     array([[9, 2],
            [6, 3]])
     """
-    x = np.asarray(x)
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
     operation = OPS[op]
+    try:
+        x = np.asarray(x)
+    except ValueError:
+        raise ValueError("x must be a rectangular 1-D or 2-D array (every row the same length)") from None
     if x.dtype.kind not in "biuf":
-        raise TypeError(f"the matrix must hold real numbers, got dtype {x.dtype}")
+        raise TypeError(f"x must hold real numbers, got dtype {x.dtype}")
     if x.ndim not in (1, 2):
         raise ValueError(f"explain takes a 1-D or 2-D matrix, got {x.ndim}-D (shape {x.shape})")
     nd = x.ndim
     k = _as_tuple(kernel_size, nd, "kernel_size")
     s = k if stride is None else _as_tuple(stride, nd, "stride")
     d = _as_tuple(dilation, nd, "dilation")
-    ceil_mode = bool(ceil_mode)
+    ceil_mode = V.check_bool("ceil_mode", ceil_mode)
+    count_include_pad = V.check_bool("count_include_pad", count_include_pad)
+    backward = V.check_bool("backward", backward)
+    if grad_output is not None and not backward:
+        raise ValueError("grad_output needs backward=True")
+    p = V.check_p(p) if op == "lp" else float(V.check_real("p", p))
     geom = dict(dilation=d, ceil_mode=ceil_mode)
     plan = geo.make_plan(x.shape, k, s, padding, d, ceil_mode, tuple(range(nd)))
     out_shape = plan.out_shape
@@ -559,13 +569,10 @@ def explain_pooling(x, op: str, kernel_size, stride=None, padding=0, *, dilation
         raise ValueError(f"this pooling has {n_windows} windows of {math.prod(k)} cells, {n_cells} cells in all, "
                          f"more than the {max_cells} explain shows; use a smaller kernel or matrix")
     pads = plan.pads
-    p = float(p)
     g = gin = None
     if backward:  # checked before any computing
         g = (np.arange(1, n_windows + 1, dtype=np.float64).reshape(out_shape) if grad_output is None
-             else np.asarray(grad_output))
-        if g.shape != tuple(out_shape):
-            raise ValueError(f"the gradient must have the output's shape {tuple(out_shape)}, got {g.shape}")
+             else V.check_shape_of("grad_output", grad_output, tuple(out_shape)))
     out, idx = operation.forward(x, k, s, padding, geom, p, count_include_pad)
     if g is not None:
         gin = operation.backward(g, x, k, s, padding, geom, p, count_include_pad, idx)
