@@ -36,11 +36,14 @@ import faulthandler
 import math
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 import warnings
 from decimal import Decimal
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1006,6 +1009,100 @@ def _num_threads(F):
         call("poolkit.max_pool", poolkit.max_pool, x, *args, **kw)
     finally:
         poolkit.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------------------------
+# min and mode pooling, explain, pyramid
+# ---------------------------------------------------------------------------------------------
+
+
+@spec("min_pool")
+def _min_pool(F):
+    x = F.array()
+    args, kw = _geo_args(_geometry(F, x.shape))
+    kw["return_indices"] = F.pick(F.coin(0.4), st.sampled_from([1, None, "yes"]))
+    call("poolkit.min_pool", poolkit.min_pool, x, *args, **kw)
+
+
+@spec("min_pool_backward")
+def _min_pool_backward(F):
+    x = F.array()
+    args, kw = _geo_args(_geometry(F, x.shape))
+    fwd = _safe(poolkit.min_pool, x, *args, return_indices=True, **kw)
+    g = _grad_for(F, None if fwd is None else fwd[0].shape)
+    indices = fwd[1] if fwd is not None and F.coin() else None
+    kw["indices"] = F.pick(indices, st.sampled_from([np.array([1.5]), np.zeros((2, 2)), 3, "i"]))
+    call("poolkit.min_pool_backward", poolkit.min_pool_backward, g, x, *args, **kw)
+
+
+@spec("mode_pool")
+def _mode_pool(F):
+    x = F.array()
+    args, kw = _geo_args(_geometry(F, x.shape))
+    call("poolkit.mode_pool", poolkit.mode_pool, x, *args, **kw)
+
+
+@spec("explain")
+def _explain(F):
+    x = F.array(shape=F.choice([(F.int(1, 6),), (F.int(1, 5), F.int(1, 5))]), max_side=6)
+    args, kw = _geo_args(_geometry(F, x.shape, max_axes=x.ndim))
+    kw.pop("axes")
+    op = F.pick(F.choice(["max", "avg", "lp"]), st.sampled_from(["min", "", None, 3, "MAX"]))
+    kw["count_include_pad"] = F.pick(F.coin(), st.sampled_from([1, None, "no"]))
+    kw["p"] = _p(F)
+    kw["backward"] = F.pick(F.coin(0.3), st.sampled_from([1, None, "yes"]))
+    res, err = call("poolkit.explain", poolkit.explain, x, op, *args, **kw)
+    if err is None:
+        text = call("Explanation.__str__", str, res)[0]
+        assert isinstance(text, str) and text
+
+
+_PYRAMID_CLIENT: list = []
+
+
+def _pyramid_client():
+    """One in-process Dask cluster for every pyramid example (started on first use)."""
+    if not _PYRAMID_CLIENT:
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None,
+                               silence_logs=50)
+        _PYRAMID_CLIENT.extend([Client(cluster, set_as_default=False), cluster])
+    return _PYRAMID_CLIENT[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_pyramid_client():
+    yield
+    for thing in _PYRAMID_CLIENT:
+        thing.close()
+    _PYRAMID_CLIENT.clear()
+
+
+@spec("pyramid")
+def _pyramid(F):
+    """Arguments of pyramid() on a small .npy (a real run on a shared in-process cluster)."""
+    tmp = Path(tempfile.mkdtemp(prefix="poolkit-fuzz-pyramid-"))
+    try:
+        x = F.draw(arrays(shape=F.choice([(F.int(1, 9), F.int(1, 9)), (F.int(1, 4), F.int(1, 6), F.int(1, 6))]),
+                          dtype=F.choice([np.uint8, np.uint16, np.float32, np.int32, np.bool_])))
+        np.save(tmp / "in.npy", x)
+        axes = {2: "yx", 3: F.choice(["zyx", "cyx"])}[x.ndim]
+        kw = dict(
+            method=F.pick(F.choice(["mean", "max", "min", "mode"]), st.sampled_from(["median", "", None, 2, "MEAN"])),
+            factor=F.pick(F.choice([2, 3, "2", "1,2,2"[-2 * x.ndim + 1:], (1,) + (2,) * (x.ndim - 1)]),
+                          st.sampled_from([0, -2, 1.5, "a", (2,) * 7, 10**400, True, "", None])),
+            levels=F.pick(F.choice([None, 1, 2, 3]), st.sampled_from([0, -1, 2.5, "3", 10**400, True])),
+            axes=F.pick(F.choice([axes, None]), st.sampled_from(["xy", "qyx", "yy", "tczyx", 3, ""])),
+            chunks=F.pick(F.choice([None, 4, (2,) * x.ndim]), st.sampled_from([0, -4, "x", (1, 2, 3, 4, 5), 2.5])),
+            overwrite=F.pick(False, st.sampled_from([1, None, "yes"])),
+        )
+        res, err = call("poolkit.pyramid", poolkit.pyramid, str(tmp / "in.npy"), str(tmp / "out.zarr"),
+                        scheduler=_pyramid_client(), **kw)
+        if err is None:
+            assert res is not None and (tmp / "out.zarr").is_dir()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 _WARMUP_DTYPES = ["float64", "float32", np.int8, "uint8", np.bool_, "float16", ">f8", None]

@@ -119,7 +119,18 @@ MAXIMIZE = """\
     maximize : bool, optional
         Ascend instead of descending."""
 
-_FRAGMENTS = {"SHARED": SHARED, "SIZE_RULE": SIZE_RULE, "GLOBAL": GLOBAL, "ADAPTIVE_PARAMS": ADAPTIVE_PARAMS,
+#: The arguments of the backward of a max or min pooling (first in _FRAGMENTS: it holds {SHARED}).
+WINNER_BACKWARD = """\
+    grad_output : ndarray
+        Gradient with respect to the forward's output, of that output's shape.
+    x : ndarray
+        The forward input.
+{SHARED}
+    indices : ndarray of int, optional
+        The forward's ``indices`` (``return_indices=True``), to skip recomputing them.  Checked
+        for shape and range."""
+
+_FRAGMENTS = {"WINNER_BACKWARD": WINNER_BACKWARD, "SHARED": SHARED, "SIZE_RULE": SIZE_RULE, "GLOBAL": GLOBAL, "ADAPTIVE_PARAMS": ADAPTIVE_PARAMS,
               "ADAPTIVE_NOTES": ADAPTIVE_NOTES, "FRACTIONAL": FRACTIONAL, "X_ANY": X_ANY, "X_SPATIAL": X_SPATIAL,
               "RETURN_INDICES": RETURN_INDICES, "MAX_RESULT": MAX_RESULT, "WEIGHT_INIT": WEIGHT_INIT,
               "MAXIMIZE": MAXIMIZE}

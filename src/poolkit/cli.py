@@ -37,6 +37,7 @@ from .explanation import (
     format_number,
 )
 from .nn.lab.cli import add_lab
+from .pyramid import add_pyramid
 
 __all__ = ["main", "build_parser", "load_matrix", "format_matrix", "format_explanation", "COMMANDS"]
 
@@ -624,7 +625,7 @@ class _Heartbeat:
 
 #: The subcommands, in the order ``poolkit --help`` lists them.  Each entry takes the
 #: subparsers object, adds its parser and sets ``run``; append one to add a subcommand.
-COMMANDS = [_add_demo, _add_explain, _add_show, _add_serve, _add_warmup, add_lab]
+COMMANDS = [_add_demo, _add_explain, _add_show, _add_serve, _add_warmup, add_lab, add_pyramid]
 
 
 def build_parser() -> argparse.ArgumentParser:

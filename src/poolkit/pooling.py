@@ -235,14 +235,7 @@ def max_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, 
 
     Parameters
     ----------
-    grad_output : ndarray
-        Gradient with respect to the output of ``max_pool(x, ...)``, of that output's shape.
-    x : ndarray
-        The forward input.
-{SHARED}
-    indices : ndarray of int, optional
-        The forward's ``indices`` (``return_indices=True``), to skip recomputing them.  Checked
-        for shape and range.
+{WINNER_BACKWARD}
 
     Returns
     -------
@@ -550,14 +543,7 @@ def min_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, 
 
     Parameters
     ----------
-    grad_output : ndarray
-        Gradient with respect to the output of ``min_pool(x, ...)``, of that output's shape.
-    x : ndarray
-        The forward input.
-{SHARED}
-    indices : ndarray of int, optional
-        The forward's ``indices`` (``return_indices=True``), to skip recomputing them.  Checked
-        for shape and range.
+{WINNER_BACKWARD}
 
     Returns
     -------
