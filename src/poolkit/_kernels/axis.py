@@ -21,8 +21,7 @@ def _reduce_axis(x, starts, counts, step, out, t0, t1, comb):
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     for t in range(t0, t1):
-        o = t // n_out
-        m = t - o * n_out
+        o, m = divmod(t, n_out)
         src = (o * length + starts[m]) * n_inner
         for j in range(counts[m]):
             vput(of, t * n_inner, xf, src + j * step * n_inner, n_inner, 1, j == 0, comb)

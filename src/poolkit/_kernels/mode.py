@@ -85,8 +85,7 @@ def mode_window(x, tables, params, buf, pos, out, t0, t1):
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     for t in range(t0, t1):
-        b = t // n_out
-        m = t - b * n_out
+        b, m = divmod(t, n_out)
         # the window of output m: starts and counts along each axis (last axis fastest)
         rest = m
         k = 1
