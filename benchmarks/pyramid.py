@@ -15,7 +15,7 @@ Run from the repository root::
     python benchmarks/pyramid.py --shape 256,1024,1024 --tools poolkit --kill-at 0.3
                                                                    # kill a worker at 30 % of the tasks
 
-Each tool runs on freshly restarted workers.  The volume is made once (``--workdir``) and
+Each run gets a fresh cluster.  The volume is made once (``--workdir``) and
 reused; its values are a smooth ramp plus noise, compressed with Zarr's default codec.
 """
 
@@ -135,7 +135,7 @@ def run_coarsen(src, out, levels, chunks, client):
     for lev, a in enumerate(arrays):
         z = root.create_array(str(lev), shape=a.shape, chunks=tuple(max(c) for c in a.chunks), dtype=np.uint16)
         stores.append(da.store(a, z, lock=False, compute=False))
-    n = _n_tasks(*arrays) + len(stores)
+    n = _n_tasks(*arrays) + sum(a.npartitions for a in arrays)  # one store task per chunk, as poolkit counts
     client.compute(stores, sync=True)
     return {"tasks": n}
 
@@ -151,11 +151,22 @@ def run_ngff_zarr(src, out, levels, chunks, client):
     img = to_ngff_image(da.from_zarr(str(src)), dims=["z", "y", "x"])
     ms = to_multiscales(img, scale_factors=[2**lev for lev in range(1, levels)], method=Methods.ITKWASM_BIN_SHRINK,
                         chunks=chunks)
-    n = _n_tasks(*(im.data for im in ms.images))
-    with dask.config.set(scheduler="threads", num_workers=len(client.scheduler_info()["workers"])):
-        to_ngff_zarr(str(out), ms, version="0.5")
-    return {"tasks": n, "tasks_note": "graph of its level arrays before writing",
-            "scheduler": "threads in the client process (cannot run on distributed)"}
+    # count what it computes: every dask.array.store call's sources and one store task per chunk
+    counted = [0]
+    store = da.store
+
+    def counting_store(sources, targets, *a, **kw):
+        srcs = sources if isinstance(sources, (list, tuple)) else [sources]
+        counted[0] += _n_tasks(*srcs) + sum(s.npartitions for s in srcs)
+        return store(sources, targets, *a, **kw)
+
+    da.store = counting_store
+    try:
+        with dask.config.set(scheduler="threads", num_workers=len(client.scheduler_info()["workers"])):
+            to_ngff_zarr(str(out), ms, version="0.5")
+    finally:
+        da.store = store
+    return {"tasks": counted[0], "scheduler": "threads in the client process (cannot run on distributed)"}
 
 
 def run_ome_zarr(src, out, levels, chunks, client):
@@ -212,6 +223,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tools", default=",".join(TOOLS))
     ap.add_argument("--kill-at", type=float, help="poolkit only: kill a worker at this share of the tasks and "
                                                   "compare the result with an undisturbed run")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each tool, interleaved")
     ap.add_argument("--workdir", default="/tmp/poolkit-bench-pyramid")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -230,52 +242,62 @@ def main(argv=None) -> int:
     results = {"shape": shape, "dtype": "uint16", "bytes": int(np.prod(shape)) * 2, "chunks": args.chunks,
                "levels": args.levels, "workers": args.workers, "memory_limit": args.memory_limit,
                "threads_per_worker": 1, "cpus": os.cpu_count(), "tools": {}}
-    with dask.config.set({"distributed.scheduler.worker-ttl": None}), \
-            distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                                     memory_limit=args.memory_limit, dashboard_address=None, silence_logs=50,
-                                     env=env) as cluster, distributed.Client(cluster) as client:
-        limit = next(iter(client.scheduler_info()["workers"].values()))["memory_limit"]
-        results["memory_limit_bytes"] = limit
-        t = time.monotonic()
-        make_volume(src, shape, args.chunks, client)
+    def fresh_cluster():
+        """A new cluster for every run (restarting workers in place proved fragile on a loaded machine)."""
+        return distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                                        memory_limit=args.memory_limit, dashboard_address=None, silence_logs=50,
+                                        env=env)
+
+    with dask.config.set({"distributed.scheduler.worker-ttl": None}):
+        with fresh_cluster() as cluster, distributed.Client(cluster) as client:
+            limit = next(iter(client.scheduler_info()["workers"].values()))["memory_limit"]
+            results["memory_limit_bytes"] = limit
+            t = time.monotonic()
+            make_volume(src, shape, args.chunks, client)
         print(f"volume {src.name}: {results['bytes'] / 2**30:.2f} GiB uint16 ({time.monotonic() - t:.0f} s)",
               flush=True)
-        for name in args.tools.split(","):
-            out = work / f"out-{name}.zarr"
-            if out.exists():
-                shutil.rmtree(out)
-            client.restart()
-            pids0 = set(client.run(os.getpid).values())
-            rec: dict = {}
-            with PeakRSS() as mem:
-                t = time.monotonic()
-                try:
-                    kw = {"kill_at": args.kill_at} if name == "poolkit" and args.kill_at is not None else {}
-                    rec.update(TOOLS[name](src, out, args.levels, args.chunks, client, **kw))
-                    rec["ok"] = True
-                except Exception as exc:  # a peer failing under the memory limit is a result too
-                    rec["ok"] = False
-                    rec["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
-                rec["seconds"] = round(time.monotonic() - t, 2)
-            rec["peak_worker_rss_bytes"] = mem.peak
-            rec["peak_worker_rss_share_of_limit"] = round(mem.peak / limit, 3)
-            rec["worker_processes_replaced"] = len(mem.pids - pids0)
-            rec["client_process_rss_growth_bytes"] = mem.client_peak - mem.base
-            if rec["ok"]:
-                rec.update(level1_error(src, out, min(128, *shape) // 2 * 2))
-            results["tools"][name] = rec
-            print(name, json.dumps(rec), flush=True)
-        if args.kill_at is not None and "poolkit" in results["tools"]:
+        for rnd in range(args.rounds):  # interleaved: the noise of a shared machine hits every tool alike
+            for name in args.tools.split(","):
+                out = work / f"out-{name}.zarr"
+                if out.exists():
+                    shutil.rmtree(out)
+                rec: dict = {"round": rnd}
+                with fresh_cluster() as cluster, distributed.Client(cluster) as client:
+                    pids0 = set(client.run(os.getpid).values())
+                    with PeakRSS() as mem:
+                        t = time.monotonic()
+                        try:
+                            kw = {"kill_at": args.kill_at} if name == "poolkit" and args.kill_at is not None else {}
+                            rec.update(TOOLS[name](src, out, args.levels, args.chunks, client, **kw))
+                            rec["ok"] = True
+                        except Exception as exc:  # a peer failing under the memory limit is a result too
+                            rec["ok"] = False
+                            rec["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+                        rec["seconds"] = round(time.monotonic() - t, 2)
+                rec["peak_worker_rss_bytes"] = mem.peak
+                rec["peak_worker_rss_share_of_limit"] = round(mem.peak / limit, 3)
+                rec["worker_processes_replaced"] = len(mem.pids - pids0)
+                rec["client_process_rss_growth_bytes"] = mem.client_peak - mem.base
+                if rec["ok"]:
+                    rec.update(level1_error(src, out, min(128, *shape) // 2 * 2))
+                results["tools"].setdefault(name, []).append(rec)
+                print(name, json.dumps(rec), flush=True)
+        for name, runs in results["tools"].items():
+            secs = sorted(r["seconds"] for r in runs if r["ok"])
+            if secs:
+                print(f"{name:10s} seconds: min {secs[0]:.1f}, median {secs[len(secs) // 2]:.1f} over {len(secs)} "
+                      f"runs; peak worker RSS {max(r['peak_worker_rss_bytes'] for r in runs) / 1e6:.0f} MB", flush=True)
+        if args.kill_at is not None and "poolkit" in results["tools"]:  # compare with an undisturbed run
             import dask.array as da
 
             ref = work / "out-poolkit-undisturbed.zarr"
             if ref.exists():
                 shutil.rmtree(ref)
-            client.restart()
-            run_poolkit(src, ref, args.levels, args.chunks, client)
-            same = all(bool(client.compute((da.from_zarr(str(work / "out-poolkit.zarr"), component=p)
-                                            == da.from_zarr(str(ref), component=p)).all(), sync=True))
-                       for p in _level_paths(ref))
+            with fresh_cluster() as cluster, distributed.Client(cluster) as client:
+                run_poolkit(src, ref, args.levels, args.chunks, client)
+                same = all(bool(client.compute((da.from_zarr(str(work / "out-poolkit.zarr"), component=p)
+                                                == da.from_zarr(str(ref), component=p)).all(), sync=True))
+                           for p in _level_paths(ref))
             results["killed_run_equals_undisturbed_run"] = same
             print("killed run equals undisturbed run:", same, flush=True)
     del zarr

@@ -191,6 +191,34 @@ def test_inputs_tiff_png_zarr_and_ome_zarr(tmp_path, cluster):
     assert ms["datasets"][1]["coordinateTransformations"][0]["scale"] == [1.0, 2.0, 2.0]
 
 
+def test_level_0_of_a_zarr_input_in_the_output_chunks_is_its_chunk_files_copied(tmp_path, cluster):
+    from ome_zarr_models.v05.image import Image
+
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 60000, (9, 40, 36)).astype(np.uint16)
+    path = tmp_path / "in.zarr"
+    a = zarr.create_array(str(path), shape=x.shape, chunks=(9, 16, 16), dtype=x.dtype, zarr_format=3,
+                          compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=3), fill_value=7)
+    a[...] = x
+    a[:, 32:, :16] = 7  # a chunk of fill values only: never written, must stay implicit
+    x[:, 32:, :16] = 7
+    out = tmp_path / "o.zarr"
+    r = poolkit.pyramid(str(path), str(out), method="min", levels=3, scheduler=cluster.scheduler_address)
+    assert r.computed == (0, 1, 2)
+    src_files = sorted(f.relative_to(path) for f in path.rglob("*") if f.is_file() and f.name != "zarr.json")
+    dst_files = sorted(f.relative_to(out / "0") for f in (out / "0").rglob("*") if f.is_file()
+                       and f.name != "zarr.json")
+    assert src_files == dst_files and len(src_files) == 8  # 9 chunks, one of them fill only
+    for f in src_files:
+        assert (path / f).read_bytes() == (out / "0" / f).read_bytes()
+    g, _, lv = _levels(out)
+    Image.from_zarr(g)
+    assert g["0"].metadata.dimension_names == ("z", "y", "x")
+    np.testing.assert_array_equal(lv[0], x)
+    for lev in (1, 2):
+        np.testing.assert_array_equal(lv[lev], ref_level(x, (0, 1, 2), (2, 2, 2), lev, "min"))
+
+
 def test_progress_reports_tasks_done_of_total(tmp_path, cluster):
     x = np.zeros((8, 64, 64), np.uint16)
     seen = []

@@ -27,6 +27,7 @@ levels untouched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -113,6 +114,8 @@ class _Image:
     translation: tuple[float, ...] | None = None
     units: tuple[str | None, ...] | None = None
     name: str = "image"
+    #: the directory of the Zarr array behind ``data`` (a Zarr or OME-Zarr input), else None
+    array_path: str | None = None
 
 
 def _ome_attrs(group) -> dict | None:
@@ -164,7 +167,7 @@ def open_image(path: str, chunks: Any = None) -> _Image:
         if p.is_dir():
             node = zarr.open(str(p), mode="r")
             if isinstance(node, zarr.Array):
-                return _Image(da.from_zarr(node), None, name=p.stem)
+                return _Image(da.from_zarr(node), None, name=p.stem, array_path=str(p))
             ome = _ome_attrs(node)
             if ome is None:
                 raise ValueError("a Zarr group without OME 'multiscales' metadata; give the path of an array in it")
@@ -179,7 +182,8 @@ def open_image(path: str, chunks: Any = None) -> _Image:
                 elif t.get("type") == "translation":
                     translation = tuple(float(v) for v in t["translation"])
             units = tuple(a.get("unit") if isinstance(a, dict) else None for a in ms["axes"])
-            return _Image(da.from_zarr(arr), axes, scale, translation, units, name=ms.get("name") or p.stem)
+            return _Image(da.from_zarr(arr), axes, scale, translation, units, name=ms.get("name") or p.stem,
+                          array_path=str(p / ds["path"]))
         if low.endswith(".npy"):
             fa = _FileArray(str(p), "npy")
             return _Image(da.from_array(fa, chunks=auto, meta=np.empty((0,) * fa.ndim, fa.dtype)), None, name=p.stem)
@@ -578,14 +582,22 @@ def pyramid(input: str, output: str, *, method: str = "mean", factor: int | Sequ
         shapes.append(tuple(-(-s // f**lev) if a in pooled else s
                             for a, s in enumerate(level0.shape)
                             for f in [factors[pooled.index(a)] if a in pooled else 1]))
+    copied: tuple[int, ...] = ()
     if not done:
         root: Any = zarr.open_group(str(out_path), mode="w", zarr_format=3)
         root.attrs["ome"] = _multiscales(axes_out, n_levels, pooled, factors, scale0, trans0, units, method, img.name,
                                          params)
         root.attrs["poolkit"] = {"params": params, "levels_done": [], "complete": False}
+        raw = _raw_copy_source(img, order, out_chunks_t)
         for lev, shape in enumerate(shapes):
+            if lev == 0 and raw is not None:
+                continue
             root.create_array(str(lev), shape=shape, chunks=tuple(min(c, s) for c, s in zip(out_chunks_t, shape)),
                               dtype=level0.dtype, fill_value=0, dimension_names=list(axes_out))
+        if raw is not None:  # level 0 is the input: its encoded chunks copied as they are
+            _copy_array(raw, out_path / "0", list(axes_out))
+            done, copied = [0], (0,)
+            root.attrs["poolkit"] = {"params": params, "levels_done": [0], "complete": False}
     root = zarr.open_group(str(out_path), mode="r+", zarr_format=3)
 
     # the graph: level 0 (the input, in output chunks), then every level not yet written
@@ -603,7 +615,8 @@ def pyramid(input: str, output: str, *, method: str = "mean", factor: int | Sequ
     stores = {lev: da.store(arrays[lev], root[str(lev)], lock=False, compute=False) for lev in todo}
     from .dask import task_count
 
-    n_tasks = task_count(*(arrays[lev] for lev in todo)) + sum(1 for _ in todo)
+    # the graph's tasks: the levels' arrays, and one store task per chunk written
+    n_tasks = task_count(*(arrays[lev] for lev in todo)) + sum(arrays[lev].npartitions for lev in todo)
 
     client, cluster = _client(scheduler, workers, memory_limit)
     try:
@@ -626,7 +639,45 @@ def pyramid(input: str, output: str, *, method: str = "mean", factor: int | Sequ
         if cluster is not None:
             cluster.close()
     root.attrs["poolkit"] = {"params": params, "levels_done": list(range(n_levels)), "complete": True}
-    return PyramidResult(str(out_path), tuple(shapes), axes_out, n_tasks, tuple(todo), time.monotonic() - t_start)
+    return PyramidResult(str(out_path), tuple(shapes), axes_out, n_tasks, copied + tuple(todo),
+                         time.monotonic() - t_start)
+
+
+def _raw_copy_source(img: _Image, order: list[int], chunks: tuple[int, ...]) -> Path | None:
+    """The input's Zarr array directory when level 0 can be its chunk files copied byte for byte:
+    a Zarr v3 array on a file system, unsharded, on a regular grid of exactly the output's chunks,
+    with its axes already in the output's order."""
+    if img.array_path is None or order != sorted(order):
+        return None
+    path = Path(img.array_path)
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return None
+    codecs = meta.get("codecs") or [{}]
+    if (meta.get("zarr_format") != 3 or meta.get("node_type") != "array"
+            or meta.get("chunk_grid", {}).get("name") != "regular"
+            or any(c.get("name") == "sharding_indexed" for c in codecs)
+            or tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]) != tuple(chunks)
+            or tuple(meta.get("shape", ())) != tuple(img.data.shape)):
+        return None
+    return path
+
+
+def _copy_array(src: Path, dst: Path, dimension_names: list[str]) -> None:
+    """Copy a Zarr v3 array directory: its chunk files as they are (threads: the work is I/O),
+    then its metadata with the output's dimension names and no attributes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [f for f in src.rglob("*") if f.is_file() and f.relative_to(src).parts != ("zarr.json",)]
+    for d in {(dst / f.relative_to(src)).parent for f in files} | {dst}:
+        d.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda f: shutil.copyfile(f, dst / f.relative_to(src)), files))
+    meta = json.loads((src / "zarr.json").read_text())
+    meta["dimension_names"] = dimension_names
+    meta["attributes"] = {}
+    (dst / "zarr.json").write_text(json.dumps(meta, indent=2))
 
 
 def _previous_run(path: Path) -> dict | None:
