@@ -77,6 +77,9 @@ class Budget:
     per_contender_s: float = 1.0  # stop timing a contender after this much, once it has min_rounds
     per_case_s: float = 5.0  # stop the rounds after this much, once every contender has min_rounds
     sample_s: float = 0.002  # batch calls so that one sample lasts at least this long
+    #: idle time before each sample: thread pools that spin-wait after a call (OpenMP, onnxruntime)
+    #: would otherwise take CPU from the next contender
+    gap_s: float = 0.005
 
 
 QUICK = Budget(min_rounds=3, max_rounds=5, per_contender_s=0.3, per_case_s=2.0)
@@ -208,6 +211,8 @@ def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Ti
                 break
             for c in active:
                 call, n = calls[c.label], number[c.label]
+                if budget.gap_s:
+                    time.sleep(budget.gap_s)
                 enter[c.label]()
                 p0 = time.process_time()
                 t0 = time.perf_counter()
@@ -452,6 +457,8 @@ def plot_png(path: str, ms: list[Measured], info: dict) -> None:
     ax.scatter(floor_lim, y + 0.2, marker="|", s=120, color="black", label="floor target", zorder=3)
     ax.axvline(1.0, color="tab:blue", lw=1, ls="--")
     ax.set_xscale("log")
+    seen = [v for v in vs_peer + vs_floor if v > 0 and math.isfinite(v)] + [1.0]
+    ax.set_xlim(min(seen) / 1.3, max(seen) * 1.3)
     ax.set_yticks(y, names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("ratio of median times (log; left of 1 = poolkit faster)")
