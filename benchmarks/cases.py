@@ -119,10 +119,10 @@ def all_specs() -> list[Spec]:
     for op in ("max", "avg"):
         specs.append(_pool(op, (1, 1, 6, 6), "NCHW", 2, 2, 0, peers=("torch", "onnxruntime", "opencv", "numpy"),
                            family="tiny", prefix="tiny "))
-    # backward (torch's aten backward ops)
+    # backward: torch's aten backward ops, and JAX's vjp
     for shape, k, s, p in main:
         for op in ("max", "avg"):
-            sp = _pool(op, shape, "NCHW", k, s, p, peers=("torch",), family="backward")
+            sp = _pool(op, shape, "NCHW", k, s, p, peers=("torch", "jax"), family="backward")
             specs.append(Spec(**{**sp.__dict__, "kind": "backward",
                                  "name": sp.name.replace(f"{op} ", f"{op} backward ", 1)}))
     # wide windows and 3-D volumes
