@@ -50,8 +50,9 @@ from . import _geometry as geo
 from . import _validate as V
 from ._validate import Axes, Padding, Sizes
 
-__all__ = ["pool_blocks", "max_pool", "min_pool", "avg_pool", "lp_pool", "mode_pool", "global_max_pool",
-           "global_avg_pool", "global_lp_pool", "adaptive_max_pool", "adaptive_avg_pool", "task_count"]
+# The lazy ops below (max_pool, ... adaptive_avg_pool) are reached through poolkit's public functions,
+# which hand them a Dask input; they are documented there.  What this module offers of its own:
+__all__ = ["pool_blocks", "task_count"]
 
 
 # --------------------------------------------------------------------------------------------
