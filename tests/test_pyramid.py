@@ -403,3 +403,57 @@ def test_runs_in_a_thread_pool_client(tmp_path, npy):
         assert not errors and not t.is_alive()
     _, _, lv = _levels(tmp_path / "t.zarr")
     assert lv[1].shape == (3, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# memory: an input several times larger than the workers' memory
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_input_three_times_the_workers_memory_completes_under_the_limit(tmp_path):
+    """A 1.5 GiB uint16 volume on one worker process limited to 450 MB (3.6 times smaller): the
+    run completes, the worker's resident memory (sampled every 20 ms) stays under the limit, the
+    worker is never replaced, and level 1 is the exact rounded mean of level 0."""
+    psutil = pytest.importorskip("psutil")
+    shape, chunk = (768, 1024, 1024), 128
+    src = zarr.create_array(str(tmp_path / "big.zarr"), shape=shape, chunks=(chunk,) * 3, dtype=np.uint16,
+                            zarr_format=3)
+    z, y, x = np.ogrid[:chunk, :chunk, :chunk]
+    for z0 in range(0, shape[0], chunk):  # filled chunk by chunk: the test process never holds it all
+        for y0 in range(0, shape[1], chunk):
+            for x0 in range(0, shape[2], chunk):
+                block = ((z + z0) * 7 + (y + y0) * 3 + (x + x0) * 5 + (z0 * y0 + x0) // 64) % 60000
+                src[z0:z0 + chunk, y0:y0 + chunk, x0:x0 + chunk] = block.astype(np.uint16)
+    limit = 450 * 10**6
+    assert 2 * np.prod(shape) > 3 * limit
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, memory_limit=limit,
+                                  dashboard_address=None, silence_logs=50) as c, \
+            distributed.Client(c) as client:
+        pids = list(client.run(os.getpid).values())
+        procs = [psutil.Process(p) for p in pids]
+        peak = [0]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                for p in procs:
+                    try:
+                        peak[0] = max(peak[0], p.memory_info().rss)
+                    except psutil.Error:
+                        pass
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            poolkit.pyramid(str(tmp_path / "big.zarr"), str(tmp_path / "out.zarr"), method="mean", levels=3,
+                            scheduler=c.scheduler_address)
+        finally:
+            done.set()
+            sampler.join()
+        assert list(client.run(os.getpid).values()) == pids  # never killed or replaced
+    assert 0 < peak[0] < limit, f"worker peak {peak[0] / 1e6:.0f} MB, limit {limit / 1e6:.0f} MB"
+    out = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")
+    np.testing.assert_array_equal(out["1"][:32, :32, :32],
+                                  ref_level(out["0"][:64, :64, :64], (0, 1, 2), (2, 2, 2), 1, "mean"))
+    print(f"worker peak {peak[0] / 1e6:.0f} MB, limit {limit / 1e6:.0f} MB, input {2 * np.prod(shape) / 1e9:.2f} GB")
