@@ -194,3 +194,6 @@ def test_the_entry_point_runs_and_writes(tmp_path, capsys):
     if plot:
         assert png.stat().st_size > 1000
     assert "| case |" in capsys.readouterr().out
+    again = tmp_path / "again.md"  # the saved JSON renders the same report
+    assert suite.main(["--render", str(js), "--md", str(again), "--plot", plot]) == 0
+    assert again.read_text() == text
