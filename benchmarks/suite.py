@@ -563,14 +563,24 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def _cpu_name() -> str:
+    """'model name (family F model M, widest SIMD)' from /proc/cpuinfo, where there is one."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the first processor is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    if "model name" not in fields:
+        return platform.processor() or "unknown"
+    flags = set(fields.get("flags", "").split())
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2", "neon") if f in flags), "")
+    model = f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+    extra = ", ".join(x for x in (model, simd) if x)
+    return f"{fields['model name']} ({extra})"
 
 
 # ---------------------------------------------------------------- entry point
