@@ -8,7 +8,7 @@ Run from the repository root::
     python -m benchmarks.suite --quick                # few repeats, no three-run spread (a smoke run)
     python -m benchmarks.suite --cases "global,tiny"  # only cases whose name contains one of the parts
     python -m benchmarks.suite --quick --scale 8 --no-write   # batch 8x smaller, print only
-    python -m benchmarks.suite --cases none --windows docs/bench_windows.png   # only the window sweep
+    python -m benchmarks.suite --cases none --windows docs/bench_windows.png   # only the window sweep (~30 s)
 
 What a run does, case by case (one case's arrays alive at a time):
 
@@ -656,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     for dtype, g in groups.items():
         print(f"\n## {dtype}\n")
         print("\n".join(summary_table(g)))
-    if not args.no_write:
+    if not args.no_write and ms:  # (a window sweep alone leaves the case reports as they are)
         plot = args.plot or None
         if plot:
             try:
