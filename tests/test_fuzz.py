@@ -2115,3 +2115,12 @@ def test_zz_fuzz_case_count(capsys):
     with capsys.disabled():
         print(f"\n[poolkit fuzz] {sum(EXAMPLES.values())} examples, {sum(CASES.values())} checked calls, "
               f"{len(EXAMPLES)} groups (POOLKIT_FUZZ_EXAMPLES={MAX_EXAMPLES})")
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 20])
+def test_lp_pool_of_a_subnormal_maximum_is_exact(p):
+    """The rescaling for |x|**p used ``2.0 ** 1073`` for a maximum of 5e-324: OverflowError
+    (found by CI's fuzz run of onnx GlobalLpPool).  The norm of one subnormal is itself."""
+    np.testing.assert_array_equal(poolkit.lp_pool(np.array([5e-324, 0.0]), p, (2,)), [5e-324])
+    np.testing.assert_array_equal(connx.run("GlobalLpPool", [np.array([[[5e-324]]])], p=p)[0], [[[5e-324]]])
+    np.testing.assert_allclose(poolkit.lp_pool(np.array([1e-310, 1e-310]), 2, (2,)), [np.sqrt(2) * 1e-310])

@@ -294,10 +294,10 @@ def _block_sums(block: np.ndarray, plan: geo.Plan, los: tuple, out_dtype: Any, c
 
 def _block_lp(block: np.ndarray, plan: geo.Plan, los: tuple, p: float, out_dtype: Any) -> np.ndarray:
     """Lp norms of one block, in ``out_dtype`` (float64 for the partial norms of global pooling)."""
-    from .pooling import _lp_norms
+    from .pooling import _lp_norms, _unscaled
 
     ys, _, scale = _lp_norms(block, p, plan)
-    return E.narrow(ys / scale, out_dtype)
+    return E.narrow(_unscaled(ys, scale), out_dtype)
 
 
 def _block_mode(block: np.ndarray, plan: geo.Plan, los: tuple) -> np.ndarray:
@@ -446,11 +446,11 @@ def _combine_sum(s: np.ndarray, axes: tuple[int, ...], count: int, out_dtype: An
 
 
 def _combine_lp(n: np.ndarray, axes: tuple[int, ...], p: float, out_dtype: Any) -> np.ndarray:
-    from .pooling import _lp_norms
+    from .pooling import _lp_norms, _unscaled
 
     nm = _flat_last(n, axes)
     ys, _, scale = _lp_norms(nm, p, geo.make_plan(nm.shape, (nm.shape[-1],), axes=(nm.ndim - 1,)))
-    return E.narrow(_kept(ys / scale, n.shape, axes), out_dtype)
+    return E.narrow(_kept(_unscaled(ys, scale), n.shape, axes), out_dtype)
 
 
 def _finish_global(parts: list, combine: Callable, x: Any, ax: tuple[int, ...], keep: bool, dtype: Any) -> Any:

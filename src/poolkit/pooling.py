@@ -50,28 +50,35 @@ def _check_avg_options(count_include_pad, divisor_override):
             raise ValueError(f"divisor_override must be a nonzero integer within +-2**62, got {divisor_override!r}")
 
 
-def _lp_scaled(x, p: float) -> tuple[np.ndarray, float]:
-    """(|x| * scale, scale) in float64, ``scale`` a power of two (exact) chosen so that |x|**p
-    neither overflows nor underflows for the array's largest finite magnitude: without it
-    ``lp_pool([[3e200, 4e200]], 2, ...)`` gave inf where 5e200 is right.  Values far below the
-    largest (by more than about 2**(1000 / p)) may still underflow to 0."""
+def _lp_scaled(x, p: float) -> tuple[np.ndarray, int]:
+    """(|x| * 2**k, k) in float64, the exponent k chosen so that |x|**p neither overflows nor
+    underflows for the array's largest finite magnitude: without it
+    ``lp_pool([[3e200, 4e200]], 2, ...)`` gave inf where 5e200 is right.  Scaling by a power of two
+    with ``ldexp`` is exact for any k (``2.0 ** k`` itself overflows for the k of a subnormal
+    maximum such as 5e-324).  Values far below the largest (by more than about 2**(1000 / p)) may
+    still underflow to 0.  Undo with :func:`_unscaled`."""
     a = np.abs(np.asarray(x, dtype=np.float64))
     finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
     top = float(finite.max()) if finite.size else 0.0
-    scale = 1.0
+    k = 0
     if top > 0 and p * abs(math.log2(top)) > 900:
-        scale = 2.0 ** -math.frexp(top)[1]
-        a *= scale
-    return a, scale
+        k = -math.frexp(top)[1]
+        a = np.ldexp(a, k)
+    return a, k
+
+
+def _unscaled(y: np.ndarray, k: int) -> np.ndarray:
+    """``y / 2**k``, exactly (see :func:`_lp_scaled`)."""
+    return np.ldexp(y, -k) if k else y
 
 
 def _pow(a: np.ndarray, p: float) -> np.ndarray:
     return a if p == 1.0 else (a * a if p == 2.0 else a**p)
 
 
-def _lp_norms(x, p: float, plan: geo.Plan) -> tuple[np.ndarray, np.ndarray, float]:
-    """(y * scale, |x| * scale, scale): the window norms ``y = (sum |x|**p) ** (1/p)`` computed on
-    the scaled magnitudes (float64)."""
+def _lp_norms(x, p: float, plan: geo.Plan) -> tuple[np.ndarray, np.ndarray, int]:
+    """(y * 2**k, |x| * 2**k, k): the window norms ``y = (sum |x|**p) ** (1/p)`` computed on the
+    scaled magnitudes (float64)."""
     a, scale = _lp_scaled(x, p)
     with np.errstate(under="ignore"):
         sums = E.sum_reduce(_pow(a, p), plan)
@@ -224,7 +231,7 @@ def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = N
     p = V.check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     ys, _, scale = _lp_norms(x, p, plan)
-    return E.narrow(ys / scale, E.float_dtype(x.dtype))
+    return E.narrow(_unscaled(ys, scale), E.float_dtype(x.dtype))
 
 
 @fill
