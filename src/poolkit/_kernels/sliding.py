@@ -142,31 +142,36 @@ def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
 
 
 @njit(inline="always")
-def _window_taps(buf, b, n_inner, s, c, dw, comb, dst, d0):
-    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row at buf[b]."""
+def _window_taps(buf, b, n_inner, s, c, dw, comb, dst, d0, first):
+    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row at buf[b]
+    (combined with what dst holds unless ``first``)."""
     for j in range(c):
-        vput(dst, d0, buf, b + (s + j * dw) * n_inner, n_inner, 1, j == 0, comb)
+        vput(dst, d0, buf, b + (s + j * dw) * n_inner, n_inner, 1, j == 0 and first, comb)
 
 
 @njit(inline="always")
-def _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     """The edge windows ow < lo and ow >= hi (clipped by padding or ceil mode, or every window of
-    an irregular table), tap by tap.  Every column strategy starts with this."""
+    an irregular table), tap by tap.  Every column strategy starts with this.
+
+    Every strategy combines the taps of the row at work[b] into dst, overwriting it when ``first``
+    (the window's first row); the small and doubled strategies read a row buffer that already holds
+    the whole window's rows, and are only called with ``first`` true."""
     lo, hi = params[P_LO_W], params[P_HI_W]
     tail = max(hi, lo)
     for e in range(lo + sw.shape[0] - tail):
         ow = e if e < lo else e - lo + tail
-        _window_taps(work, b, n_inner, sw[ow], cw[ow], params[P_DW], comb, dst, a0 + ow * n_inner)
+        _window_taps(work, b, n_inner, sw[ow], cw[ow], params[P_DW], comb, dst, a0 + ow * n_inner, first)
 
 
 @njit(inline="always")
-def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     """Full windows (kw, stride) in (2, 2), (3, 2), (2, 1), (3, 1) with inner == 1, in one pass of
     literal loops that LLVM vectorises.
 
     Every index term is uint64 (a plain int literal would make the sum signed, and numba's
     wraparound check on it would stop the vectoriser)."""
-    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
     kw, stride, lo, hi = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
     d, m = np.uint64(a0 + lo), np.uint64(hi - lo)
     b0, b1, b2 = np.uint64(b + sw[lo]), np.uint64(b + sw[lo] + 1), np.uint64(b + sw[lo] + 2)
@@ -194,36 +199,37 @@ def _strided_runs(dst, d0, src, s0, n, n_inner, stride, first, comb):
 
 
 @njit(inline="always")
-def _cols_taps(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_taps(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     """Full windows tap-major, one strided pass per tap, when inner == 1 or the stride is 1 (then
     the inner axis joins the run).  ``lit`` is the stride as a literal (1, 2 or 4: LLVM vectorises
     the strided loads; measured 3.5x for max at stride 4) or -1 for the plan's stride."""
-    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
     dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
     stride = lit if lit > 0 else params[P_STRIDE_W]
     for j in range(kw if hi > lo else 0):
-        vput(dst, a0 + lo * n_inner, work, b + (sw[lo] + j * dw) * n_inner, (hi - lo) * n_inner, stride, j == 0, comb)
+        vput(dst, a0 + lo * n_inner, work, b + (sw[lo] + j * dw) * n_inner, (hi - lo) * n_inner, stride,
+             j == 0 and first, comb)
 
 
 @njit(inline="always")
-def _cols_inner(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_inner(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     """Full windows tap-major when inner > 1 and the stride is > 1: a run of the inner axis per
     output and tap."""
-    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
     dw, kw, lo, hi = params[P_DW], params[P_KW], params[P_LO_W], params[P_HI_W]
     for j in range(kw if hi > lo else 0):
         _strided_runs(dst, a0 + lo * n_inner, work, b + (sw[lo] + j * dw) * n_inner, hi - lo, n_inner,
-                      params[P_STRIDE_W], j == 0, comb)
+                      params[P_STRIDE_W], j == 0 and first, comb)
 
 
 @njit(inline="always")
-def _cols_doubled(work, b, n_inner, sw, cw, params, comb, dst, a0, lit):
+def _cols_doubled(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     """Full windows by doubling, when inner == 1 or the stride is 1: level l + 1 combines pairs of
     level-l entries 2**l taps apart (ping-ponging between the two halves of ``work``), and each
     output combines the levels of the set bits of kw -- about log2(kw) + popcount(kw) passes
     instead of kw, with no subtraction, so sums stay as accurate as a direct sum.  The row buffer
     (first half of ``work``) is overwritten."""
-    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit)
+    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
     dw, kw, stride, lo, hi = params[P_DW], params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
     d0 = a0 + lo * n_inner
     width = work.shape[0] // 2
@@ -254,9 +260,11 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     ``work`` (see work_size) holds the row buffer and doubling scratch (2 * row_len), the sums of
     one output row (out_len, sums only) and the blocks' ring of prefix and suffix rows.
 
-    ``direct`` (maxima, with a column strategy that only reads its source): a window of one input
-    row reads its taps from the input itself, skipping the row buffer's copy -- 1-D pooling, and
-    windows one row high, move each byte once.
+    ``direct`` (a column strategy that only reads its source): 1 (maxima) -- a window of one
+    input row reads its taps from the input itself, skipping the row buffer's copy, so 1-D pooling
+    and windows one row high move each byte once; 2 -- every window row is read from the input and
+    its taps combined straight into the output (or, for sums, the float64 row of sums), no row
+    buffer at all (channels-last windows, whose taps are runs of the inner axis).
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner = params[P_INNER]
@@ -276,14 +284,26 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1))
     for t in range(t0, t1):
         o, od, oh = _row_coords(t, n_od, n_oh)
-        src, b = buf, 0
-        if direct and cd[od] == 1 and ch[oh] == 1:
-            src, b = xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len
-        else:
-            state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state,
-                         comb)
         dst = acc if is_sum else of
-        cols(src, b, n_inner, sw, cw, params, comb, dst, 0 if is_sum else t * out_len, lit)
+        a0 = 0 if is_sum else t * out_len
+        # (direct is a literal: numba prunes the branches a variant does not take, so each compiles
+        # one call of cols per source type)
+        if direct == 2:
+            first = True
+            for jd in range(cd[od]):
+                for jh in range(ch[oh]):
+                    b = o * plane_len + ((sd[od] + jd * params[P_DD]) * height + sh[oh] + jh * params[P_DH]) * row_len
+                    cols(xf, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
+                    first = False
+        else:
+            src, b, buffered = buf, 0, True
+            if direct == 1:
+                if cd[od] == 1 and ch[oh] == 1:
+                    src, b, buffered = xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len, False
+            if buffered:
+                state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx,
+                             state, comb)
+            cols(src, b, n_inner, sw, cw, params, comb, dst, a0, lit, True)
         if is_sum:
             d0 = t * out_len
             scale = div_d[od] * div_h[oh]
@@ -336,121 +356,121 @@ def variant(f, op: str) -> str:
 @kernel
 def max_edges(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, 1)
 
 
 @kernel
 def max_small(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 or 3 taps at stride 1 or 2 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False, 1)
 
 
 @kernel
 def max_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, 1)
 
 
 @kernel
 def max_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, 1)
 
 
 @kernel
 def max_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, 1)
 
 
 @kernel
 def max_taps(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at any stride (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, 1)
 
 
 @kernel
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, True)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, 2)
 
 
 @kernel
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False, 0)
 
 
 @kernel
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, 0)
 
 
 @kernel
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False, 0)
 
 
 @kernel
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, 0)
 
 
 @kernel
 def sum_small(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True, 0)
 
 
 @kernel
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, 0)
 
 
 @kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, 0)
 
 
 @kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, 0)
 
 
 @kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, 0)
 
 
 @kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, 2)
 
 
 @kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True, 0)
 
 
 @kernel
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, 0)
 
 
 @kernel
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True, False)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True, 0)
 
 
 # --------------------------------------------------------------------------------------------
