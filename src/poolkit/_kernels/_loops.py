@@ -23,11 +23,18 @@ import numpy as np
 from numba import njit
 
 
-def kernel(func):
+def kernel(func=None, *, reassociate: bool = False):
     """The decorator of every kernel that runs without reference counting: compiled on first use
     for each argument type, cached on disk under its own name, releasing the GIL, and built with
-    ``_nrt=False`` (see above), so that it cannot allocate -- its caller passes every buffer."""
-    return njit(cache=True, nogil=True, _nrt=False)(func)  # _nrt: a private numba option
+    ``_nrt=False`` (see above), so that it cannot allocate -- its caller passes every buffer.
+
+    ``reassociate=True`` lets LLVM reorder the kernel's float additions (fastmath ``reassoc``
+    alone: NaN, inf, signed zeros and division keep IEEE semantics), so that a float64 running sum
+    vectorises; the sum is still float64, added in an order the compiler picks."""
+    if func is None:
+        return lambda f: kernel(f, reassociate=reassociate)
+    flags = {"fastmath": {"reassoc"}} if reassociate else {}
+    return njit(cache=True, nogil=True, _nrt=False, **flags)(func)  # _nrt: a private numba option
 
 
 @njit(inline="always")
