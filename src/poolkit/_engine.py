@@ -330,13 +330,17 @@ def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray) -> None:
     run(lambda t0, t1: kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), t0, t1), rows, cost)
 
 
+_UNSET = object()
+
+
 def _small_call(plan: geo.Plan, key: tuple):
     """The prepared forward of a small fused call (``key``: op, input dtype, divisor rule), or None:
     everything but the two allocations and the kernel call decided once per plan -- a layer
     applied batch after batch to small inputs pays the kernel's dispatch and little else."""
     memo = plan.memo
-    if key in memo:
-        return memo[key]
+    call = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
+    if call is not _UNSET:
+        return call
     call = None
     op, dtype = key[0], key[1]
     total = math.prod(plan.in_shape) + math.prod(plan.out_shape)
