@@ -252,7 +252,45 @@ def _cols_doubled(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
 
 
 @njit(inline="always")
-def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, direct):
+def _feed_buffer(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+                 rows, cols, n_inner, sw, cw, dst, a0, lit):
+    """The window's rows reduced into the row buffer by ``rows``, then its taps by ``cols``."""
+    state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb)
+    cols(buf, 0, n_inner, sw, cw, params, comb, dst, a0, lit, True)
+    return state
+
+
+@njit(inline="always")
+def _feed_single(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+                 rows, cols, n_inner, sw, cw, dst, a0, lit):
+    """As _feed_buffer, but a window of one input row has its taps read from the input itself (no
+    copy into the buffer: 1-D max pooling moves each byte once).  Maxima only (the buffer of a sum
+    is float64)."""
+    src, b = buf, 0
+    if cd[od] == 1 and ch[oh] == 1:
+        src, b = xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len
+    else:
+        state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb)
+    cols(src, b, n_inner, sw, cw, params, comb, dst, a0, lit, True)
+    return state
+
+
+@njit(inline="always")
+def _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+               rows, cols, n_inner, sw, cw, dst, a0, lit):
+    """Every window row read from the input, its taps combined straight into dst -- no row buffer
+    (channels-last windows, whose taps are runs of the inner axis)."""
+    first = True
+    for jd in range(cd[od]):
+        for jh in range(ch[oh]):
+            b = o * plane_len + ((sd[od] + jd * params[P_DD]) * height + sh[oh] + jh * params[P_DH]) * row_len
+            cols(xf, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
+            first = False
+    return state
+
+
+@njit(inline="always")
+def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed):
     """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
     accumulated in a float64 ``work``), with the row strategy ``rows`` and column strategy ``cols``.
@@ -260,11 +298,8 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     ``work`` (see work_size) holds the row buffer and doubling scratch (2 * row_len), the sums of
     one output row (out_len, sums only) and the blocks' ring of prefix and suffix rows.
 
-    ``direct`` (a column strategy that only reads its source): 1 (maxima) -- a window of one
-    input row reads its taps from the input itself, skipping the row buffer's copy, so 1-D pooling
-    and windows one row high move each byte once; 2 -- every window row is read from the input and
-    its taps combined straight into the output (or, for sums, the float64 row of sums), no row
-    buffer at all (channels-last windows, whose taps are runs of the inner axis).
+    ``feed`` (:func:`_feed_buffer`, :func:`_feed_single`, :func:`_feed_rows`) says where the
+    column strategy reads each output row's window from.
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner = params[P_INNER]
@@ -286,24 +321,8 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
         o, od, oh = _row_coords(t, n_od, n_oh)
         dst = acc if is_sum else of
         a0 = 0 if is_sum else t * out_len
-        # (direct is a literal: numba prunes the branches a variant does not take, so each compiles
-        # one call of cols per source type)
-        if direct == 2:
-            first = True
-            for jd in range(cd[od]):
-                for jh in range(ch[oh]):
-                    b = o * plane_len + ((sd[od] + jd * params[P_DD]) * height + sh[oh] + jh * params[P_DH]) * row_len
-                    cols(xf, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
-                    first = False
-        else:
-            src, b, buffered = buf, 0, True
-            if direct == 1:
-                if cd[od] == 1 and ch[oh] == 1:
-                    src, b, buffered = xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len, False
-            if buffered:
-                state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx,
-                             state, comb)
-            cols(src, b, n_inner, sw, cw, params, comb, dst, a0, lit, True)
+        state = feed(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+                     rows, cols, n_inner, sw, cw, dst, a0, lit)
         if is_sum:
             d0 = t * out_len
             scale = div_d[od] * div_h[oh]
@@ -356,121 +375,121 @@ def variant(f, op: str) -> str:
 @kernel
 def max_edges(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, 1)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, _feed_single)
 
 
 @kernel
 def max_small(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 or 3 taps at stride 1 or 2 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False, 1)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False, _feed_single)
 
 
 @kernel
 def max_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, 1)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, _feed_single)
 
 
 @kernel
 def max_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, 1)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, _feed_single)
 
 
 @kernel
 def max_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, 1)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, _feed_single)
 
 
 @kernel
 def max_taps(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at any stride (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, 1)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, _feed_single)
 
 
 @kernel
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, 2)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_rows)
 
 
 @kernel
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False, _feed_buffer)
 
 
 @kernel
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, _feed_buffer)
 
 
 @kernel
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False, _feed_buffer)
 
 
 @kernel
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, _feed_buffer)
 
 
 @kernel
 def sum_small(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True, _feed_buffer)
 
 
 @kernel
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, _feed_buffer)
 
 
 @kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, _feed_buffer)
 
 
 @kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, _feed_buffer)
 
 
 @kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, _feed_buffer)
 
 
 @kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, 2)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_rows)
 
 
 @kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True, _feed_buffer)
 
 
 @kernel
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, _feed_buffer)
 
 
 @kernel
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True, 0)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True, _feed_buffer)
 
 
 # --------------------------------------------------------------------------------------------
