@@ -88,6 +88,15 @@ def _wall(cmd, env):
     return time.perf_counter() - t
 
 
+def _user_environ() -> dict:
+    """This environment as a user's would be: Python caches the bytecode of the modules it
+    imports (PYTHONDONTWRITEBYTECODE, set on some CI machines, would make every probe recompile
+    poolkit's sources: about 45 ms).  One import first writes the caches."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([sys.executable, "-c", "import poolkit, poolkit.cli"], env=env, check=True)
+    return env
+
+
 def _stat(values):
     return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
@@ -97,25 +106,26 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=3, help="fresh cache directories per figure")
     ap.add_argument("--json", help="write the figures to this JSON file")
     args = ap.parse_args(argv)
+    base = _user_environ()
     res = {name: {"cold": [], "warm": [], "cold_call": []} for name in CALLS}
     demo = {"cold": [], "warm": []}
     warmup = []
     for _ in range(args.runs):
         for name, stmt in CALLS.items():
             with tempfile.TemporaryDirectory() as cache:
-                env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+                env = dict(base, NUMBA_CACHE_DIR=cache)
                 cold = _probe(PROBE, env, stmt)
                 warm = _probe(PROBE, env, stmt)
             res[name]["cold"].append(cold["total_s"])
             res[name]["cold_call"].append(cold["call_s"])
             res[name]["warm"].append(warm["total_s"])
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
-            env = dict(os.environ, NUMBA_CACHE_DIR=cache, MPLBACKEND="Agg")
+            env = dict(base, NUMBA_CACHE_DIR=cache, MPLBACKEND="Agg")
             cmd = [sys.executable, "-m", "poolkit.cli", "demo", "--out", out]
             demo["cold"].append(_wall(cmd, env))
             demo["warm"].append(_wall(cmd, env))
         with tempfile.TemporaryDirectory() as cache:
-            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            env = dict(base, NUMBA_CACHE_DIR=cache)
             warmup.append(_wall([sys.executable, "-m", "poolkit.cli", "warmup", "--dtypes", "float32"], env))
     print(f"Median of {args.runs} runs (min-max), seconds, each in a new process; 'cold' and 'warm' include "
           "`import poolkit`.\n")
@@ -126,7 +136,7 @@ def main(argv=None):
     print(f"| `poolkit demo` (whole command) | {_stat(demo['cold'])} | | {_stat(demo['warm'])} |")
     print(f"| `poolkit warmup --dtypes float32` | {_stat(warmup)} | | |")
     with tempfile.TemporaryDirectory() as cache:
-        memory = _probe(MEMORY, dict(os.environ, NUMBA_CACHE_DIR=cache))
+        memory = _probe(MEMORY, dict(base, NUMBA_CACHE_DIR=cache))
     print()
     print("| call | output MB | peak extra MB (tracemalloc) | peak / output |")
     print("|---|---:|---:|---:|")

@@ -28,6 +28,7 @@ import poolkit
 from poolkit.cli import format_matrix, load_matrix, main
 
 from support.data import X44
+from support.media import gif_frames, serving
 
 pytest.importorskip("matplotlib")
 PIL_Image = pytest.importorskip("PIL.Image")
@@ -51,15 +52,6 @@ def run(argv, capsys):
 def pixels(path) -> np.ndarray:
     with PIL_Image.open(path) as im:
         return np.asarray(im.convert("L"), dtype=np.float64)
-
-
-def gif_frames(path) -> list:
-    frames = []
-    with PIL_Image.open(path) as im:
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB"), dtype=np.int64))
-    return frames
 
 
 def window_centre(frame: np.ndarray):
@@ -381,16 +373,8 @@ def test_explain_html_writes_the_page(tmp_path, capsys):
 
 @pytest.fixture()
 def server():
-    import threading
-
-    from poolkit.serve import make_server
-
-    srv = make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving() as srv:
+        yield srv
 
 
 def _post(url, payload, raw=None):

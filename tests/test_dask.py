@@ -182,12 +182,17 @@ def test_sums_equal_numpy_for_every_chunking(data, geo, seed, cip, dov, p, dtype
     np.testing.assert_allclose(got.compute(scheduler="sync"), want, rtol=tol, atol=tol)
 
 
+def _shape_and_axes(draw, max_ndim, max_side):
+    """A shape and a sorted, non-empty set of its axes."""
+    ndim = draw(st.integers(1, max_ndim))
+    shape = tuple(draw(st.integers(1, max_side)) for _ in range(ndim))
+    n = draw(st.integers(1, ndim))
+    return shape, tuple(sorted(draw(st.permutations(range(ndim)))[:n]))
+
+
 @st.composite
 def global_cases(draw):
-    ndim = draw(st.integers(1, 4))
-    shape = tuple(draw(st.integers(1, 6)) for _ in range(ndim))
-    n = draw(st.integers(1, ndim))
-    axes = tuple(sorted(draw(st.permutations(range(ndim)))[:n]))
+    shape, axes = _shape_and_axes(draw, 4, 6)
     return shape, axes, draw(chunkings(shape)), draw(st.booleans())
 
 
@@ -218,10 +223,7 @@ def test_global_max_ties_and_nan_resolved_as_in_memory():
 
 @st.composite
 def adaptive_cases(draw):
-    ndim = draw(st.integers(1, 3))
-    shape = tuple(draw(st.integers(1, 9)) for _ in range(ndim))
-    n = draw(st.integers(1, ndim))
-    axes = tuple(sorted(draw(st.permutations(range(ndim)))[:n]))
+    shape, axes = _shape_and_axes(draw, 3, 9)
     out = tuple(draw(st.integers(1, shape[a] + 2)) for a in axes)
     return shape, axes, out, draw(chunkings(shape))
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import copy
 import faulthandler
+import functools
 import math
 import os
 import re
@@ -593,12 +594,16 @@ def spec(name):
     return register
 
 
-@spec("max_pool")
-def _max_pool(F):
+def _winner_pool(F, name):
+    """max_pool or min_pool (same arguments, same rules)."""
     x = F.array()
     args, kw = _geo_args(_geometry(F, x.shape))
     kw["return_indices"] = F.pick(F.coin(0.4), st.sampled_from([1, None, "yes"]))
-    call("poolkit.max_pool", poolkit.max_pool, x, *args, **kw)
+    call(f"poolkit.{name}", getattr(poolkit, name), x, *args, **kw)
+
+
+for _name in ("max_pool", "min_pool"):
+    spec(_name)(functools.partial(_winner_pool, name=_name))
 
 
 @spec("avg_pool")
@@ -649,11 +654,11 @@ def _grad_for(F, shape):
     return F.array(shape=shape)
 
 
-@spec("max_pool_backward")
-def _max_pool_backward(F):
+def _winner_pool_backward(F, name):
+    """max_pool_backward or min_pool_backward, with the forward's indices, random ones or none."""
     x = F.array()
     args, kw = _geo_args(_geometry(F, x.shape))
-    fwd = _safe(poolkit.max_pool, x, *args, return_indices=True, **kw)
+    fwd = _safe(getattr(poolkit, name.removesuffix("_backward")), x, *args, return_indices=True, **kw)
     g = _grad_for(F, None if fwd is None else fwd[0].shape)
     which = F.choice(["none", "forward", "random"])
     indices = None
@@ -663,7 +668,11 @@ def _max_pool_backward(F):
         shape = g.shape if F.coin(0.8) else F.draw(shapes(0, 4))
         indices = F.draw(int_arrays(shape, -2, max(x.size, 1) + 2))
     kw["indices"] = F.pick(indices, st.sampled_from([np.array([1.5]), np.zeros((2, 2)), 3, "i"]))
-    call("poolkit.max_pool_backward", poolkit.max_pool_backward, g, x, *args, **kw)
+    call(f"poolkit.{name}", getattr(poolkit, name), g, x, *args, **kw)
+
+
+for _name in ("max_pool_backward", "min_pool_backward"):
+    spec(_name)(functools.partial(_winner_pool_backward, name=_name))
 
 
 @spec("avg_pool_backward")
@@ -1014,25 +1023,6 @@ def _num_threads(F):
 # ---------------------------------------------------------------------------------------------
 # min and mode pooling, explain, pyramid
 # ---------------------------------------------------------------------------------------------
-
-
-@spec("min_pool")
-def _min_pool(F):
-    x = F.array()
-    args, kw = _geo_args(_geometry(F, x.shape))
-    kw["return_indices"] = F.pick(F.coin(0.4), st.sampled_from([1, None, "yes"]))
-    call("poolkit.min_pool", poolkit.min_pool, x, *args, **kw)
-
-
-@spec("min_pool_backward")
-def _min_pool_backward(F):
-    x = F.array()
-    args, kw = _geo_args(_geometry(F, x.shape))
-    fwd = _safe(poolkit.min_pool, x, *args, return_indices=True, **kw)
-    g = _grad_for(F, None if fwd is None else fwd[0].shape)
-    indices = fwd[1] if fwd is not None and F.coin() else None
-    kw["indices"] = F.pick(indices, st.sampled_from([np.array([1.5]), np.zeros((2, 2)), 3, "i"]))
-    call("poolkit.min_pool_backward", poolkit.min_pool_backward, g, x, *args, **kw)
 
 
 @spec("mode_pool")

@@ -11,6 +11,7 @@ import pytest
 import poolkit
 
 from support.data import X44
+from support.media import gif_frames
 
 pytest.importorskip("matplotlib")
 PIL_Image = pytest.importorskip("PIL.Image")
@@ -250,15 +251,6 @@ def test_page_text_is_escaped():
     assert "</script><script>alert(1)" not in page
 
 
-def _gif_frames_rgb(path):
-    frames = []
-    with PIL_Image.open(path) as im:
-        for i in range(im.n_frames):
-            im.seek(i)
-            frames.append(np.asarray(im.convert("RGB"), dtype=np.int64))
-    return frames
-
-
 def _colour_mask(frame, colour):
     rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
     return np.abs(frame - rgb).sum(axis=2) <= 6
@@ -268,7 +260,7 @@ def test_gif_frames_match_the_matplotlib_frames(tmp_path):
     """The fast GIF draws what animation_figure draws: the same window cells lit, the same output
     cells filled, frame by frame (compared by the area of each highlight colour)."""
     ex = poolkit.explain(X44, "max", 2, stride=1, padding=1, backward=True)
-    frames = _gif_frames_rgb(ex.to_gif(tmp_path / "a.gif", dpi=80))
+    frames = gif_frames(ex.to_gif(tmp_path / "a.gif", dpi=80))
     assert len(frames) == len(ex.windows) == 25
     for step in (0, 7, 24):
         fig = viz.animation_figure(ex, step)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import poolkit
 from poolkit.explanation import compare_dialects, format_number
 
 from support.data import X44
+from support.media import serving
 
 sync_api = pytest.importorskip("playwright.sync_api")
 
@@ -244,14 +244,8 @@ def test_the_jupyter_view_is_the_page_in_a_frame(page):
 
 @pytest.fixture(scope="module")
 def app():
-    from poolkit.serve import make_server
-
-    srv = make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving() as srv:
+        yield srv
 
 
 def _set(pg, field, value, version):
