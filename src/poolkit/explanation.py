@@ -520,7 +520,9 @@ def explain_pooling(x, op: str, kernel_size, stride=None, padding=0, *, dilation
 
     Returns
     -------
-    Explanation
+    explanation : Explanation
+        One Window per output cell (row-major) with its cells and result, the engine's
+        ``output`` and, with ``backward``, its ``grad_input``.
 
     Examples
     --------

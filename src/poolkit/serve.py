@@ -379,7 +379,10 @@ def make_server(host: str = "127.0.0.1", port: int = 8765, form: dict | None = N
 
     Returns
     -------
-    PoolkitServer
+    server : PoolkitServer
+        Bound to ``(host, port)`` and not yet serving: run ``server.serve_forever()`` (in a thread
+        of its own for a background app) and stop it with ``server.shutdown()``; its page is at
+        ``server.url``.
 
     Examples
     --------
