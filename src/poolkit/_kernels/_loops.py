@@ -33,8 +33,9 @@ def kernel(func=None, *, reassociate: bool = False):
     vectorises; the sum is still float64, added in an order the compiler picks."""
     if func is None:
         return lambda f: kernel(f, reassociate=reassociate)
-    flags = {"fastmath": {"reassoc"}} if reassociate else {}
-    return njit(cache=True, nogil=True, _nrt=False, **flags)(func)  # _nrt: a private numba option
+    fastmath: set[str] | bool = {"reassoc"} if reassociate else False
+    # _nrt is a private numba option, absent from numba's type stubs
+    return njit(cache=True, nogil=True, _nrt=False, fastmath=fastmath)(func)  # type: ignore[call-overload]
 
 
 @njit(inline="always")
