@@ -250,42 +250,38 @@ def _divisor(geo, opos, count_include_pad, divisor_override):
     return cnt
 
 
+def _float_windows(x, kernel, stride, pads, dilation, ceil_mode, axes, value):
+    """``value(taps, geo, opos)`` of every window, where ``taps`` lists the window's valid input
+    values as Python floats; float64, returned in x's float dtype (float64 for ints)."""
+    x = np.asarray(x)
+    rdt = _float_dtype(x.dtype)
+    xt, sax, dest, geo = _setup(x, kernel, stride, pads, dilation, ceil_mode, axes)
+    xb, bshape = _batch_view(xt, len(geo))
+    outs = tuple(g["o"] for g in geo)
+    out = np.zeros((xb.shape[0],) + outs, dtype=np.float64)
+    for b in range(xb.shape[0]):
+        for opos in itertools.product(*[range(o) for o in outs]):
+            taps = [float(xb[(b,) + pos]) for pos, inside, _ in _taps(geo, opos) if inside]
+            out[(b,) + opos] = value(taps, geo, opos)
+    out = out.reshape(bshape + outs)
+    return _finish(out, sax, dest).astype(rdt)
+
+
 def ref_avg_pool(x, kernel, stride, pads, dilation, ceil_mode, axes, count_include_pad=True,
                  divisor_override=None):
     """Sum of the valid taps divided by the divisor: ``divisor_override`` if given, else the number
     of taps inside the padded extent ``[-pb, L + pa)`` (count_include_pad) or inside the input.
     Computed with exact float64 sums (math.fsum); result in x's float dtype, float64 for ints."""
-    x = np.asarray(x)
-    rdt = _float_dtype(x.dtype)
-    xt, sax, dest, geo = _setup(x, kernel, stride, pads, dilation, ceil_mode, axes)
-    n = len(geo)
-    xb, bshape = _batch_view(xt, n)
-    outs = tuple(g["o"] for g in geo)
-    out = np.zeros((xb.shape[0],) + outs, dtype=np.float64)
-    for b in range(xb.shape[0]):
-        for opos in itertools.product(*[range(o) for o in outs]):
-            vals = [float(xb[(b,) + pos]) for pos, inside, _ in _taps(geo, opos) if inside]
-            out[(b,) + opos] = math.fsum(vals) / _divisor(geo, opos, count_include_pad, divisor_override)
-    out = out.reshape(bshape + outs)
-    return _finish(out, sax, dest).astype(rdt)
+    return _float_windows(x, kernel, stride, pads, dilation, ceil_mode, axes,
+                          lambda taps, geo, opos: math.fsum(taps) / _divisor(geo, opos, count_include_pad,
+                                                                             divisor_override))
 
 
 def ref_lp_pool(x, p, kernel, stride, pads, dilation, ceil_mode, axes):
     """``(sum |x|^p) ** (1/p)`` over the valid taps of every window (padding counts as zeros)."""
-    x = np.asarray(x)
-    rdt = _float_dtype(x.dtype)
     p = float(p)
-    xt, sax, dest, geo = _setup(x, kernel, stride, pads, dilation, ceil_mode, axes)
-    n = len(geo)
-    xb, bshape = _batch_view(xt, n)
-    outs = tuple(g["o"] for g in geo)
-    out = np.zeros((xb.shape[0],) + outs, dtype=np.float64)
-    for b in range(xb.shape[0]):
-        for opos in itertools.product(*[range(o) for o in outs]):
-            vals = [abs(float(xb[(b,) + pos])) ** p for pos, inside, _ in _taps(geo, opos) if inside]
-            out[(b,) + opos] = math.fsum(vals) ** (1.0 / p)
-    out = out.reshape(bshape + outs)
-    return _finish(out, sax, dest).astype(rdt)
+    return _float_windows(x, kernel, stride, pads, dilation, ceil_mode, axes,
+                          lambda taps, geo, opos: math.fsum([abs(v) ** p for v in taps]) ** (1.0 / p))
 
 
 # ---------------------------------------------------------------------------------------------
