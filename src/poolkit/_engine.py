@@ -36,9 +36,10 @@ logger.addHandler(logging.NullHandler())
 #: Calls touching fewer elements than this run in the calling thread only: handing chunks to the
 #: pool costs more than the work itself.
 SERIAL_BELOW = 1 << 16
-#: Global sums of inputs smaller than this run in the calling thread: their kernel reads about
-#: 30 GB/s from cache, so waking a pool thread (tens of microseconds) costs more than it saves
-#: (global average (32,512,7,7), 3.2 MB: 0.16 ms on one thread, 0.19 ms on two).
+#: Global sums of inputs smaller than this run in the calling thread: waking a pool thread costs
+#: about what the second core saves (global average (32,512,7,7), 3.2 MB, input out of cache:
+#: 0.40-0.44 ms on one thread, 0.50-0.52 ms on two; in cache 0.13 against 0.125 ms).  Global
+#: maxima stay on the pool: one thread measured slower for them (0.28 against 0.20 ms in cache).
 WHOLE_SERIAL_BYTES = 1 << 23
 
 _pool_lock = threading.Lock()
@@ -301,9 +302,19 @@ def _whole_of(plan: geo.Plan) -> tuple[int, int, int] | None:
             math.prod(shape[plan.axes[-1] + 1:]))
 
 
-def _reduce_whole(kern, x: np.ndarray, shape3, out: np.ndarray) -> None:
+def _reduce_whole(kern, x: np.ndarray, shape3, out: np.ndarray, *args, serial_below: int = 0) -> None:
+    """``kern(x3, out2, *args, t0, t1)`` over the (outer, length, inner) view ``shape3`` of a global
+    pooling: in the calling thread when ``x`` has fewer than ``serial_below`` bytes, else on the
+    pool.  A ``None`` in ``args`` stands for a float64 scratch row of ``inner`` entries per chunk."""
     x3, o2 = x.reshape(shape3), out.reshape(shape3[0], shape3[2])
-    run(lambda t0, t1: kern(x3, o2, t0, t1), shape3[0], x.size)
+
+    def body(t0: int, t1: int) -> None:
+        kern(x3, o2, *[np.empty(shape3[2]) if a is None else a for a in args], t0, t1)
+
+    if x.nbytes < serial_below:
+        body(0, shape3[0])
+    else:
+        run(body, shape3[0], x.size)
 
 
 def _fused_kernel(f, op: str):
@@ -449,11 +460,7 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
         out = np.empty(plan.out_shape, dtype=np.float64 if native(out_dtype) == np.float16 else native(out_dtype))
         divisor = 1.0 if count_include_pad is None else float(whole[1] if divisor_override is None
                                                               else divisor_override)
-        x3, o2 = x.reshape(whole), out.reshape(whole[0], whole[2])
-        if x.nbytes < WHOLE_SERIAL_BYTES:
-            K.axis.sum_whole(x3, o2, divisor, np.empty(whole[2]), 0, whole[0])
-        else:
-            run(lambda t0, t1: K.axis.sum_whole(x3, o2, divisor, np.empty(whole[2]), t0, t1), whole[0], x.size)
+        _reduce_whole(K.axis.sum_whole, x, whole, out, divisor, None, serial_below=WHOLE_SERIAL_BYTES)
         return narrow(out, out_dtype)
     f = plan.fused
     if f is not None:

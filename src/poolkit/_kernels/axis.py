@@ -127,27 +127,22 @@ def _max_run(xf, base, n):
     return a
 
 
-@njit(inline="always")
-def _reduce_whole(x, out, t0, t1, comb, run):
-    """out[o, i] = reduction over the whole middle axis of x[o, :, i], for o in [t0, t1): a
-    contiguous run per o when inner == 1, else rows of the inner axis combined with comb."""
+@kernel
+def max_whole(x, out, t0, t1):
+    """Global maxima: out[o, i] = maximum over the whole middle axis of x[o, :, i], for o in
+    [t0, t1): a contiguous run per o when inner == 1, else rows of the inner axis combined into
+    out."""
     length, n_inner = x.shape[1], x.shape[2]
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     if n_inner == 1:
         for o in range(t0, t1):
-            of[o] = run(xf, o * length, length)
+            of[o] = _max_run(xf, o * length, length)
     else:
         for o in range(t0, t1):
             src = o * length * n_inner
             for j in range(length):
-                vput(of, o * n_inner, xf, src + j * n_inner, n_inner, 1, j == 0, comb)
-
-
-@kernel
-def max_whole(x, out, t0, t1):
-    """Global maxima: the whole middle axis of (outer, length, inner) per (outer, inner)."""
-    _reduce_whole(x, out, t0, t1, max2, _max_run)
+                vput(of, o * n_inner, xf, src + j * n_inner, n_inner, 1, j == 0, max2)
 
 
 @kernel(reassociate=True)
