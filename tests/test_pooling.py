@@ -552,6 +552,35 @@ def test_avg_pool_backward_finite_differences(case, cip):
     np.testing.assert_allclose(got, fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
 
 
+# Windows that share no input row: the adjoint writes each row once, in order where it can, and
+# zeroes only the rows no window holds.  Hand-picked geometries around that order: a 3-D case whose
+# D windows span several H windows (rows come out of order), gaps between windows (stride >
+# kernel), a dilated case, and channels-last.
+DISJOINT_CASES = [
+    dict(shape=(2, 3, 7, 6, 2), k=(3, 2, 2), s=(4, 2, 4), p=((0, 1), (1, 0), (1, 0)), ceil=True, axes=None),
+    dict(shape=(2, 3, 9, 8), k=(2, 2), s=(3, 3), p=0, ceil=False, axes=None),
+    dict(shape=(1, 2, 6, 5, 4), k=(2, 1, 2), s=(3, 1, 2), p=0, ceil=True, axes=None),
+    dict(shape=(2, 11, 9), k=(2, 3), s=(5, 3), p=((1, 0), (0, 0)), ceil=False, axes=None),
+    dict(shape=(2, 10, 9, 3), k=(2, 2), s=(4, 3), p=0, ceil=True, axes=(1, 2)),
+]
+
+
+@pytest.mark.parametrize("case", DISJOINT_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_avg_pool_backward_disjoint_windows(case, dtype):
+    rng = np.random.default_rng(9)
+    axes = case["axes"] or tuple(range(len(case["shape"]) - len(case["k"]), len(case["shape"])))
+    x = np.zeros(case["shape"], dtype)
+    args = (case["k"], case["s"], case["p"])
+    out_shape = poolkit.output_shape(x.shape, *args, ceil_mode=case["ceil"], axes=axes)
+    g = rng.standard_normal(out_shape).astype(dtype)
+    for cip in (True, False):
+        got = poolkit.avg_pool_backward(g, x, *args, ceil_mode=case["ceil"], axes=axes, count_include_pad=cip)
+        want = R.ref_avg_pool_backward(g, x, *args, 1, case["ceil"], axes, cip)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=0)
+
+
 @pytest.mark.parametrize("case", FD_CASES)
 @pytest.mark.parametrize("p", [1, 2, 3, 1.5])
 def test_lp_pool_backward_finite_differences(case, p):

@@ -24,10 +24,18 @@ def _scatter(src, ix, out, o0, o1, comb):
         plane = np.uint64(o * n_pos * n_inner)
         vzero(of, plane, n_pos * n_inner)
         base = np.uint64(o * n_src * n_inner)
+        if n_inner == 1:  # channels-first: one loop, not an inner loop of length 1 per index
+            for k in range(base, base + np.uint64(n_src)):
+                p = np.uint64(xf[k])  # negative indices wrap to huge values
+                if p >= limit:
+                    bad += 1
+                else:
+                    of[plane + p] = comb(of[plane + p], sf[k])
+            continue
         for q in range(np.uint64(n_src)):
             for i in range(ni):
                 k = base + q * ni + i
-                p = np.uint64(xf[k])  # negative indices wrap to huge values
+                p = np.uint64(xf[k])
                 if p >= limit:
                     bad += 1
                 else:

@@ -567,7 +567,8 @@ def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
 
     ``work`` (float64, adjoint_work_size) holds the spread of one output row, the scaled gradient
     row and, when some input row (d, h) lies in two windows, a float64 plane that accumulates and
-    is copied at the end; otherwise each row is written once, straight into ``out``.
+    is copied at the end; otherwise each row is written once, straight into ``out``, and only the
+    rows no window holds are zeroed.
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner, dd, dh, dw = params[P_INNER], params[P_DD], params[P_DH], params[P_DW]
@@ -575,8 +576,12 @@ def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
     rows_disjoint = params[P_ROWS_DISJOINT] != 0
     div_d, div_h, div_w = _divisor_views(divs, params)
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+    # disjoint windows without dilation visit the rows (d, h) in increasing order when one of D
+    # and H is a single row or a single window (else a D window visits its rows once per H window)
+    rows_in_order = rows_disjoint and dd == 1 and dh == 1 and (out.shape[1] == 1 or n_oh == 1)
     row_len, g_len = out.shape[3], g.shape[3]
-    plane_len = out.shape[1] * out.shape[2] * row_len
+    n_rows = out.shape[1] * out.shape[2]
+    plane_len = n_rows * row_len
     rowbuf = work[:row_len]
     vals = work[row_len:row_len + g_len]
     acc = work[row_len + g_len:]
@@ -584,23 +589,30 @@ def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
     of = out.reshape(out.size)
     for o in range(o0, o1):
         dst_plane = o * plane_len
-        if rows_disjoint:
-            vzero(of, dst_plane, plane_len)
-        else:
+        next_row = 0  # rows_in_order: rows below it are written
+        if not rows_disjoint:
             vzero(acc, 0, plane_len)
+        elif not rows_in_order:
+            vzero(of, dst_plane, plane_len)
         for od in range(n_od):
             for oh in range(n_oh):
                 vzero(rowbuf, 0, row_len)
                 src = ((o * n_od + od) * n_oh + oh) * g_len
                 scale = div_d[od] * div_h[oh]
-                for ow in range(n_ow):
-                    f = scale * div_w[ow]
-                    for i in range(n_inner):
-                        vals[ow * n_inner + i] = gf[src + ow * n_inner + i] * f
-                for ow in range(n_ow):  # edge windows
-                    if ow < lo or ow >= hi:
-                        for j in range(cw[ow]):
-                            vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, add2)
+                if n_inner == 1:
+                    for ow in range(n_ow):
+                        vals[ow] = gf[src + ow] * (scale * div_w[ow])
+                else:
+                    for ow in range(n_ow):
+                        f = scale * div_w[ow]
+                        for i in range(n_inner):
+                            vals[ow * n_inner + i] = gf[src + ow * n_inner + i] * f
+                for ow in range(min(lo, n_ow)):  # edge windows
+                    for j in range(cw[ow]):
+                        vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, add2)
+                for ow in range(max(hi, lo), n_ow):
+                    for j in range(cw[ow]):
+                        vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, add2)
                 if hi > lo:  # full windows, tap-major
                     n = hi - lo
                     v0 = lo * n_inner
@@ -616,12 +628,17 @@ def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
                 for jd in range(cd[od]):
                     for jh in range(ch[oh]):
                         row = (sd[od] + jd * dd) * out.shape[2] + sh[oh] + jh * dh
-                        if rows_disjoint:
-                            vcopy(of, dst_plane + row * row_len, rowbuf, 0, row_len, 1)
-                        else:
+                        if not rows_disjoint:
                             vacc(acc, row * row_len, rowbuf, 0, row_len, 1, add2)
+                            continue
+                        if rows_in_order:
+                            vzero(of, dst_plane + next_row * row_len, (row - next_row) * row_len)
+                            next_row = row + 1
+                        vcopy(of, dst_plane + row * row_len, rowbuf, 0, row_len, 1)
         if not rows_disjoint:
             vcopy(of, dst_plane, acc, 0, plane_len, 1)
+        elif rows_in_order:
+            vzero(of, dst_plane + next_row * row_len, (n_rows - next_row) * row_len)
 
 
 def adjoint_work_size(in4, out4, params) -> int:
