@@ -22,7 +22,7 @@ threading layer is never started and cannot abort a process whose threads call k
 
 import importlib
 
-__all__ = ["axis", "masked", "mode", "roi", "scatter", "sliding"]
+__all__ = ["axis", "half", "masked", "mode", "roi", "scatter", "sliding"]
 
 
 def __getattr__(name: str):

@@ -1,0 +1,320 @@
+"""float16 conversions (:mod:`poolkit._kernels.half` and the engine functions that use them): every
+result bit for bit against NumPy's ``astype`` -- exhaustively for float16 -> float32, and for
+float32 / float64 -> float16 over strided sweeps of the bit patterns, every pattern within 4 ulps of
+each float16 value and rounding boundary, overflow, subnormals and NaN payloads; then the pooling
+functions on float16 inputs against the same computation with NumPy's casts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import poolkit
+from poolkit import _engine as E
+from poolkit._kernels import half as H
+
+SIGN32 = np.uint32(0x80000000)
+SIGN64 = np.uint64(0x8000000000000000)
+
+
+@pytest.fixture
+def two_threads():
+    before = poolkit.get_num_threads()
+    poolkit.set_num_threads(2)
+    yield
+    poolkit.set_num_threads(before)
+
+
+def _bits(a):
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
+
+
+def _numpy_half(a):
+    with np.errstate(all="ignore"):
+        return a.astype(np.float16).view(np.uint16)
+
+
+def _kernel_half(a):
+    """The kernel over the whole array, in 3 uneven chunks (as the thread runner splits it)."""
+    a = np.ascontiguousarray(a).reshape(-1)
+    out = np.empty(a.size, np.uint16)
+    kern = H.single_to_half if a.dtype == np.float32 else H.double_to_half
+    cuts = [0, a.size // 3, a.size // 3 + 1, a.size]
+    for t0, t1 in zip(cuts[:-1], cuts[1:]):
+        kern(a, out, t0, t1)
+    return out
+
+
+def _assert_same_bits(got, want, src):
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, (f"{bad.size} of {src.size} differ, e.g. "
+                           + ", ".join(f"{int(_bits(src)[i]):#x}: {int(got[i]):#06x} != {int(want[i]):#06x}"
+                                       for i in bad[:5]))
+
+
+def _both_signs(u, sign):
+    return np.concatenate([u, u | sign])
+
+
+def _around(u, dtype, ulps=4):
+    """Every bit pattern within ``ulps`` of the patterns u (non-negative, as unsigned integers)."""
+    d = np.arange(-ulps, ulps + 1, dtype=np.int64)
+    out = (u.astype(np.int64)[:, None] + d).reshape(-1)  # non-negative floats are below 2**63
+    return np.unique(out[out >= 0]).astype(dtype)
+
+
+def _half_points(dtype):
+    """Each non-negative finite float16 value, each midpoint between neighbours (the rounding
+    boundaries, 2**-25 below the smallest subnormal included) and 65520, the midpoint between the
+    largest float16 and 2**16 (the overflow boundary), as ``dtype`` -- all exact."""
+    v = np.arange(0x7C00, dtype=np.uint16).view(np.float16).astype(np.float64)
+    mids = (v[:-1] + v[1:]) / 2
+    pts = np.concatenate([v, mids, [65520.0, 65536.0, 2.0**-25, 3 * 2.0**-26, 2.0**-26]])
+    return pts.astype(dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# the kernels follow the repository's rules
+# --------------------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------
+# float16 -> float32
+# --------------------------------------------------------------------------------------------
+
+
+def test_half_to_single_every_pattern():
+    h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+    want = h.view(np.float16).astype(np.float32).view(np.uint32)
+    out = np.empty(h.size, np.uint32)
+    H.half_to_single(h, out, 0, 1000)
+    H.half_to_single(h, out, 1000, h.size)
+    np.testing.assert_array_equal(out, want)
+    # spot checks of the cases, by hand
+    assert out[0x0000] == 0 and out[0x8000] == 0x80000000  # +-0
+    assert out[0x0001] == 0x33800000 and out[0x83FF] == 0xB87FC000  # subnormals: 2**-24, -1023 * 2**-24
+    assert out[0x7C00] == 0x7F800000 and out[0xFC00] == 0xFF800000  # +-inf
+    assert out[0x7C01] == 0x7F802000 and out[0xFE00] == 0xFFC00000  # NaN payloads shifted, sign kept
+
+
+def test_kernel_input_every_pattern(two_threads):
+    h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16)
+    for x in (h, h.reshape(256, 256).T, h.astype(">f2"), h[::3], h[:100], h.reshape(2, 128, 256)[:, ::2]):
+        got = E.kernel_input(x)
+        want = np.ascontiguousarray(x, dtype=np.float32)
+        assert got.dtype == np.float32 and got.shape == want.shape and got.flags.c_contiguous
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+# --------------------------------------------------------------------------------------------
+# float32 -> float16
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", ["zero", "scrambled"])
+def test_single_to_half_strided_sweep(offset):
+    """2**24 patterns spread over all 2**32: every multiple of 256, then each with a low byte of its
+    own."""
+    k = np.arange(1 << 24, dtype=np.uint32)
+    low = np.uint32(0) if offset == "zero" else (k * np.uint32(0x9E3779B1)) >> np.uint32(24)
+    x = (k << np.uint32(8) | low).view(np.float32)
+    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+
+
+def test_single_to_half_near_every_boundary():
+    u = _around(_half_points(np.float32).view(np.uint32), np.uint32)
+    x = _both_signs(u, SIGN32).view(np.float32)
+    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+
+
+def test_single_to_half_sticky_and_round_bits():
+    """Every exponent with a float16 result other than 0 or inf, by the top 13 mantissa bits (the
+    kept bits and the round bit, for normal and subnormal results), with several low parts."""
+    exps = np.arange(127 - 26, 127 + 17, dtype=np.uint32)
+    top = np.arange(1 << 13, dtype=np.uint32) << np.uint32(10)
+    lows = np.array([0, 1, 0x200, 0x3FF, 0x155], dtype=np.uint32)
+    u = (exps[:, None, None] << np.uint32(23) | top[None, :, None] | lows[None, None, :]).reshape(-1)
+    x = _both_signs(u, SIGN32).view(np.float32)
+    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+
+
+def test_single_to_half_every_nan_and_inf():
+    u = np.arange(0x7F800000, 0x80000000, dtype=np.uint32)  # inf, then every NaN payload
+    x = _both_signs(u, SIGN32).view(np.float32)
+    got = _kernel_half(x)
+    _assert_same_bits(got, _numpy_half(x), x)
+    assert got[0] == 0x7C00 and got[1] == 0x7C01 and got[u.size] == 0xFC00  # payload 1 -> 1, kept NaN
+
+
+def test_single_to_half_by_hand():
+    x = np.array([65504, 65519.996, 65520, 2.0**-24, 2.0**-25, 3 * 2.0**-25, 2.0**-25 * 1.0000001, -0.0,
+                  1 + 2.0**-11, 1 + 3 * 2.0**-11, 2.0**-14 - 2.0**-25], dtype=np.float32)
+    assert _kernel_half(x).tolist() == [0x7BFF, 0x7BFF, 0x7C00, 0x0001, 0x0000, 0x0002, 0x0001, 0x8000,
+                                        0x3C00, 0x3C02, 0x0400]
+
+
+# --------------------------------------------------------------------------------------------
+# float64 -> float16
+# --------------------------------------------------------------------------------------------
+
+
+def test_double_to_half_strided_sweep():
+    """2**24 patterns over the top 32 bits (every exponent and sign), each with random low bits,
+    then the same top bits with low bits 0."""
+    rng = np.random.default_rng(7)
+    k = np.arange(1 << 24, dtype=np.uint64) << np.uint64(40)
+    for low in (rng.integers(0, 1 << 40, k.size, dtype=np.uint64), np.uint64(0)):
+        x = (k | low).view(np.float64)
+        _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+
+
+def test_double_to_half_near_every_boundary():
+    u = _around(_half_points(np.float64).view(np.uint64), np.uint64)
+    x = _both_signs(u, SIGN64).view(np.float64)
+    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+
+
+def test_double_to_half_sticky_and_round_bits():
+    exps = np.arange(1023 - 26, 1023 + 17, dtype=np.uint64)
+    top = np.arange(1 << 13, dtype=np.uint64) << np.uint64(39)
+    lows = np.array([0, 1, 1 << 28, 1 << 29, (1 << 39) - 1, 0x5555555555], dtype=np.uint64)
+    u = (exps[:, None, None] << np.uint64(52) | top[None, :, None] | lows[None, None, :]).reshape(-1)
+    x = _both_signs(u, SIGN64).view(np.float64)
+    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+
+
+def test_double_to_half_nans_and_extremes():
+    rng = np.random.default_rng(3)
+    top = np.arange(1 << 11, dtype=np.uint64) << np.uint64(41)  # the kept payload and the quiet bit's neighbour
+    lows = np.concatenate([[0, 1, (1 << 41) - 1], rng.integers(0, 1 << 41, 5, dtype=np.uint64)]).astype(np.uint64)
+    u = np.uint64(0x7FF0000000000000) | (top[:, None] | lows[None, :]).reshape(-1)  # inf and NaNs
+    special = np.array([0, 1, 0x000FFFFFFFFFFFFF, 0x0010000000000000, 0x7FEFFFFFFFFFFFFF,
+                        0x40EFFE0000000000, 0x40EFFDFFFFFFFFFF, 0x40EFFC0000000000], dtype=np.uint64)
+    x = _both_signs(np.concatenate([u, special]), SIGN64).view(np.float64)
+    got = _kernel_half(x)
+    _assert_same_bits(got, _numpy_half(x), x)
+    assert got[0] == 0x7C00 and got[1] == 0x7C01  # inf; a NaN whose kept payload is 0
+
+
+def test_double_to_half_rounds_once():
+    """Just above / below a float16 rounding midpoint by one float64 ulp: float64 -> float32 lands on
+    the midpoint, whose tie then goes to even -- a second rounding NumPy does not make, nor may we."""
+    mids = _half_points(np.float64)[0x7C00:0x7C00 + 0x7BFF]  # midpoints between neighbours
+    x = np.concatenate([np.nextafter(mids, np.inf), np.nextafter(mids, -np.inf)])
+    x = np.concatenate([x, -x])
+    got, want = _kernel_half(x), _numpy_half(x)
+    _assert_same_bits(got, want, x)
+    with np.errstate(all="ignore"):
+        twice = x.astype(np.float32).astype(np.float16).view(np.uint16)
+    # for each midpoint, the neighbour on the side of its odd float16: half of all the cases
+    assert np.count_nonzero(twice != want) == x.size // 2
+    one = np.array([1 + 2.0**-11 + 2.0**-52])
+    assert _kernel_half(one)[0] == 0x3C01 and one.astype(np.float32).astype(np.float16).view(np.uint16)[0] == 0x3C00
+
+
+# --------------------------------------------------------------------------------------------
+# the engine: narrow, from_kernel
+# --------------------------------------------------------------------------------------------
+
+
+def _layouts(rng):
+    base = rng.standard_normal((40, 60, 16)) * 2.0 ** rng.integers(-30, 20, (40, 60, 16))
+    base.reshape(-1)[::97] = np.nan
+    base.reshape(-1)[5::101] = -0.0
+    base.reshape(-1)[7::103] = 1e6
+    for dt in (np.float32, np.float64):
+        a = base.astype(dt)
+        yield a                                   # C
+        yield np.asfortranarray(a)                # Fortran
+        yield a[:, ::2]                           # strided
+        yield a.transpose(1, 0, 2)                # neither
+        yield a.astype(a.dtype.newbyteorder())    # byte-swapped
+        yield a[:3, :4]                           # small
+        yield a[0, 0, :1].reshape(())             # 0-d
+        yield a[:0]                               # empty
+
+
+@pytest.mark.parametrize("func", ["narrow", "from_kernel"])
+def test_engine_to_half_is_astype(func, rng, two_threads):
+    for a in _layouts(rng):
+        for dtype in (np.float16, np.dtype(">f2")):
+            with np.errstate(over="ignore"):  # (from_kernel's astype warns; it never meets overflow)
+                got = E.narrow(a, dtype) if func == "narrow" else E.from_kernel(a, dtype)
+                want = a.astype(np.float16)
+            assert got.dtype == np.float16 and got.shape == want.shape and got.strides == want.strides
+            np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+# --------------------------------------------------------------------------------------------
+# pooling float16 inputs
+# --------------------------------------------------------------------------------------------
+
+
+def _special_half(rng, shape):
+    x = (rng.standard_normal(shape) * 4).astype(np.float16)
+    flat = x.reshape(-1)
+    n = flat.size
+    picks = rng.permutation(n)[: n // 10]
+    values = np.array([0x7C00, 0xFC00, 0x7E00, 0xFE01, 0x7C01, 0x7D55, 0x8000, 0x0000, 0x0001, 0x83FF, 0x03FF,
+                       0x0400, 0x7BFF, 0xFBFF], dtype=np.uint16).view(np.float16)
+    flat[picks] = values[rng.integers(0, values.size, picks.size)]
+    return x
+
+
+def _numpy_casts(monkeypatch):
+    """The same computation with NumPy's casts (the engine's path before the kernels)."""
+    monkeypatch.setattr(E, "HALF_KERNEL_FROM", 1 << 62)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 96, 96), (1, 2, 9, 11)])
+def test_max_pool_half_is_float32_max_rounded(shape, rng, two_threads):
+    x = _special_half(rng, shape)
+    for args in (((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), 0), ((5, 5), (1, 1), (2, 2))):
+        got = poolkit.max_pool(x, *args)
+        want = poolkit.max_pool(x.astype(np.float32), *args).astype(np.float16)
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+        got_i, idx = poolkit.max_pool(x, *args, return_indices=True)
+        want_i, want_idx = poolkit.max_pool(x.astype(np.float32), *args, return_indices=True)
+        np.testing.assert_array_equal(got_i.view(np.uint16), want_i.astype(np.float16).view(np.uint16))
+        np.testing.assert_array_equal(idx, want_idx)
+    for f in (lambda a: poolkit.global_max_pool(a, axes=(0, 1)), lambda a: poolkit.global_max_pool(a),
+              lambda a: poolkit.min_pool(a, (3, 3), (2, 2), (1, 1)), lambda a: poolkit.mode_pool(a, (2, 2))):
+        got, want = f(x), f(x.astype(np.float32)).astype(np.float16)
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 96, 96), (1, 2, 9, 11)])
+def test_avg_and_lp_pool_half_as_with_numpy_casts(shape, rng, two_threads, monkeypatch):
+    x = _special_half(rng, shape)
+    with np.errstate(over="ignore", invalid="ignore"):  # (invalid: signalling NaNs)
+        x_big = x * np.float16(1000)  # some sums and norms beyond float16's range
+    calls = [lambda a: poolkit.avg_pool(a, (2, 2), (2, 2)),
+             lambda a: poolkit.avg_pool(a, (3, 3), (2, 2), (1, 1), count_include_pad=False),
+             lambda a: poolkit.avg_pool(a, (3, 3), (1, 1), (1, 1)),
+             lambda a: poolkit.avg_pool(a, (2, 3), (2, 1), axes=(1, 3)),
+             lambda a: poolkit.lp_pool(a, 2.0, (2, 2), (2, 2)),
+             lambda a: poolkit.lp_pool(a, 3.0, (3, 3), (2, 2)),
+             lambda a: poolkit.global_avg_pool(a, axes=(0, 1)),
+             lambda a: poolkit.global_avg_pool(a)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        got = [f(a) for a in (x, x_big) for f in calls]
+        _numpy_casts(monkeypatch)
+        want = [f(a) for a in (x, x_big) for f in calls]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype == np.float16 and g.shape == w.shape and g.strides == w.strides
+        np.testing.assert_array_equal(g.view(np.uint16), w.view(np.uint16))
+
+
+def test_pooling_big_endian_half(rng):
+    """float16 in either byte order: the same results (a non-native float16 once reached the
+    kernels as float16, which numba cannot compile)."""
+    x = _special_half(rng, (2, 3, 40, 40))
+    xs = x.astype(">f2")
+    for f in (lambda a: poolkit.max_pool(a, (3, 3), (2, 2), (1, 1)), lambda a: poolkit.avg_pool(a, (2, 2)),
+              lambda a: poolkit.lp_pool(a, 2.0, (2, 2))):
+        with np.errstate(invalid="ignore"):  # signalling NaNs squared
+            got, want = f(xs), f(x)
+        assert got.dtype == want.dtype == np.float16
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
