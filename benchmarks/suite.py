@@ -10,6 +10,10 @@ Run from the repository root::
     python -m benchmarks.suite --quick --scale 8 --no-write   # batch 8x smaller, print only
     python -m benchmarks.suite --cases none --windows docs/bench_windows.png   # only the window sweep (~30 s)
 
+Before the first case (not with ``--quick``), most of the free memory is touched once: on a virtual
+machine that backs memory on first touch, fresh outputs are otherwise slow or not at random
+(``warm_memory``; the machine line reports both speeds).
+
 What a run does, case by case (one case's arrays alive at a time):
 
 1. builds poolkit's call and result, and each peer's call (``benchmarks.peers``; conversions a peer
@@ -562,6 +566,39 @@ def machine_info(threads: int) -> dict[str, Any]:
     return info
 
 
+def warm_memory(limit_gb: float = 16.0, chunk: int = 256 << 20) -> str:
+    """Touch most of the free memory once, a chunk at a time, before anything is timed, and say how
+    fast that went.
+
+    On a virtual machine whose host backs guest memory on first touch (this one: 0.4 GB/s the first
+    time a page is written, 13 GB/s after), a call's freshly allocated output is slow or not
+    depending on whether the allocator hands it pages touched before -- it made the same call take
+    4 or 11 ms from one run of the suite to the next.  Touched once, the freed pages stay backed,
+    and every contender's allocations get them."""
+    avail = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except OSError:
+        return "not measured (no /proc/meminfo)"
+    total = int(min(max(avail - (3 << 30), 0), limit_gb * (1 << 30))) // chunk * chunk
+    if total == 0:
+        return "skipped (little free memory)"
+    speeds = []
+    for _ in range(2):  # the first pass finds untouched pages, the second shows the steady speed
+        t = time.perf_counter()
+        blocks = []
+        for _ in range(total // chunk):
+            b = np.empty(chunk, np.uint8)
+            b.fill(1)
+            blocks.append(b)
+        del blocks
+        speeds.append(total / (time.perf_counter() - t) / 1e9)
+    return f"{total / 2**30:.0f} GiB touched at {speeds[0]:.1f} GB/s, then again at {speeds[1]:.1f} GB/s"
+
+
 def _cpu_name() -> str:
     """'model name (family F model M, widest SIMD)' from /proc/cpuinfo, where there is one."""
     fields: dict[str, str] = {}
@@ -627,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     budget = QUICK if args.quick else Budget()
     info = machine_info(args.threads)
     info["command"] = " ".join(["python -m benchmarks.suite", *argv])
+    if not args.quick:
+        info["memory warm-up"] = warm_memory()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     t_start = time.perf_counter()
     ms = []

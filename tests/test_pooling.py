@@ -552,6 +552,38 @@ def test_avg_pool_backward_finite_differences(case, cip):
     np.testing.assert_allclose(got, fd_grad(f, x, g), rtol=1e-6, atol=1e-8)
 
 
+def test_large_backward_outputs_are_faulted_in_first_and_equal(monkeypatch):
+    """Gradients of PREFAULT_BYTES or more are touched page by page in the calling thread before
+    the pool's threads write them; the values are those of the same call without it."""
+    from poolkit import _engine as E
+    from poolkit import _kernels as K
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 16, 256, 256)).astype(np.float32)  # 8.4 MB
+    assert x.nbytes >= E.PREFAULT_BYTES
+    y, idx = poolkit.max_pool(x, (2, 2), return_indices=True)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    calls = {
+        "max": lambda: poolkit.max_pool_backward(g, x, (2, 2), indices=idx),
+        "avg": lambda: poolkit.avg_pool_backward(g, x, (2, 2)),
+        "unpool": lambda: poolkit.max_unpool(y, idx, x.shape[2:]),
+    }
+    touched = []
+    real = K.scatter.touch_pages
+    monkeypatch.setattr(K.scatter, "touch_pages", lambda buf, step: (touched.append(buf.size), real(buf, step)))
+    before = poolkit.get_num_threads()
+    poolkit.set_num_threads(2)
+    try:
+        got = {k: f() for k, f in calls.items()}
+        assert touched == [x.nbytes] * 3
+        monkeypatch.setattr(E, "PREFAULT_BYTES", 1 << 62)
+        for k, f in calls.items():
+            np.testing.assert_array_equal(got[k], f())
+    finally:
+        poolkit.set_num_threads(before)
+    assert len(touched) == 3
+
+
 # Windows that share no input row: the adjoint writes each row once, in order where it can, and
 # zeroes only the rows no window holds.  Hand-picked geometries around that order: a 3-D case whose
 # D windows span several H windows (rows come out of order), gaps between windows (stride >

@@ -42,6 +42,12 @@ SERIAL_BELOW = 1 << 16
 #: maxima stay on the pool: one thread measured slower for them (0.28 against 0.20 ms in cache).
 WHOLE_SERIAL_BYTES = 1 << 23
 
+#: Outputs of this many bytes or more that the pool's threads fill (the backward passes, which
+#: write a gradient the size of the input) are first touched by the calling thread, once per 4 KiB
+#: page: page faults taken by two threads at once made a 2x2 max backward take 10-18 ms instead of
+#: 5-7 ms in stretches of a run on this machine; faulted by one thread it took a steady 7 ms.
+PREFAULT_BYTES = 1 << 23
+
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _n_threads: int | None = None
@@ -244,6 +250,15 @@ def kernel_input(x: np.ndarray) -> np.ndarray:
     if x.dtype.kind == "f" and x.dtype.itemsize == 2:
         return _widen_half(x)
     return np.ascontiguousarray(x, dtype=native(x.dtype))
+
+
+def fresh(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` for a kernel to fill from the pool's threads: a large one has its
+    pages faulted in by the calling thread first (see PREFAULT_BYTES)."""
+    out = np.empty(shape, dtype)
+    if out.nbytes >= PREFAULT_BYTES and get_num_threads() > 1:
+        K.scatter.touch_pages(out.reshape(-1).view(np.uint8), 4096)
+    return out
 
 
 def kernel_dtype(dtype) -> np.dtype:
@@ -544,7 +559,7 @@ def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, div
     if f is not None:
         g = np.ascontiguousarray(g, dtype=np.float64 if g.dtype.kind != "f" or g.dtype == np.float16
                                  else native(g.dtype))
-        out = np.empty(plan.in_shape, dtype=kernel_dtype(out_dtype))
+        out = fresh(plan.in_shape, kernel_dtype(out_dtype))
         if out.size:
             g4, o4 = g.reshape(f.out4), out.reshape(f.in4)
             divs = f.divisors(count_include_pad, divisor_override)
@@ -595,7 +610,7 @@ def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bo
     n_src = math.prod(moved_in[axes[0]:axes[-1] + 1])
     n_dst = math.prod(moved_out[axes[0]:axes[-1] + 1])
     work_dtype = kernel_dtype(dtype)
-    out = np.empty(moved_out, dtype=work_dtype)
+    out = fresh(moved_out, work_dtype)
     if out.size:
         with np.errstate(over="ignore"):  # a float64 gradient beyond float32's range rounds to inf
             v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)

@@ -55,3 +55,11 @@ def scatter_set(v, idx, out, o0, o1):
     """out[o, idx[o, q, i], i] = v[o, q, i] on zeroed planes (the later duplicate wins); returns the
     out-of-range count."""
     return _scatter(v, idx, out, o0, o1, put2)
+
+
+@kernel
+def touch_pages(buf, step):
+    """Write a zero byte every ``step`` bytes of ``buf`` (uint8): its pages are faulted in by the
+    calling thread, before the pool's threads write it."""
+    for k in range(0, buf.size, step):
+        buf[k] = 0
