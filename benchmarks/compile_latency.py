@@ -25,11 +25,13 @@ import tempfile
 import time
 
 #: name -> the statement timed after ``import numpy as np; import poolkit`` (x is float32 NCHW
-#: (8, 64, 112, 112), x64 the same in float64, unless the statement makes its own input).
+#: (8, 64, 112, 112), x64 and x16 the same in float64 and float16, unless the statement makes its
+#: own input).
 CALLS = {
     "max_pool 3x3 s2 p1": "poolkit.max_pool(x, (3, 3), 2, 1)",
     "avg_pool 3x3 s2 p1": "poolkit.avg_pool(x, (3, 3), 2, 1)",
     "max_pool 2x2 float64": "poolkit.max_pool(x64, (2, 2))",
+    "max_pool 3x3 s2 p1 float16": "poolkit.max_pool(x16, (3, 3), 2, 1)",
     "max_pool NHWC 3x3 s2 p1": "poolkit.max_pool(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), (3, 3), 2, 1, "
                                "axes=(1, 2))",
     "max_pool 9x9 s1 p4": "poolkit.max_pool(x[:1], (9, 9), 1, 4)",
@@ -49,6 +51,7 @@ import poolkit
 t_import = time.perf_counter() - t0
 x = np.random.default_rng(0).standard_normal((8, 64, 112, 112), dtype=np.float32)
 x64 = x.astype(np.float64)  # made before the clock starts: the probe times the call, not the conversion
+x16 = x.astype(np.float16)
 t1 = time.perf_counter()
 exec(sys.argv[1])
 t_call = time.perf_counter() - t1

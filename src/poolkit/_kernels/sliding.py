@@ -290,6 +290,34 @@ def _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, p
 
 
 @njit(inline="always")
+def _feed_pairs(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+                rows, cols, n_inner, sw, cw, dst, a0, lit):
+    """As _feed_rows, but a window of two rows (and two taps along W) combines the four taps of
+    each full window's run in one pass, in _feed_rows' order (row by row, tap by tap): one write
+    per output instead of a write and three read-modify-writes.  Windows of one row (at padded
+    edges) go through _feed_rows."""
+    if cd[od] * ch[oh] != 2:
+        return _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state,
+                          comb, rows, cols, n_inner, sw, cw, dst, a0, lit)
+    r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len  # (2-D pooling: cd is 1, ch 2)
+    r1 = r0 + params[P_DH] * row_len
+    _cols_edges(xf, r0, n_inner, sw, cw, params, comb, dst, a0, lit, True)
+    _cols_edges(xf, r1, n_inner, sw, cw, params, comb, dst, a0, lit, False)
+    lo, hi = params[P_LO_W], params[P_HI_W]
+    ni = np.uint64(n_inner)
+    tap = np.uint64(params[P_DW] * n_inner)
+    step = np.uint64(params[P_STRIDE_W] * n_inner)
+    for q in range(np.uint64(max(hi - lo, 0))):
+        d = np.uint64(a0 + lo * n_inner) + q * ni
+        s0 = np.uint64(r0 + sw[lo] * n_inner) + q * step
+        s1 = np.uint64(r1 + sw[lo] * n_inner) + q * step
+        for i in range(ni):
+            dst[d + i] = xf[s0 + i]  # in dst's dtype (float64 for sums), then combined there
+            dst[d + i] = comb(comb(comb(dst[d + i], xf[s0 + tap + i]), xf[s1 + i]), xf[s1 + tap + i])
+    return state
+
+
+@njit(inline="always")
 def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed):
     """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
@@ -361,7 +389,7 @@ def variant(f, op: str) -> str:
     elif inner == 1 and p[P_DW] == 1 and stride in (1, 2) and p[P_KW] in (2, 3):
         kind = "small"
     elif runs:
-        kind = "inner"
+        kind = "inner2" if p[P_KW] == 2 and p[P_KH] == 2 and f.in4[1] == 1 else "inner"
     else:
         kind = "taps" + (str(stride) if stride in (1, 2, 4) else "")
     return f"{op}_{kind}"
@@ -412,6 +440,12 @@ def max_taps(x, tables, params, divs, out, work, t0, t1):
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_rows)
+
+
+@kernel
+def max_inner2(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima of 2x2 windows in runs of the inner axis: the four taps in one pass."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_pairs)
 
 
 @kernel
@@ -472,6 +506,12 @@ def sum_taps(x, tables, params, divs, out, work, t0, t1):
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_rows)
+
+
+@kernel
+def sum_inner2(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_inner2."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_pairs)
 
 
 @kernel
