@@ -455,7 +455,7 @@ def plot_png(path: str, ms: list[Measured], info: dict) -> None:
         vs_floor.append(tg.get("bytes floor", (math.nan,))[0])
         floor_lim.append(tg.get("bytes floor", (math.nan, math.nan))[1])
     y = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 2.0))
     for dy, vals, lab, col in ((-0.2, vs_peer, "poolkit / fastest peer (target <= 1)", "tab:blue"),
                                (0.2, vs_floor, "poolkit / bytes floor", "tab:orange")):
         v = np.array(vals, float)
@@ -464,14 +464,19 @@ def plot_png(path: str, ms: list[Measured], info: dict) -> None:
     ax.axvline(1.0, color="tab:blue", lw=1, ls="--")
     ax.set_xscale("log")
     seen = [v for v in vs_peer + vs_floor if v > 0 and math.isfinite(v)] + [1.0]
-    ax.set_xlim(min(seen) / 1.3, max(seen) * 1.3)
+    lo, hi = min(seen) / 1.3, max(seen) * 1.3
+    ax.set_xlim(lo, hi)
+    # plain ratios at 1-2-5 steps (matplotlib's log labels, 3x10^-1 and the like, ran into each other)
+    ax.set_xticks([t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50) if lo <= t <= hi])
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_yticks(y, names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("ratio of median times (log; left of 1 = poolkit faster)")
     ax.set_title(f"poolkit, {rows[0].spec.dtype if rows else ''}, {info['threads']} threads, {info['cpu']}",
                  fontsize=9)
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
