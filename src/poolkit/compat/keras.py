@@ -420,7 +420,7 @@ class _AdaptivePooling(_Layer):
             return poolkit.adaptive_avg_pool(x, self.output_size, axes=axes)
         # the TensorFlow backend pools with tf.nn.pool: NaN never wins
         out = poolkit.adaptive_max_pool(_tf._nan_to_neginf(x), self.output_size, axes=axes)
-        return np.maximum(out, np.finfo(x.dtype).min) if x.dtype.kind == "f" and x.dtype != np.float16 else out
+        return np.maximum(out, np.finfo(x.dtype).min) if x.dtype.kind == "f" else out
 
     def _backward(self, g, x):
         axes = self._spatial_axes()

@@ -14,7 +14,10 @@ What TensorFlow does, and so what happens here:
   window.
 * SAME average pooling divides by the number of cells inside the input, not the window size.
 * Max pooling skips NaN (a window of NaN only gives the dtype's lowest value) and never returns less
-  than the lowest finite value (a window of ``-inf`` gives it too), float16 apart.
+  than the lowest finite value (a window of ``-inf`` gives it too), as TensorFlow's reference
+  (Eigen) kernels do for every dtype.  For float16 TensorFlow's result depends on the CPU: where
+  it routes float16 through oneDNN, a window of ``-inf`` gives ``-inf`` (seen on an Intel Xeon);
+  where it falls back to Eigen, -65504 (seen on an AMD EPYC).  poolkit gives -65504.
   ``max_pool_with_argmax`` takes the first cell of a window and then any strictly larger one, so a
   NaN in the first cell wins and a NaN elsewhere never does.
 * ``max_pool_with_argmax`` encodes the position of each maximum as ``(y * W + x) * C + c``, plus
@@ -202,11 +205,11 @@ def _nan_to_neginf(x: np.ndarray) -> np.ndarray:
 
 def _tf_max(x, k, s, padding, axes, dilation=1, return_indices=False):
     """Max pooling as TensorFlow's MaxPool: NaN never wins, the result is at least the dtype's
-    lowest finite value (float16 is computed in float32 by TensorFlow, so there -inf survives)."""
+    lowest finite value (float16 included: TensorFlow's reference kernel, see the module notes)."""
     res = poolkit.max_pool(_nan_to_neginf(x), k, s, padding, dilation=dilation, axes=axes,
                            return_indices=return_indices)
     out, idx = res if return_indices else (res, None)
-    if x.dtype.kind == "f" and x.dtype != np.float16 and out.size:
+    if x.dtype.kind == "f" and out.size:
         out = np.maximum(out, np.finfo(x.dtype).min)
     return (out, idx) if return_indices else out
 
