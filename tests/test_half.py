@@ -52,8 +52,14 @@ def _assert_same_bits(got, want, src):
                                        for i in bad[:5]))
 
 
-def _both_signs(u, sign):
-    return np.concatenate([u, u | sign])
+def _check_both_signs(u, dtype):
+    """The patterns u (non-negative, as unsigned integers) and their negatives, as float32 or
+    float64: the kernel's float16 bits equal NumPy's.  Returns the kernel's bits."""
+    sign = SIGN32 if dtype == np.float32 else SIGN64
+    x = np.concatenate([u, u | sign]).view(dtype)
+    got = _kernel_half(x)
+    _assert_same_bits(got, _numpy_half(x), x)
+    return got
 
 
 def _around(u, dtype, ulps=4):
@@ -71,11 +77,6 @@ def _half_points(dtype):
     mids = (v[:-1] + v[1:]) / 2
     pts = np.concatenate([v, mids, [65520.0, 65536.0, 2.0**-25, 3 * 2.0**-26, 2.0**-26]])
     return pts.astype(dtype)
-
-
-# --------------------------------------------------------------------------------------------
-# the kernels follow the repository's rules
-# --------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,8 +124,7 @@ def test_single_to_half_strided_sweep(offset):
 
 def test_single_to_half_near_every_boundary():
     u = _around(_half_points(np.float32).view(np.uint32), np.uint32)
-    x = _both_signs(u, SIGN32).view(np.float32)
-    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+    _check_both_signs(u, np.float32)
 
 
 def test_single_to_half_sticky_and_round_bits():
@@ -134,15 +134,12 @@ def test_single_to_half_sticky_and_round_bits():
     top = np.arange(1 << 13, dtype=np.uint32) << np.uint32(10)
     lows = np.array([0, 1, 0x200, 0x3FF, 0x155], dtype=np.uint32)
     u = (exps[:, None, None] << np.uint32(23) | top[None, :, None] | lows[None, None, :]).reshape(-1)
-    x = _both_signs(u, SIGN32).view(np.float32)
-    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+    _check_both_signs(u, np.float32)
 
 
 def test_single_to_half_every_nan_and_inf():
     u = np.arange(0x7F800000, 0x80000000, dtype=np.uint32)  # inf, then every NaN payload
-    x = _both_signs(u, SIGN32).view(np.float32)
-    got = _kernel_half(x)
-    _assert_same_bits(got, _numpy_half(x), x)
+    got = _check_both_signs(u, np.float32)
     assert got[0] == 0x7C00 and got[1] == 0x7C01 and got[u.size] == 0xFC00  # payload 1 -> 1, kept NaN
 
 
@@ -170,8 +167,7 @@ def test_double_to_half_strided_sweep():
 
 def test_double_to_half_near_every_boundary():
     u = _around(_half_points(np.float64).view(np.uint64), np.uint64)
-    x = _both_signs(u, SIGN64).view(np.float64)
-    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+    _check_both_signs(u, np.float64)
 
 
 def test_double_to_half_sticky_and_round_bits():
@@ -179,8 +175,7 @@ def test_double_to_half_sticky_and_round_bits():
     top = np.arange(1 << 13, dtype=np.uint64) << np.uint64(39)
     lows = np.array([0, 1, 1 << 28, 1 << 29, (1 << 39) - 1, 0x5555555555], dtype=np.uint64)
     u = (exps[:, None, None] << np.uint64(52) | top[None, :, None] | lows[None, None, :]).reshape(-1)
-    x = _both_signs(u, SIGN64).view(np.float64)
-    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+    _check_both_signs(u, np.float64)
 
 
 def test_double_to_half_nans_and_extremes():
@@ -190,9 +185,7 @@ def test_double_to_half_nans_and_extremes():
     u = np.uint64(0x7FF0000000000000) | (top[:, None] | lows[None, :]).reshape(-1)  # inf and NaNs
     special = np.array([0, 1, 0x000FFFFFFFFFFFFF, 0x0010000000000000, 0x7FEFFFFFFFFFFFFF,
                         0x40EFFE0000000000, 0x40EFFDFFFFFFFFFF, 0x40EFFC0000000000], dtype=np.uint64)
-    x = _both_signs(np.concatenate([u, special]), SIGN64).view(np.float64)
-    got = _kernel_half(x)
-    _assert_same_bits(got, _numpy_half(x), x)
+    got = _check_both_signs(np.concatenate([u, special]), np.float64)
     assert got[0] == 0x7C00 and got[1] == 0x7C01  # inf; a NaN whose kept payload is 0
 
 

@@ -91,6 +91,20 @@ def _level0_transform(ms):
     return np.array(t[0]["scale"]), np.array(t[1]["translation"])
 
 
+def _open_in_napari(viewer_model, out, scale0, trans0):
+    """The pyramid at ``out``, read back (its multiscales metadata, every level, level 0's scale
+    and translation, which must be the input's), then opened in a new headless viewer through the
+    plugin: (metadata, stored levels, level-0 scale, level-0 translation, the layers napari made)."""
+    ms, stored = _store_levels(out)
+    s0, t0 = _level0_transform(ms)
+    np.testing.assert_array_equal(s0, scale0)
+    np.testing.assert_array_equal(t0, trans0)
+    viewer = viewer_model()
+    layers = viewer.open(str(out), plugin="napari-ome-zarr")
+    assert list(viewer.layers) == layers
+    return ms, stored, s0, t0, layers
+
+
 def test_a_zyx_pyramid_opens_in_napari_as_one_multiscale_image(tmp_path, cluster, viewer_model):
     from napari.layers import Image
 
@@ -102,14 +116,8 @@ def test_a_zyx_pyramid_opens_in_napari_as_one_multiscale_image(tmp_path, cluster
     r = poolkit.pyramid(src, str(out), method="mean", factor=2, levels=3, chunks=(4, 16, 16),
                         scheduler=cluster.scheduler_address)
     assert r.shapes == ((8, 32, 48), (4, 16, 24), (2, 8, 12))
-    ms, stored = _store_levels(out)
-    s0, t0 = _level0_transform(ms)
-    np.testing.assert_array_equal(s0, scale0)
-    np.testing.assert_array_equal(t0, trans0)
-
-    viewer = viewer_model()
-    layers = viewer.open(str(out), plugin="napari-ome-zarr")
-    assert len(layers) == 1 and list(viewer.layers) == layers
+    ms, stored, s0, t0, layers = _open_in_napari(viewer_model, out, scale0, trans0)
+    assert len(layers) == 1
     (layer,) = layers
     assert isinstance(layer, Image) and layer.name == "cells"  # the file's name: the plugin passes none
     assert layer.multiscale is True
@@ -149,15 +157,9 @@ def test_a_cyx_pyramid_opens_in_napari_as_one_multiscale_image_per_channel(tmp_p
     out = tmp_path / "two.zarr"
     r = poolkit.pyramid(src, str(out), method="mean", factor=2, levels=3, scheduler=cluster.scheduler_address)
     assert r.axes == "cyx" and r.shapes == ((2, 32, 40), (2, 16, 20), (2, 8, 10))
-    ms, stored = _store_levels(out)
-    s0, t0 = _level0_transform(ms)
-    np.testing.assert_array_equal(s0, scale0)
-    np.testing.assert_array_equal(t0, trans0)
-
-    viewer = viewer_model()
-    layers = viewer.open(str(out), plugin="napari-ome-zarr")
+    _, stored, s0, t0, layers = _open_in_napari(viewer_model, out, scale0, trans0)
     # the plugin splits the channel axis (napari's channel_axis): one 2-D layer per channel
-    assert len(layers) == 2 and list(viewer.layers) == layers
+    assert len(layers) == 2
     assert [ly.name for ly in layers] == ["two", "two [1]"]
     for c, layer in enumerate(layers):
         assert isinstance(layer, Image) and layer.multiscale is True and layer.ndim == 2

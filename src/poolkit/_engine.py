@@ -301,9 +301,7 @@ def from_kernel(out: np.ndarray, dtype) -> np.ndarray:
     if dtype == np.bool_:
         return out.view(np.bool_)
     if dtype == np.float16:
-        half = _to_half(out)
-        if half is not None:
-            return half
+        return narrow(out, dtype)
     return out.astype(dtype, copy=False)
 
 

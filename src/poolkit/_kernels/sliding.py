@@ -647,10 +647,9 @@ def sum_adjoint(g, tables, params, divs, out, work, o0, o1):
                         f = scale * div_w[ow]
                         for i in range(n_inner):
                             vals[ow * n_inner + i] = gf[src + ow * n_inner + i] * f
-                for ow in range(min(lo, n_ow)):  # edge windows
-                    for j in range(cw[ow]):
-                        vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, add2)
-                for ow in range(max(hi, lo), n_ow):
+                tail = max(hi, lo)
+                for e in range(lo + n_ow - tail):  # the edge windows ow < lo and ow >= hi, as in _cols_edges
+                    ow = e if e < lo else e - lo + tail
                     for j in range(cw[ow]):
                         vacc(rowbuf, (sw[ow] + j * dw) * n_inner, vals, ow * n_inner, n_inner, 1, add2)
                 if hi > lo:  # full windows, tap-major

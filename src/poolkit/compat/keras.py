@@ -420,7 +420,7 @@ class _AdaptivePooling(_Layer):
             return poolkit.adaptive_avg_pool(x, self.output_size, axes=axes)
         # the TensorFlow backend pools with tf.nn.pool: NaN never wins
         out = poolkit.adaptive_max_pool(_tf._nan_to_neginf(x), self.output_size, axes=axes)
-        return np.maximum(out, np.finfo(x.dtype).min) if x.dtype.kind == "f" else out
+        return _tf._at_least_lowest(out)
 
     def _backward(self, g, x):
         axes = self._spatial_axes()

@@ -209,9 +209,14 @@ def _tf_max(x, k, s, padding, axes, dilation=1, return_indices=False):
     res = poolkit.max_pool(_nan_to_neginf(x), k, s, padding, dilation=dilation, axes=axes,
                            return_indices=return_indices)
     out, idx = res if return_indices else (res, None)
-    if x.dtype.kind == "f" and out.size:
-        out = np.maximum(out, np.finfo(x.dtype).min)
+    out = _at_least_lowest(out)
     return (out, idx) if return_indices else out
+
+
+def _at_least_lowest(out: np.ndarray) -> np.ndarray:
+    """A float max-pooling result raised to its dtype's lowest finite value, as TensorFlow's max
+    kernels start from it (a window of -inf or NaN only gives it); other dtypes as they are."""
+    return np.maximum(out, np.finfo(out.dtype).min) if out.dtype.kind == "f" and out.size else out
 
 
 def _windowed(fname, input, ksize, strides, data_format, n_expected, kind):
