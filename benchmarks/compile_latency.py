@@ -9,6 +9,10 @@
 * ``poolkit warmup --dtypes float32`` on a fresh cache.
 
 Each figure is the median over ``--runs`` fresh cache directories (min and max in brackets).
+``--python`` runs the probes with another interpreter: a virtual environment holding what
+``pip install poolkit`` installs (numpy and numba only) measures a library user's first call, where
+this one (the test environment) has SciPy, which numba imports on its first dispatch to look for a
+BLAS (about 0.1 s of a warm call).
 Also reports the peak extra memory of a large max/avg pooling call (tracemalloc sees NumPy's
 allocations), compared with the output's size.
 """
@@ -80,8 +84,8 @@ print(json.dumps(res))
 """
 
 
-def _probe(code, env, *args):
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True)
+def _probe(python, code, env, *args):
+    out = subprocess.run([python, "-c", code, *args], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -91,12 +95,12 @@ def _wall(cmd, env):
     return time.perf_counter() - t
 
 
-def _user_environ() -> dict:
+def _user_environ(python: str) -> dict:
     """This environment as a user's would be: Python caches the bytecode of the modules it
     imports (PYTHONDONTWRITEBYTECODE, set on some CI machines, would make every probe recompile
     poolkit's sources: about 45 ms).  One import first writes the caches."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([sys.executable, "-c", "import poolkit, poolkit.cli"], env=env, check=True)
+    subprocess.run([python, "-c", "import poolkit, poolkit.cli"], env=env, check=True)
     return env
 
 
@@ -108,8 +112,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="fresh cache directories per figure")
     ap.add_argument("--json", help="write the figures to this JSON file")
+    ap.add_argument("--python", default=sys.executable,
+                    help="the interpreter of the probes (default: this one); the demo needs matplotlib in it, and "
+                         "the demo and warmup rows are skipped when it has none")
     args = ap.parse_args(argv)
-    base = _user_environ()
+    python = args.python
+    base = _user_environ(python)
+    has_plot = subprocess.run([python, "-c", "import matplotlib"], capture_output=True).returncode == 0
+    found = subprocess.run([python, "-c", "import numpy, numba, importlib.util as u; "
+                            "print(numpy.__version__, numba.__version__, u.find_spec('scipy') is not None)"],
+                           env=base, capture_output=True, text=True, check=True).stdout.split()
+    scipy = "installed" if found[2] == "True" else "absent"
+    print(f"Interpreter {python}: numpy {found[0]}, numba {found[1]}, SciPy {scipy}.")
     res = {name: {"cold": [], "warm": [], "cold_call": []} for name in CALLS}
     demo = {"cold": [], "warm": []}
     warmup = []
@@ -117,29 +131,32 @@ def main(argv=None):
         for name, stmt in CALLS.items():
             with tempfile.TemporaryDirectory() as cache:
                 env = dict(base, NUMBA_CACHE_DIR=cache)
-                cold = _probe(PROBE, env, stmt)
-                warm = _probe(PROBE, env, stmt)
+                cold = _probe(python, PROBE, env, stmt)
+                warm = _probe(python, PROBE, env, stmt)
             res[name]["cold"].append(cold["total_s"])
             res[name]["cold_call"].append(cold["call_s"])
             res[name]["warm"].append(warm["total_s"])
+        if not has_plot:
+            continue
         with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
             env = dict(base, NUMBA_CACHE_DIR=cache, MPLBACKEND="Agg")
-            cmd = [sys.executable, "-m", "poolkit.cli", "demo", "--out", out]
+            cmd = [python, "-m", "poolkit.cli", "demo", "--out", out]
             demo["cold"].append(_wall(cmd, env))
             demo["warm"].append(_wall(cmd, env))
         with tempfile.TemporaryDirectory() as cache:
             env = dict(base, NUMBA_CACHE_DIR=cache)
-            warmup.append(_wall([sys.executable, "-m", "poolkit.cli", "warmup", "--dtypes", "float32"], env))
+            warmup.append(_wall([python, "-m", "poolkit.cli", "warmup", "--dtypes", "float32"], env))
     print(f"Median of {args.runs} runs (min-max), seconds, each in a new process; 'cold' and 'warm' include "
           "`import poolkit`.\n")
     print("| first call in a new process | cold: empty cache | of which the call | warm: cache filled |")
     print("|---|---:|---:|---:|")
     for name, r in res.items():
         print(f"| `{name}` float32 | {_stat(r['cold'])} | {_stat(r['cold_call'])} | {_stat(r['warm'])} |")
-    print(f"| `poolkit demo` (whole command) | {_stat(demo['cold'])} | | {_stat(demo['warm'])} |")
-    print(f"| `poolkit warmup --dtypes float32` | {_stat(warmup)} | | |")
+    if has_plot:
+        print(f"| `poolkit demo` (whole command) | {_stat(demo['cold'])} | | {_stat(demo['warm'])} |")
+        print(f"| `poolkit warmup --dtypes float32` | {_stat(warmup)} | | |")
     with tempfile.TemporaryDirectory() as cache:
-        memory = _probe(MEMORY, dict(base, NUMBA_CACHE_DIR=cache))
+        memory = _probe(python, MEMORY, dict(base, NUMBA_CACHE_DIR=cache))
     print()
     print("| call | output MB | peak extra MB (tracemalloc) | peak / output |")
     print("|---|---:|---:|---:|")

@@ -311,3 +311,40 @@ def test_pooling_big_endian_half(rng):
             got, want = f(xs), f(x)
         assert got.dtype == want.dtype == np.float16
         np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+# The fused kernels take many-plane float16 inputs in blocks of planes (E._fused_half): widened,
+# pooled and rounded while in cache.  Each block must give the bits the three whole-array passes
+# give, and those of pooling the float32 copy and rounding with NumPy's cast.  A block of 40 input
+# elements holds one (2, 20) or (20, 2) plane here, or several (3, 4) ones: many blocks, the last one
+# short, in every chunk the threads share (inputs of 2048 elements or more: smaller ones never
+# reach it).
+BLOCKED = [
+    ((9, 2, 20, 20), (2, 3), lambda a, **k: poolkit.max_pool(a, (3, 3), (2, 2), (1, 1), **k)),
+    ((9, 2, 20, 20), (2, 3), lambda a, **k: poolkit.avg_pool(a, (3, 3), (2, 2), (1, 1), **k)),
+    ((9, 2, 20, 20), (2, 3), lambda a, **k: poolkit.avg_pool(a, (2, 2), ceil_mode=True, count_include_pad=False,
+                                                              **k)),
+    ((11, 20, 20, 2), (1, 2), lambda a, **k: poolkit.max_pool(a, (2, 2), **k)),
+    ((11, 20, 20, 2), (1, 2), lambda a, **k: poolkit.avg_pool(a, (3, 3), (2, 2), (1, 1), **k)),
+    ((5, 3, 6, 7, 8), (2, 3, 4), lambda a, **k: poolkit.max_pool(a, (3, 3, 3), (2, 2, 2), (1, 1, 1), **k)),
+    ((5, 3, 6, 7, 8), (2, 3, 4), lambda a, **k: poolkit.avg_pool(a, (2, 3, 2), (1, 2, 2), (1, 1, 0), **k)),
+    ((50, 3, 4, 4), (2, 3), lambda a, **k: poolkit.max_pool(a, (2, 2), **k)),
+    ((50, 3, 4, 4), (2, 3), lambda a, **k: poolkit.avg_pool(a, (3, 3), (1, 1), (1, 1), **k)),
+]
+
+
+@pytest.mark.parametrize("shape, axes, pool", BLOCKED)
+@pytest.mark.parametrize("block", [40, 1 << 17])
+def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, monkeypatch):
+    x = _special_half(rng, shape)
+    plan = poolkit._geometry.make_plan(x.shape, 2, axes=axes)  # any plan over these axes: the same view
+    assert plan.fused is not None and E._half_blocks(x, plan.fused)  # the blocked path is taken
+    monkeypatch.setattr(E, "HALF_BLOCK", block)
+    with np.errstate(invalid="ignore"):  # signalling NaNs
+        got = pool(x, axes=axes)
+        want = pool(x.astype(np.float32), axes=axes).astype(np.float16)
+        monkeypatch.setattr(E, "_half_blocks", lambda *a: False)
+        three_passes = pool(x, axes=axes)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    np.testing.assert_array_equal(got.view(np.uint16), three_passes.view(np.uint16))

@@ -953,6 +953,60 @@ def test_max_backward_accumulates_over_overlapping_windows():
     np.testing.assert_allclose(got, [0.5, 5.5, 55, 50])
 
 
+# A repeated small call skips validation and planning when it passes the very same immutable
+# argument objects (pooling._repeated): each case below repeats a call, then changes one thing that
+# the shortcut must notice -- a list mutated in place, an equal value of another type, another
+# shape, dtype or memory layout.
+
+
+def _ref_2x2(x, op="max", count_include_pad=True):
+    pads, axes = ((0, 0), (0, 0)), (x.ndim - 2, x.ndim - 1)
+    if op == "max":
+        return R.ref_max_pool(x, (2, 2), (2, 2), pads, (1, 1), False, axes)[0]
+    return R.ref_avg_pool(x, (2, 2), (2, 2), pads, (1, 1), False, axes, count_include_pad)
+
+
+def test_repeated_small_calls_follow_their_arguments():
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    k = (2, 2)
+    for _ in range(3):  # the same tuple object every time: the shortcut's case
+        np.testing.assert_array_equal(poolkit.max_pool(x, k, 2), _ref_2x2(x))
+        np.testing.assert_allclose(poolkit.avg_pool(x, k, 2), _ref_2x2(x, "avg"), rtol=1e-6)
+    y = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)  # other values, same shape
+    np.testing.assert_array_equal(poolkit.max_pool(y, k, 2), _ref_2x2(y))
+    z = y[:, :, :4, :4].copy()  # another shape
+    np.testing.assert_array_equal(poolkit.max_pool(z, k, 2), _ref_2x2(z))
+    w = y.astype(np.float64)  # another dtype
+    assert poolkit.max_pool(w, k, 2).dtype == np.float64
+    np.testing.assert_array_equal(poolkit.max_pool(w, k, 2), _ref_2x2(w))
+    t = np.asfortranarray(y)  # another layout, same shape and dtype
+    np.testing.assert_array_equal(poolkit.max_pool(t, k, 2), _ref_2x2(y))
+    np.testing.assert_allclose(poolkit.avg_pool(y, k, 2, count_include_pad=False), _ref_2x2(y, "avg", False),
+                               rtol=1e-6)
+    for v in ([[0.0] * 6] * 6, y.tolist()):  # lists of the same shape are arrays too
+        np.testing.assert_array_equal(poolkit.max_pool(v, k, 2), _ref_2x2(np.asarray(v)))
+
+
+def test_repeated_small_calls_revalidate_what_may_have_changed():
+    x = np.arange(36, dtype=np.float32).reshape(6, 6)
+    k = [2, 2]  # a list can change between calls: never remembered
+    poolkit.max_pool(x, k, 2)
+    k[0] = 3
+    np.testing.assert_array_equal(poolkit.max_pool(x, k, 2), [[13, 15, 17], [25, 27, 29]])  # 3x2 windows
+    k2 = (2, 2)
+    poolkit.max_pool(x, k2, 2)
+    poolkit.avg_pool(x, k2, 2)
+    with pytest.raises(TypeError, match="kernel_size"):  # equal to 2, but not an int
+        poolkit.max_pool(x, (2.0, 2), 2)
+    with pytest.raises(TypeError, match="stride"):
+        poolkit.avg_pool(x, k2, 2.0)
+    with pytest.raises(TypeError, match="count_include_pad"):  # True == 1
+        poolkit.avg_pool(x, k2, 2, count_include_pad=1)
+    with pytest.raises(TypeError, match="ceil_mode"):
+        poolkit.max_pool(x, k2, 2, ceil_mode=0)
+
+
 def test_integer_input_gradients_are_float():
     x = np.array([[1, 3], [2, 0]], dtype=np.int32)
     g = poolkit.max_pool_backward(np.array([[2.0]]), x, (2, 2))

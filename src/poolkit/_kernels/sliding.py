@@ -70,11 +70,29 @@ def _row_coords(t, n_od, n_oh):
 
 @njit(inline="always")
 def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, comb):
-    """buf = reduction of the input rows (d0 + jd*dd, h0 + jh*dh) of the plane starting at xf[plane]."""
+    """buf = reduction of the input rows (d0 + jd*dd, h0 + jh*dh) of the plane starting at xf[plane],
+    combined in that order (row-major), three rows of one jd per pass over buf where it can: one
+    write of buf instead of three read-modify-writes (a 3x3x3 max went from 3.3 to 2.5 ms).  A row
+    is first stored into buf, so sums are float64 from their first operand, as a row at a time."""
     first = True
+    n = np.uint64(row_len)
     for jd in range(nd):
-        for jh in range(nh):
-            vput(buf, 0, xf, plane + ((d0 + jd * dd) * height + h0 + jh * dh) * row_len, row_len, 1, first, comb)
+        jh = 0
+        while jh + 3 <= nh:
+            a = np.uint64(plane + ((d0 + jd * dd) * height + h0 + jh * dh) * row_len)
+            b = a + np.uint64(dh * row_len)
+            c = b + np.uint64(dh * row_len)
+            if first:
+                for q in range(n):
+                    buf[q] = xf[a + q]
+                    buf[q] = comb(comb(buf[q], xf[b + q]), xf[c + q])
+            else:
+                for q in range(n):
+                    buf[q] = comb(comb(comb(buf[q], xf[a + q]), xf[b + q]), xf[c + q])
+            first = False
+            jh += 3
+        for j in range(jh, nh):
+            vput(buf, 0, xf, plane + ((d0 + jd * dd) * height + h0 + j * dh) * row_len, row_len, 1, first, comb)
             first = False
 
 
@@ -87,16 +105,14 @@ def _rows_direct(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
 
 
 @njit(inline="always")
-def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, comb):
-    """Prefix (g) and suffix (sfx) reductions over the rows of block m = [r0 + m*kh, ...) of the
-    2-D plane starting at xf[plane], into ring slot m % 2 (rows slot*kh ... slot*kh + kh - 1 of the
-    flat (2 * kh, row_len) buffers).  One loop makes both: a max or a sum does not depend on the
-    order its operands come in, so the suffix scan is the prefix scan run backwards."""
-    b0 = r0 + m * kh
-    b1 = min(b0 + kh, r1)
-    base = (m % 2) * kh - b0
+def _row_blocks(xf, plane, row_len, b0, b1, base, n_scans, g, sfx, comb):
+    """Prefix reductions (into g) and, when ``n_scans`` is 2, suffix reductions (into sfx) over the
+    rows b0 <= h < b1 of the 2-D plane starting at xf[plane]: row h of the scan goes to row
+    ``base + h`` of the flat (2 * kh, row_len) buffers.  One loop makes both: a max or a sum does
+    not depend on the order its operands come in, so the suffix scan is the prefix scan run
+    backwards.  The prefix adds the rows in order, top first, as a direct reduction would."""
     n = row_len
-    for which in range(2):
+    for which in range(n_scans):
         dst = g if which == 0 else sfx
         h0, step = (b0, 1) if which == 0 else (b1 - 1, -1)
         vcopy(dst, (base + h0) * n, xf, plane + h0 * n, n, 1)
@@ -107,37 +123,52 @@ def _row_blocks(xf, plane, row_len, r0, r1, kh, m, g, sfx, comb):
 
 @njit(inline="always")
 def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb):
-    """The row strategy of the blocks and wide variants: for full windows along H (2-D pooling),
-    van Herk / Gil-Werman blocks of kh rows, kept in a two-block ring of prefix and suffix
-    reductions, make each row buffer from one suffix and one prefix; other windows are reduced row
-    by row.  ``state`` is (plane, r0, block in slot 0, block in slot 1)."""
+    """The row strategy of the blocks and wide variants (2-D pooling, no dilation along H): for
+    full windows along H, van Herk / Gil-Werman blocks of kh rows, kept in a two-block ring of
+    prefix and suffix reductions, make each row buffer from one suffix and one prefix.  A window
+    clipped by the padding is scanned as one short prefix into slot 0 (which then holds no block):
+    the same code, so the kernel compiles one scan instead of two (0.5 s less of a first call).
+    ``state`` is (plane, r0, block in slot 0, block in slot 1)."""
     plane, r0, slot0, slot1 = state
     kh = params[P_KH]
-    if g.shape[0] > 0 and params[P_LO_H] <= oh < params[P_HI_H]:
-        if t // sh.shape[0] != plane:  # a new plane: blocks align at this window's start
-            plane = t // sh.shape[0]
-            r0 = sh[oh]
-            slot0 = -1
-            slot1 = -1
-        s = sh[oh]
-        m = (s - r0) // kh
-        for mm in range(m, m + 2):
+    s = sh[oh]
+    full = params[P_LO_H] <= oh < params[P_HI_H]
+    if full and t // sh.shape[0] != plane:  # a new plane: blocks align at this window's start
+        plane = t // sh.shape[0]
+        r0 = s
+        slot0 = -1
+        slot1 = -1
+    m = (s - r0) // kh if full else 0
+    for mm in range(m, m + (2 if full else 1)):
+        if full:
             held = slot0 if mm % 2 == 0 else slot1
-            if held != mm and r0 + mm * kh < height:
-                _row_blocks(xf, o * plane_len, row_len, r0, height, kh, mm, g, sfx, comb)
-                if mm % 2 == 0:
-                    slot0 = mm
-                else:
-                    slot1 = mm
+            b0 = r0 + mm * kh
+            b1 = min(b0 + kh, height)
+            scans = 2 if held != mm and b0 < height else 0
+            base = (mm % 2) * kh - b0
+        else:  # the clipped window's rows, as a prefix in slot 0
+            b0 = s
+            b1 = s + ch[oh]
+            scans = 1 if b1 > b0 else 0
+            base = -b0
+        if scans:
+            _row_blocks(xf, o * plane_len, row_len, b0, b1, base, scans, g, sfx, comb)
+            if full and mm % 2 == 1:
+                slot1 = mm
+            else:
+                slot0 = mm if full else -1
+    if full:
         e = s + kh - 1
         ge = ((((e - r0) // kh) % 2) * kh + (e - r0) % kh) * row_len
-        if (s - r0) % kh == 0:
-            vcopy(buf, 0, g, ge, row_len, 1)
-        else:
-            vpair(buf, 0, sfx, ((m % 2) * kh + (s - r0) % kh) * row_len, g, ge, row_len, comb)
+        aligned = (s - r0) % kh == 0
     else:
-        _reduce_rows(xf, o * plane_len, height, row_len, sd[od], cd[od], params[P_DD], sh[oh], ch[oh], params[P_DH],
-                     buf, comb)
+        ge = (ch[oh] - 1) * row_len
+        aligned = True
+    if aligned:
+        if full or ch[oh] > 0:
+            vcopy(buf, 0, g, ge, row_len, 1)
+    else:
+        vpair(buf, 0, sfx, ((m % 2) * kh + (s - r0) % kh) * row_len, g, ge, row_len, comb)
     return plane, r0, slot0, slot1
 
 
