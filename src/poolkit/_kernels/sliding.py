@@ -16,6 +16,8 @@ only its own code:
 
 * ``small``: full windows of 2 or 3 taps at stride 1 or 2 along W (one pass, literal loops);
 * ``taps``: any other window, tap-major (literal strides 1, 2 and 4 vectorise);
+* ``inner``, ``inner2``, ``inner3``: channels-last windows, whose taps are runs of the inner axis
+  combined straight into the output; 2x2 and 3x3 windows combine all their taps in one pass;
 * ``wide``: wide windows in about log2(k) operations per output, not k -- along H the
   van Herk / Gil-Werman scheme makes each row from one block suffix and one block prefix, along W
   taps combine by doubling.  Neither needs an inverse, so sums keep the accuracy of a direct sum.
@@ -349,6 +351,39 @@ def _feed_pairs(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
 
 
 @njit(inline="always")
+def _feed_nines(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+                rows, cols, n_inner, sw, cw, dst, a0, lit):
+    """As _feed_pairs for 3x3 windows: a window of three rows (and three taps along W) combines the
+    nine taps of each full window's run in one pass, in _feed_rows' order (row by row, tap by
+    tap), instead of nine passes over dst.  Windows clipped along H go through _feed_rows."""
+    if cd[od] * ch[oh] != 3:
+        return _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state,
+                          comb, rows, cols, n_inner, sw, cw, dst, a0, lit)
+    r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len  # (2-D pooling: cd is 1, ch 3)
+    r1 = r0 + params[P_DH] * row_len
+    r2 = r1 + params[P_DH] * row_len
+    _cols_edges(xf, r0, n_inner, sw, cw, params, comb, dst, a0, lit, True)
+    _cols_edges(xf, r1, n_inner, sw, cw, params, comb, dst, a0, lit, False)
+    _cols_edges(xf, r2, n_inner, sw, cw, params, comb, dst, a0, lit, False)
+    lo, hi = params[P_LO_W], params[P_HI_W]
+    ni = np.uint64(n_inner)
+    tap = np.uint64(params[P_DW] * n_inner)
+    two = tap + tap
+    step = np.uint64(params[P_STRIDE_W] * n_inner)
+    for q in range(np.uint64(max(hi - lo, 0))):
+        d = np.uint64(a0 + lo * n_inner) + q * ni
+        s0 = np.uint64(r0 + sw[lo] * n_inner) + q * step
+        s1 = np.uint64(r1 + sw[lo] * n_inner) + q * step
+        s2 = np.uint64(r2 + sw[lo] * n_inner) + q * step
+        for i in range(ni):
+            dst[d + i] = xf[s0 + i]  # in dst's dtype (float64 for sums), then combined there
+            v = comb(comb(dst[d + i], xf[s0 + tap + i]), xf[s0 + two + i])
+            v = comb(comb(comb(v, xf[s1 + i]), xf[s1 + tap + i]), xf[s1 + two + i])
+            dst[d + i] = comb(comb(comb(v, xf[s2 + i]), xf[s2 + tap + i]), xf[s2 + two + i])
+    return state
+
+
+@njit(inline="always")
 def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed):
     """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
@@ -420,7 +455,8 @@ def variant(f, op: str) -> str:
     elif inner == 1 and p[P_DW] == 1 and stride in (1, 2) and p[P_KW] in (2, 3):
         kind = "small"
     elif runs:
-        kind = "inner2" if p[P_KW] == 2 and p[P_KH] == 2 and f.in4[1] == 1 else "inner"
+        square = p[P_KW] if p[P_KW] == p[P_KH] and p[P_KW] in (2, 3) and f.in4[1] == 1 else 0
+        kind = f"inner{square}" if square else "inner"
     else:
         kind = "taps" + (str(stride) if stride in (1, 2, 4) else "")
     return f"{op}_{kind}"
@@ -477,6 +513,12 @@ def max_inner(x, tables, params, divs, out, work, t0, t1):
 def max_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of 2x2 windows in runs of the inner axis: the four taps in one pass."""
     _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_pairs)
+
+
+@kernel
+def max_inner3(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima of 3x3 windows in runs of the inner axis: the nine taps in one pass."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_nines)
 
 
 @kernel
@@ -543,6 +585,12 @@ def sum_inner(x, tables, params, divs, out, work, t0, t1):
 def sum_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner2."""
     _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_pairs)
+
+
+@kernel
+def sum_inner3(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_inner3."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_nines)
 
 
 @kernel
