@@ -334,8 +334,8 @@ def _feed_pairs(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
                           comb, rows, cols, n_inner, sw, cw, dst, a0, lit)
     r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len  # (2-D pooling: cd is 1, ch 2)
     r1 = r0 + params[P_DH] * row_len
-    _cols_edges(xf, r0, n_inner, sw, cw, params, comb, dst, a0, lit, True)
-    _cols_edges(xf, r1, n_inner, sw, cw, params, comb, dst, a0, lit, False)
+    for r in range(2):  # a loop, not two calls: one inlined copy compiles faster
+        _cols_edges(xf, r0 + r * params[P_DH] * row_len, n_inner, sw, cw, params, comb, dst, a0, lit, r == 0)
     lo, hi = params[P_LO_W], params[P_HI_W]
     ni = np.uint64(n_inner)
     tap = np.uint64(params[P_DW] * n_inner)
@@ -362,9 +362,8 @@ def _feed_nines(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
     r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len  # (2-D pooling: cd is 1, ch 3)
     r1 = r0 + params[P_DH] * row_len
     r2 = r1 + params[P_DH] * row_len
-    _cols_edges(xf, r0, n_inner, sw, cw, params, comb, dst, a0, lit, True)
-    _cols_edges(xf, r1, n_inner, sw, cw, params, comb, dst, a0, lit, False)
-    _cols_edges(xf, r2, n_inner, sw, cw, params, comb, dst, a0, lit, False)
+    for r in range(3):  # a loop, not three calls: one inlined copy compiles faster
+        _cols_edges(xf, r0 + r * params[P_DH] * row_len, n_inner, sw, cw, params, comb, dst, a0, lit, r == 0)
     lo, hi = params[P_LO_W], params[P_HI_W]
     ni = np.uint64(n_inner)
     tap = np.uint64(params[P_DW] * n_inner)
