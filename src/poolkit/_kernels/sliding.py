@@ -114,13 +114,14 @@ def _row_blocks(xf, plane, row_len, b0, b1, base, n_scans, g, sfx, comb):
     not depend on the order its operands come in, so the suffix scan is the prefix scan run
     backwards.  The prefix adds the rows in order, top first, as a direct reduction would."""
     n = row_len
-    for which in range(n_scans):
-        dst = g if which == 0 else sfx
-        h0, step = (b0, 1) if which == 0 else (b1 - 1, -1)
-        vcopy(dst, (base + h0) * n, xf, plane + h0 * n, n, 1)
-        for i in range(1, b1 - b0):
-            h = h0 + i * step
-            vpair(dst, (base + h) * n, dst, (base + h - step) * n, xf, plane + h * n, n, comb)
+    for which in range(2):  # a literal range: LLVM unrolls it (range(n_scans) made sums 12% slower)
+        if which < n_scans:
+            dst = g if which == 0 else sfx
+            h0, step = (b0, 1) if which == 0 else (b1 - 1, -1)
+            vcopy(dst, (base + h0) * n, xf, plane + h0 * n, n, 1)
+            for i in range(1, b1 - b0):
+                h = h0 + i * step
+                vpair(dst, (base + h) * n, dst, (base + h - step) * n, xf, plane + h * n, n, comb)
 
 
 @njit(inline="always")
