@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import poolkit
+from poolkit import _engine
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -87,3 +88,153 @@ def test_set_num_threads_rejects_bad_values():
         poolkit.set_num_threads(0)
     with pytest.raises(TypeError, match="n must be an int"):
         poolkit.set_num_threads(2.0)
+
+
+# ---------------------------------------------------------------- the engine's helper team
+
+
+def _within(seconds, fn):
+    """fn() in a daemon thread: a hang (a lost wake-up) fails the test instead of stalling CI."""
+    import threading
+
+    outcome: list = []
+
+    def target():
+        try:
+            outcome.append(("ok", fn()))
+        except BaseException as e:
+            outcome.append(("error", e))
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert outcome, f"hung for {seconds} s"
+    if outcome[0][0] == "error":
+        raise outcome[0][1]
+    return outcome[0][1]
+
+
+def _threaded(n=2):
+    """Run the test body with ``n`` threads and give the count back afterwards."""
+    before = poolkit.get_num_threads()
+    poolkit.set_num_threads(n)
+    return before
+
+
+def test_team_runs_every_chunk_once_with_helpers_sleeping_and_awake():
+    """Calls spaced by less and by more than a helper's spin (helpers awake, then asleep on their
+    lock): every chunk runs exactly once and its result comes back in order, and the helper
+    takes part (each chunk sleeps, so the calling thread cannot take them all)."""
+    import threading
+    import time
+
+    before = _threaded(2)
+    workers: set[str] = set()
+
+    def calls():
+        rng = np.random.default_rng(1)
+        for gap in rng.choice([0.0, 20e-6, _engine.SPIN_IDLE_S, 3 * _engine.SPIN_IDLE_S, 2e-3], 60):
+            time.sleep(gap)
+            seen: list[int] = []
+
+            def body(t0, t1):
+                seen.extend(range(t0, t1))
+                workers.add(threading.current_thread().name)
+                time.sleep(1e-4)
+                return (t0, t1)
+
+            total = int(rng.integers(2, 40))
+            chunks = _engine.run(body, total, _engine.FEW_CHUNKS_BELOW)  # 4 chunks per thread
+            assert sorted(seen) == list(range(total))
+            assert [c[0] for c in chunks] == sorted(c[0] for c in chunks) and chunks[-1][1] == total
+        return threading.current_thread().name
+
+    try:
+        caller = _within(120, calls)
+        assert any(w.startswith("poolkit-") for w in workers) and caller in workers
+    finally:
+        poolkit.set_num_threads(before)
+
+
+def test_team_hands_errors_to_the_caller_and_stays_usable():
+    before = _threaded(2)
+    try:
+        import time
+
+        for failing in (0, 1, 0, 1):  # the other chunk sleeps: the error comes from either thread
+            def body(t0, t1, failing=failing):
+                if (t0 > 0) == failing:
+                    raise MemoryError(f"chunk {t0}")
+                time.sleep(0.01)
+                return t1 - t0
+
+            with pytest.raises(MemoryError, match="chunk"):
+                _within(30, lambda: _engine.run(body, 8, _engine.SERIAL_BELOW))
+            assert _within(30, lambda: sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW))) == 8
+        x = np.random.default_rng(0).standard_normal((4, 16, 96, 96)).astype(np.float32)
+        np.testing.assert_array_equal(poolkit.max_pool(x, (2, 2)), x.reshape(4, 16, 48, 2, 48, 2).max(axis=(3, 5)))
+    finally:
+        poolkit.set_num_threads(before)
+
+
+def test_a_call_made_while_the_team_is_busy_runs_in_its_own_thread():
+    """The helpers join one call at a time: a second thread's call runs all its chunks itself,
+    at once, rather than waiting for the first call to end."""
+    import threading
+
+    before = _threaded(2)
+    try:
+        release, started = threading.Event(), threading.Event()
+
+        def slow(t0, t1):
+            started.set()
+            assert release.wait(30)
+            return threading.current_thread().name
+
+        first = threading.Thread(target=_engine.run, args=(slow, 2, _engine.SERIAL_BELOW))
+        first.start()
+        assert started.wait(30)
+        names, me = _within(30, lambda: (_engine.run(lambda t0, t1: threading.current_thread().name, 8,
+                                                     _engine.SERIAL_BELOW), threading.current_thread().name))
+        assert names == [me] * len(names)  # and it did not wait for `slow`
+        release.set()
+        first.join(30)
+        assert not first.is_alive()
+    finally:
+        poolkit.set_num_threads(before)
+
+
+def test_set_num_threads_lets_the_old_helpers_exit():
+    import threading
+    import time
+
+    before = _threaded(3)
+    try:
+        _engine.run(lambda t0, t1: None, 8, _engine.SERIAL_BELOW)
+        old = [t for t in threading.enumerate() if t.name.startswith("poolkit-")]
+        assert len(old) >= 2
+        poolkit.set_num_threads(2)
+        deadline = time.monotonic() + 30
+        while any(t.is_alive() for t in old) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not any(t.is_alive() for t in old)
+        assert sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW)) == 8
+    finally:
+        poolkit.set_num_threads(before)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_threaded_calls_work_in_a_forked_child():
+    """A forked child has none of its parent's helper threads: it makes its own."""
+    import multiprocessing
+
+    before = _threaded(2)
+    try:
+        x = np.random.default_rng(0).standard_normal((4, 16, 96, 96)).astype(np.float32)
+        expected = x.reshape(4, 16, 48, 2, 48, 2).max(axis=(3, 5))
+        np.testing.assert_array_equal(poolkit.max_pool(x, (2, 2)), expected)  # the parent's helpers exist
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            got = pool.apply(poolkit.max_pool, (x, (2, 2)))
+        np.testing.assert_array_equal(got, expected)
+    finally:
+        poolkit.set_num_threads(before)

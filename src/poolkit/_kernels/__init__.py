@@ -7,7 +7,8 @@ calls it (through :mod:`poolkit._engine`).
 * :mod:`.axis`: the general path, one pooled axis at a time;
 * :mod:`.scatter`: the max backward and unpooling;
 * :mod:`.masked` and :mod:`.roi`: masked sequence pooling and ROI pooling;
-* :mod:`.mode`: the most frequent value of each window (mode pooling of label images).
+* :mod:`.mode`: the most frequent value of each window (mode pooling of label images);
+* :mod:`.sync`: the spin-wait of the engine's helper threads.
 
 Cache identity: numba's on-disk cache keys a compiled function by its qualified name, source
 location and argument types -- not by values a closure captured.  So every cached kernel here is a
@@ -22,7 +23,7 @@ threading layer is never started and cannot abort a process whose threads call k
 
 import importlib
 
-__all__ = ["axis", "half", "masked", "mode", "roi", "scatter", "sliding"]
+__all__ = ["axis", "half", "masked", "mode", "roi", "scatter", "sliding", "sync"]
 
 
 def __getattr__(name: str):
