@@ -4,10 +4,13 @@ poolkit runs its kernels on its own thread pool and never starts numba's."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -62,6 +65,14 @@ def test_many_threads_in_a_fresh_process(layer):
     assert out.stdout.split() == ["ok", "never", "started"]
 
 
+@pytest.fixture(autouse=True)
+def _restore_num_threads():
+    """Tests set the thread count freely: it is given back afterwards."""
+    before = poolkit.get_num_threads()
+    yield
+    poolkit.set_num_threads(before)
+
+
 def test_threads_match_serial_results_in_process():
     rng = np.random.default_rng(1)
     xs = [rng.standard_normal((2, 8, 64, 80)).astype(dt) for dt in (np.float32, np.float64, np.float16)]
@@ -69,16 +80,12 @@ def test_threads_match_serial_results_in_process():
     calls = [(f, x) for x in xs for f in (lambda x: poolkit.max_pool(x, (3, 3), 2, 1),
                                           lambda x: poolkit.avg_pool(x, (3, 2), (1, 2), (1, 0), ceil_mode=True),
                                           lambda x: poolkit.lp_pool(x, 2, (2, 2)))]
-    before = poolkit.get_num_threads()
-    try:
-        poolkit.set_num_threads(1)
-        serial = [f(x) for f, x in calls]
-        poolkit.set_num_threads(4)
-        with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(lambda i: calls[i % len(calls)][0](calls[i % len(calls)][1]),
-                                    range(4 * len(calls))))
-    finally:
-        poolkit.set_num_threads(before)
+    poolkit.set_num_threads(1)
+    serial = [f(x) for f, x in calls]
+    poolkit.set_num_threads(4)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: calls[i % len(calls)][0](calls[i % len(calls)][1]),
+                                range(4 * len(calls))))
     for i, r in enumerate(results):
         np.testing.assert_array_equal(r, serial[i % len(calls)])
 
@@ -95,8 +102,6 @@ def test_set_num_threads_rejects_bad_values():
 
 def _within(seconds, fn):
     """fn() in a daemon thread: a hang (a lost wake-up) fails the test instead of stalling CI."""
-    import threading
-
     outcome: list = []
 
     def target():
@@ -114,21 +119,15 @@ def _within(seconds, fn):
     return outcome[0][1]
 
 
-def _threaded(n=2):
-    """Run the test body with ``n`` threads and give the count back afterwards."""
-    before = poolkit.get_num_threads()
-    poolkit.set_num_threads(n)
-    return before
+def _max2x2(x):
+    return x.reshape(*x.shape[:2], x.shape[2] // 2, 2, x.shape[3] // 2, 2).max(axis=(3, 5))
 
 
 def test_team_runs_every_chunk_once_with_helpers_sleeping_and_awake():
     """Calls spaced by less and by more than a helper's spin (helpers awake, then asleep on their
     lock): every chunk runs exactly once and its result comes back in order, and the helper
     takes part (each chunk sleeps, so the calling thread cannot take them all)."""
-    import threading
-    import time
-
-    before = _threaded(2)
+    poolkit.set_num_threads(2)
     workers: set[str] = set()
 
     def calls():
@@ -149,92 +148,68 @@ def test_team_runs_every_chunk_once_with_helpers_sleeping_and_awake():
             assert [c[0] for c in chunks] == sorted(c[0] for c in chunks) and chunks[-1][1] == total
         return threading.current_thread().name
 
-    try:
-        caller = _within(120, calls)
-        assert any(w.startswith("poolkit-") for w in workers) and caller in workers
-    finally:
-        poolkit.set_num_threads(before)
+    caller = _within(120, calls)
+    assert any(w.startswith("poolkit-") for w in workers) and caller in workers
 
 
 def test_team_hands_errors_to_the_caller_and_stays_usable():
-    before = _threaded(2)
-    try:
-        import time
+    poolkit.set_num_threads(2)
+    for failing in (0, 1, 0, 1):  # the other chunk sleeps: the error comes from either thread
+        def body(t0, t1, failing=failing):
+            if (t0 > 0) == failing:
+                raise MemoryError(f"chunk {t0}")
+            time.sleep(0.01)
+            return t1 - t0
 
-        for failing in (0, 1, 0, 1):  # the other chunk sleeps: the error comes from either thread
-            def body(t0, t1, failing=failing):
-                if (t0 > 0) == failing:
-                    raise MemoryError(f"chunk {t0}")
-                time.sleep(0.01)
-                return t1 - t0
-
-            with pytest.raises(MemoryError, match="chunk"):
-                _within(30, lambda: _engine.run(body, 8, _engine.SERIAL_BELOW))
-            assert _within(30, lambda: sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW))) == 8
-        x = np.random.default_rng(0).standard_normal((4, 16, 96, 96)).astype(np.float32)
-        np.testing.assert_array_equal(poolkit.max_pool(x, (2, 2)), x.reshape(4, 16, 48, 2, 48, 2).max(axis=(3, 5)))
-    finally:
-        poolkit.set_num_threads(before)
+        with pytest.raises(MemoryError, match="chunk"):
+            _within(30, lambda: _engine.run(body, 8, _engine.SERIAL_BELOW))
+        assert _within(30, lambda: sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW))) == 8
+    x = np.random.default_rng(0).standard_normal((4, 16, 96, 96)).astype(np.float32)
+    np.testing.assert_array_equal(_within(30, lambda: poolkit.max_pool(x, (2, 2))), _max2x2(x))
 
 
 def test_a_call_made_while_the_team_is_busy_runs_in_its_own_thread():
     """The helpers join one call at a time: a second thread's call runs all its chunks itself,
     at once, rather than waiting for the first call to end."""
-    import threading
+    poolkit.set_num_threads(2)
+    release, started = threading.Event(), threading.Event()
 
-    before = _threaded(2)
-    try:
-        release, started = threading.Event(), threading.Event()
+    def slow(t0, t1):
+        started.set()
+        assert release.wait(30)
+        return threading.current_thread().name
 
-        def slow(t0, t1):
-            started.set()
-            assert release.wait(30)
-            return threading.current_thread().name
-
-        first = threading.Thread(target=_engine.run, args=(slow, 2, _engine.SERIAL_BELOW))
-        first.start()
-        assert started.wait(30)
-        names, me = _within(30, lambda: (_engine.run(lambda t0, t1: threading.current_thread().name, 8,
-                                                     _engine.SERIAL_BELOW), threading.current_thread().name))
-        assert names == [me] * len(names)  # and it did not wait for `slow`
-        release.set()
-        first.join(30)
-        assert not first.is_alive()
-    finally:
-        poolkit.set_num_threads(before)
+    first = threading.Thread(target=_engine.run, args=(slow, 2, _engine.SERIAL_BELOW), daemon=True)
+    first.start()
+    assert started.wait(30)
+    names, me = _within(30, lambda: (_engine.run(lambda t0, t1: threading.current_thread().name, 8,
+                                                 _engine.SERIAL_BELOW), threading.current_thread().name))
+    assert names == [me] * len(names)  # and it did not wait for `slow`
+    release.set()
+    first.join(30)
+    assert not first.is_alive()
 
 
 def test_set_num_threads_lets_the_old_helpers_exit():
-    import threading
-    import time
-
-    before = _threaded(3)
-    try:
-        _engine.run(lambda t0, t1: None, 8, _engine.SERIAL_BELOW)
-        old = [t for t in threading.enumerate() if t.name.startswith("poolkit-")]
-        assert len(old) >= 2
-        poolkit.set_num_threads(2)
-        deadline = time.monotonic() + 30
-        while any(t.is_alive() for t in old) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert not any(t.is_alive() for t in old)
-        assert sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW)) == 8
-    finally:
-        poolkit.set_num_threads(before)
+    poolkit.set_num_threads(3)
+    _within(30, lambda: _engine.run(lambda t0, t1: None, 8, _engine.SERIAL_BELOW))
+    old = [t for t in threading.enumerate() if t.name.startswith("poolkit-")]
+    assert len(old) >= 2
+    poolkit.set_num_threads(2)
+    deadline = time.monotonic() + 30
+    while any(t.is_alive() for t in old) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.is_alive() for t in old)
+    assert _within(30, lambda: sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW))) == 8
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_threaded_calls_work_in_a_forked_child():
     """A forked child has none of its parent's helper threads: it makes its own."""
-    import multiprocessing
-
-    before = _threaded(2)
-    try:
-        x = np.random.default_rng(0).standard_normal((4, 16, 96, 96)).astype(np.float32)
-        expected = x.reshape(4, 16, 48, 2, 48, 2).max(axis=(3, 5))
-        np.testing.assert_array_equal(poolkit.max_pool(x, (2, 2)), expected)  # the parent's helpers exist
-        with multiprocessing.get_context("fork").Pool(1) as pool:
-            got = pool.apply(poolkit.max_pool, (x, (2, 2)))
-        np.testing.assert_array_equal(got, expected)
-    finally:
-        poolkit.set_num_threads(before)
+    poolkit.set_num_threads(2)
+    x = np.random.default_rng(0).standard_normal((4, 16, 96, 96)).astype(np.float32)
+    expected = _max2x2(x)
+    np.testing.assert_array_equal(_within(30, lambda: poolkit.max_pool(x, (2, 2))), expected)  # parent's helpers
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(poolkit.max_pool, (x, (2, 2))).get(timeout=120)
+    np.testing.assert_array_equal(got, expected)
