@@ -1,5 +1,5 @@
 """The engine between the public functions and the kernels: kernel inputs and dtype rules, the
-thread pool that runs kernel chunks, the compile notices, and the reductions and scatters every op
+helper threads that run kernel chunks, the compile notices, and the reductions and scatters every op
 is built from.
 
 Public functions validate their arguments and build a plan (:mod:`poolkit._geometry`); the
@@ -53,7 +53,7 @@ WHOLE_SERIAL_BYTES = 1 << 23
 #: 5-7 ms in stretches of a run on this machine; faulted by one thread it took a steady 7 ms.
 PREFAULT_BYTES = 1 << 23
 
-_pool_lock = threading.Lock()
+_team_lock = threading.Lock()
 _n_threads: int | None = None
 _local = threading.local()
 
@@ -246,7 +246,7 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"n must be an int, got {n!r}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n!r}")
-    with _pool_lock:
+    with _team_lock:
         _n_threads = int(n)
         old, _team = _team, None
     if old is not None:
@@ -255,19 +255,19 @@ def set_num_threads(n: int) -> None:
 
 def _get_team(n_threads: int) -> _Team:
     global _team
-    with _pool_lock:
+    with _team_lock:
         if _team is None or _team.broken:  # set_num_threads drops the team of the old count
             _team = _Team(n_threads - 1)
         return _team
 
 
-def _forget_pool():  # in a forked child the team's threads do not exist
+def _forget_team():  # in a forked child the team's threads do not exist
     global _team
     _team = None
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+    os.register_at_fork(after_in_child=_forget_team)
 
 
 def run(body, total: int, cost: int) -> list:
@@ -277,8 +277,8 @@ def run(body, total: int, cost: int) -> list:
     thread, run in the calling thread in one chunk.  Others are split into one chunk per thread,
     or up to 4 per thread from FEW_CHUNKS_BELOW elements on, taken in turn by the calling thread
     and the ``threads - 1`` helpers of the team, so that a slow core does not hold up the call;
-    when the team is busy with another thread's call,
-    the calling thread takes every chunk itself.  ``body`` calls a ``nogil`` kernel.
+    when the team is busy with another thread's call, the calling thread takes every chunk itself.
+    ``body`` calls a ``nogil`` kernel.
     """
     n_threads = get_num_threads()
     if n_threads == 1 or total < 2 or cost < SERIAL_BELOW or getattr(_local, "worker", False):
