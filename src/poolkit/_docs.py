@@ -102,6 +102,14 @@ RETURN_INDICES = """\
     return_indices : bool, optional
         Also return where each maximum came from."""
 
+#: The out argument of the sliding-window ops (each docstring adds a line with its shape and dtype).
+OUT = """\
+    out : ndarray, optional
+        Where to write the result, as NumPy's ``out=``: ``out`` itself is returned, and a loop
+        reusing one buffer saves allocating (and page-faulting) a new result per call.  It must be
+        writeable and have exactly the result's shape and dtype (no casting; either byte order).
+        It may overlap the inputs: the result is then computed apart and copied in."""
+
 #: The values returned by the fixed-size max ops.
 MAX_RESULT = """\
     out : ndarray
@@ -133,7 +141,7 @@ WINNER_BACKWARD = """\
 _FRAGMENTS = {"WINNER_BACKWARD": WINNER_BACKWARD, "SHARED": SHARED, "SIZE_RULE": SIZE_RULE, "GLOBAL": GLOBAL,
               "ADAPTIVE_PARAMS": ADAPTIVE_PARAMS,
               "ADAPTIVE_NOTES": ADAPTIVE_NOTES, "FRACTIONAL": FRACTIONAL, "X_ANY": X_ANY, "X_SPATIAL": X_SPATIAL,
-              "RETURN_INDICES": RETURN_INDICES, "MAX_RESULT": MAX_RESULT, "WEIGHT_INIT": WEIGHT_INIT,
+              "RETURN_INDICES": RETURN_INDICES, "OUT": OUT, "MAX_RESULT": MAX_RESULT, "WEIGHT_INIT": WEIGHT_INIT,
               "MAXIMIZE": MAXIMIZE}
 
 

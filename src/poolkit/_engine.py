@@ -15,10 +15,12 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import numba
 import numpy as np
 from numba.core import event as _numba_event
+from numpy.typing import DTypeLike
 
 from . import _geometry as geo
 from . import _kernels as K
@@ -393,6 +395,23 @@ def kernel_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=native(x.dtype))
 
 
+def takes(out: np.ndarray, shape: tuple[int, ...], dtype: DTypeLike) -> bool:
+    """Whether a kernel can write a result of ``shape`` and ``dtype`` (native: a kernel's) straight
+    into ``out`` (a caller's ``out=``, already checked not to overlap the inputs): exactly that shape
+    and dtype, C-contiguous, aligned and writeable -- the array type the kernel is compiled for."""
+    return (out.shape == tuple(shape) and out.dtype == dtype and out.flags.c_contiguous and out.flags.aligned
+            and out.flags.writeable)
+
+
+def into(out: np.ndarray | None, shape: tuple[int, ...], dtype: DTypeLike,
+         make: Callable[..., np.ndarray] = np.empty) -> np.ndarray:
+    """Where a kernel writes its result: ``out`` when it :func:`takes` it, else ``make(shape, dtype)``
+    (``np.empty`` or :func:`fresh`).  The engine's functions return the array they wrote; when that
+    is not ``out``, the caller copies it in.  Kernels write every element of their result (the
+    scatter kernels zero each plane first), so a dirty ``out`` is fine."""
+    return out if out is not None and takes(out, shape, dtype) else make(shape, dtype)
+
+
 def fresh(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)`` for a kernel to fill from the pool's threads: a large one has its
     pages faulted in by the calling thread first (see PREFAULT_BYTES)."""
@@ -589,12 +608,13 @@ _UNSET = object()
 def _small_call(plan: geo.Plan, key: tuple):
     """The prepared forward of a small fused call (``key``: op, input dtype, divisor rule), or None:
     everything but the two allocations and the kernel call decided once per plan -- a layer
-    applied batch after batch to small inputs pays the kernel's dispatch and little else."""
+    applied batch after batch to small inputs pays the kernel's dispatch and little else.  Its
+    twin for a given ``out``, ``into(x, out)``, is prepared at the same time (:func:`_small_into`)."""
     memo = plan.memo
     call = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
     if call is not _UNSET:
         return call
-    call = None
+    call = into_out = None
     op, dtype = key[0], key[1]
     total = math.prod(plan.in_shape) + math.prod(plan.out_shape)
     # size first: an empty input with a huge axis must not build its window tables
@@ -619,27 +639,49 @@ def _small_call(plan: geo.Plan, key: tuple):
                 kern(x.reshape(in4), tables, params, divs, out, np.empty(size, wdt), 0, rows)
                 return out.reshape(shape)
 
+        def into_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+            dst = into(out, shape, odt)
+            kern(x.reshape(in4), tables, params, divs, dst.reshape(out4), np.empty(size, wdt), 0, rows)
+            return dst
+
+    memo["into", key] = into_out
     memo[key] = call
     return call
 
 
-def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None):
+def _small_into(plan: geo.Plan, key: tuple):
+    """The prepared forward of :func:`_small_call` writing into a caller's ``out``, or None:
+    ``into_out(x, out)`` returns ``out`` when the kernel :func:`takes` it, else a new result."""
+    _small_call(plan, key)
+    return plan.memo["into", key]
+
+
+def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None, *,
+               given_out: bool = False):
     """The prepared forward (see _small_call) that max_reduce (op "max") or pool_sums (op "sum",
-    result in float_dtype(x.dtype)) uses for ``x`` under ``plan``, or None when they use none."""
+    result in float_dtype(x.dtype)) uses for ``x`` under ``plan``, or None when they use none;
+    with ``given_out``, its twin ``into_out(x, out)`` (see _small_into)."""
     if not x.flags.c_contiguous:
         return None
+    prepared = _small_into if given_out else _small_call
     if op == "max":
-        return _small_call(plan, ("max", x.dtype))
-    return None if count_include_pad is None else _small_call(plan, ("sum", x.dtype, count_include_pad,
-                                                                      divisor_override))
+        return prepared(plan, ("max", x.dtype))
+    return None if count_include_pad is None else prepared(plan, ("sum", x.dtype, count_include_pad,
+                                                                   divisor_override))
 
 
-def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
-    """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes."""
+def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out: np.ndarray | None = None):
+    """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes.
+    The maxima are written into ``out`` when a kernel :func:`takes` it (see :func:`into`)."""
     if not return_indices:
-        call = small_call(plan, "max", x)
-        if call is not None:
-            return call(x), None
+        if out is None:
+            call = small_call(plan, "max", x)
+            if call is not None:
+                return call(x), None
+        else:
+            into_out = small_call(plan, "max", x, given_out=True)
+            if into_out is not None:
+                return into_out(x, out), None
     if _empty(plan.out_shape):  # nothing to compute: no window table is built
         return (np.empty(plan.out_shape, native(x.dtype)),
                 np.empty(plan.out_shape, np.int64) if return_indices else None)
@@ -650,12 +692,12 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False):
     _check_memory(plan.out_shape, cur.dtype.itemsize + (8 if return_indices else 0), plan)
     whole = None if return_indices else _whole(plan)
     if whole is not None:
-        out = np.empty(plan.out_shape, dtype=cur.dtype)
+        out = into(out, plan.out_shape, cur.dtype)
         _reduce_whole(K.axis.max_whole, cur, whole, out)
         return from_kernel(out, x.dtype), None
     f = plan.fused
     if f is not None:
-        out = np.empty(plan.out_shape, dtype=cur.dtype)
+        out = into(out, plan.out_shape, cur.dtype)
         idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
         if out.size:
             if idx is not None:
@@ -700,13 +742,20 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
     return cur, idx
 
 
-def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
+def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None,
+              out: np.ndarray | None = None):
     """Window sums divided by the average divisor (raw sums when count_include_pad is None),
-    accumulated in float64 and returned as ``out_dtype``."""
+    accumulated in float64 and returned as ``out_dtype``; written into ``out`` when a kernel
+    :func:`takes` it (see :func:`into`)."""
     if out_dtype is float_dtype(x.dtype):
-        call = small_call(plan, "sum", x, count_include_pad, divisor_override)
-        if call is not None:
-            return call(x)
+        if out is None:
+            call = small_call(plan, "sum", x, count_include_pad, divisor_override)
+            if call is not None:
+                return call(x)
+        else:
+            into_out = small_call(plan, "sum", x, count_include_pad, divisor_override, given_out=True)
+            if into_out is not None:
+                return into_out(x, out)
     if _empty(plan.out_shape):
         return np.empty(plan.out_shape, native(out_dtype))
     _check_memory(plan.out_shape, 8, plan)
@@ -716,13 +765,13 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
         return _fused_half(x, f, "sum", f.divisors(count_include_pad, divisor_override), plan.out_shape)
     x = kernel_input(x)
     if whole is not None:  # global pooling: the division and the output dtype in the same pass
-        out = np.empty(plan.out_shape, dtype=np.float64 if native(out_dtype) == np.float16 else native(out_dtype))
+        out = into(out, plan.out_shape, np.float64 if native(out_dtype) == np.float16 else native(out_dtype))
         divisor = 1.0 if count_include_pad is None else float(whole[1] if divisor_override is None
                                                               else divisor_override)
         _reduce_whole(K.axis.sum_whole, x, whole, out, divisor, None, serial_below=WHOLE_SERIAL_BYTES)
         return narrow(out, out_dtype)
     if f is not None:
-        out = np.empty(plan.out_shape, dtype=kernel_dtype(out_dtype))
+        out = into(out, plan.out_shape, kernel_dtype(out_dtype))
         if out.size:
             _fused_forward(x, f, "sum", f.divisors(count_include_pad, divisor_override), out)
         return narrow(out, out_dtype)
@@ -749,8 +798,10 @@ def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
     return cur
 
 
-def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None):
-    """The adjoint of :func:`pool_sums`: each g / divisor spread over its window's taps."""
+def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None,
+           out: np.ndarray | None = None):
+    """The adjoint of :func:`pool_sums`: each g / divisor spread over its window's taps; written
+    into ``out`` when the kernel :func:`takes` it (see :func:`into`)."""
     if _empty(plan.in_shape) or _empty(plan.out_shape):
         return np.zeros(plan.in_shape, native(out_dtype))
     _check_memory(plan.in_shape, 8, plan)
@@ -758,7 +809,7 @@ def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, div
     if f is not None:
         g = np.ascontiguousarray(g, dtype=np.float64 if g.dtype.kind != "f" or g.dtype == np.float16
                                  else native(g.dtype))
-        out = fresh(plan.in_shape, kernel_dtype(out_dtype))
+        out = into(out, plan.in_shape, kernel_dtype(out_dtype), fresh)
         if out.size:
             g4, o4 = g.reshape(f.out4), out.reshape(f.in4)
             divs = f.divisors(count_include_pad, divisor_override)
@@ -789,19 +840,23 @@ def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
     return cur
 
 
-def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bool) -> np.ndarray:
+def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bool,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Write ``values`` at flat ``idx`` over the pooled ``axes`` of a zero array of ``out_shape``:
     added (``add``, the max backward) or set, the later duplicate winning (unpooling).
 
-    Adjacent pooled axes are addressed in place through an (outer, positions, inner) view; other
-    layouts move the pooled axes last first.
+    Adjacent pooled axes are addressed in place through an (outer, positions, inner) view, into
+    ``out`` when the kernel :func:`takes` it (the kernel zeroes each plane before it writes, so a
+    reused ``out`` is fine); other layouts move the pooled axes last first, into a new array.
     """
     axes = tuple(axes)
-    if axes[-1] - axes[0] == len(axes) - 1:
+    adjacent = axes[-1] - axes[0] == len(axes) - 1
+    if adjacent:
         perm = list(range(len(out_shape)))
     else:
         perm = [a for a in range(len(out_shape)) if a not in axes] + list(axes)
         axes = tuple(range(len(out_shape) - len(axes), len(out_shape)))
+        out = None
     moved_in = tuple(values.shape[a] for a in perm)
     moved_out = tuple(out_shape[a] for a in perm)
     outer = math.prod(moved_in[:axes[0]])
@@ -809,7 +864,7 @@ def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bo
     n_src = math.prod(moved_in[axes[0]:axes[-1] + 1])
     n_dst = math.prod(moved_out[axes[0]:axes[-1] + 1])
     work_dtype = kernel_dtype(dtype)
-    out = fresh(moved_out, work_dtype)
+    out = into(out, moved_out, work_dtype, fresh)
     if out.size:
         with np.errstate(over="ignore"):  # a float64 gradient beyond float32's range rounds to inf
             v = np.ascontiguousarray(values.transpose(perm), dtype=work_dtype).reshape(outer, n_src, inner)
@@ -819,20 +874,25 @@ def scatter(values: np.ndarray, idx: np.ndarray, axes, out_shape, dtype, add: bo
         if sum(run(lambda o0, o1: kern(v, i, o3, o0, o1), outer, v.size + out.size)):
             raise ValueError(f"indices must lie in [0, {n_dst}) (flat positions over the pooled axes), "
                              f"got values in [{idx.min()}, {idx.max()}]")
-    return narrow(out, dtype).transpose(np.argsort(perm))
+    result = narrow(out, dtype)
+    return result if adjacent else result.transpose(np.argsort(perm))
 
 
-def max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=np.float64) -> np.ndarray:
-    """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape``."""
-    return scatter(g, idx, plan.axes, plan.in_shape, dtype, True)
+def max_scatter(g: np.ndarray, idx: np.ndarray, plan: geo.Plan, dtype=np.float64,
+                out: np.ndarray | None = None) -> np.ndarray:
+    """Max backward: add each ``g`` at its flat index; shape ``plan.in_shape`` (into ``out`` when
+    :func:`scatter` can write there)."""
+    return scatter(g, idx, plan.axes, plan.in_shape, dtype, True, out)
 
 
-def max_backward(grad_output, x: np.ndarray, plan: geo.Plan, indices=None) -> np.ndarray:
+def max_backward(grad_output, x: np.ndarray, plan: geo.Plan, indices=None, out: np.ndarray | None = None
+                 ) -> np.ndarray:
     """The gradient of a max pooling of ``x`` with ``plan``: ``grad_output`` (checked) added at
-    each window's maximum -- the forward's ``indices`` if given (checked), else found again."""
+    each window's maximum -- the forward's ``indices`` if given (checked), else found again.
+    Written into ``out`` when :func:`scatter` can write there."""
     g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
     idx = max_reduce(x, plan, True)[1] if indices is None else V.check_indices(indices, plan.out_shape)
-    return max_scatter(g, idx, plan, float_dtype(x.dtype))
+    return max_scatter(g, idx, plan, float_dtype(x.dtype), out)
 
 
 def divide(a: np.ndarray, plan: geo.Plan, count_include_pad: bool, divisor_override) -> np.ndarray:

@@ -82,6 +82,44 @@ def _remember(op: str, x: np.ndarray, args: tuple, plan: geo.Plan, *sum_options)
             _LAST[op] = (args, x.shape, x.dtype, call)
 
 
+def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *read: np.ndarray | None) -> np.ndarray | None:
+    """Check a caller's ``out=`` for a result of ``shape`` and ``dtype`` (native) and return the array
+    the engine may write straight into (``out`` as a plain ndarray), or None when ``out`` may share
+    memory with one of the arrays the computation ``read``s: the result is then computed apart
+    first (:func:`_deliver` copies it in), so it is right whatever the overlap.
+
+    ``out`` must be a writeable ndarray of exactly ``shape`` and ``dtype`` -- NumPy's ``out=`` with
+    no casting.  Either byte order is accepted: the kernels write native arrays only, so a byte-swapped
+    ``out`` receives a copy, as any ``out`` a kernel cannot write directly (see ``_engine.takes``)."""
+    if not isinstance(out, np.ndarray) or isinstance(out, np.ma.MaskedArray):
+        kind = "a numpy.ma.MaskedArray (its mask would not be set)" if isinstance(out, np.ndarray) else \
+            type(out).__name__
+        raise TypeError(f"out must be a numpy.ndarray, got {kind}")
+    if not out.flags.writeable:
+        raise ValueError(f"out must be writeable, got a read-only array of shape {out.shape} and dtype {out.dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out must have the result's shape {shape}, got shape {out.shape}")
+    if E.native(out.dtype) != dtype:
+        raise TypeError(f"out must have the result's dtype {dtype} (no casting), got dtype {out.dtype}")
+    if any(a is not None and np.may_share_memory(out, a) for a in read):
+        return None
+    return out if type(out) is np.ndarray else out.view(np.ndarray)
+
+
+def _deliver(result: np.ndarray, direct: np.ndarray | None, out: np.ndarray) -> np.ndarray:
+    """``out`` holding ``result``: copied in unless the engine wrote it there (``direct``, from
+    :func:`_check_out`)."""
+    if result is not direct:
+        np.copyto(out, result)
+    return out
+
+
+def _no_lazy_out(out: object) -> None:
+    """A Dask input's result is lazy: there is nothing to write into ``out`` yet."""
+    if out is not None:
+        raise TypeError(f"out must be None for a Dask array input (its result is lazy), got {type(out).__name__}")
+
+
 def _check_avg_options(count_include_pad, divisor_override):
     V.check_bool("count_include_pad", count_include_pad)
     if divisor_override is not None:
@@ -134,7 +172,8 @@ def _lp_norms(x, p: float, plan: geo.Plan) -> tuple[np.ndarray, np.ndarray, int]
 @fill
 def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
              dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
-             return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+             return_indices: bool = False, out: np.ndarray | None = None
+             ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Max pooling over any number of axes.
 
     Parameters
@@ -142,6 +181,9 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
 {X_ANY}
 {SHARED}
 {RETURN_INDICES}
+{OUT}
+        Its shape is ``output_shape(x.shape, ...)`` and its dtype that of ``x``; the indices
+        are a new array.  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -178,27 +220,45 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
 
     >>> poolkit.max_pool(np.zeros((8, 28, 28, 3)), 2, axes=(1, 2)).shape
     (8, 14, 14, 3)
+
+    A loop can write every result into one buffer (``out``, as in NumPy), which it gets back:
+
+    >>> buf = np.empty((2, 2), dtype=x.dtype)
+    >>> poolkit.max_pool(x, (2, 2), out=buf) is buf
+    True
+    >>> buf
+    array([[9, 2],
+           [6, 3]])
     """
-    args = (kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices)
+    # ``out`` is an argument too: an ndarray is never remembered, so a call with ``out`` never
+    # takes the prepared call (which allocates its result)
+    args = (kernel_size, stride, padding, dilation, ceil_mode, axes, return_indices, out)
     call = _repeated("max", x, args)
     if call is not None:
         return call(x)
     if _is_dask(x):
-        return _lazy().max_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes,
+        lazy = _lazy().max_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes,
                                 return_indices=return_indices)
+        _no_lazy_out(out)
+        return lazy
     x = V.check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    out, idx = E.max_reduce(x, plan, bool(return_indices))
+    if out is not None:
+        direct = _check_out(out, plan.out_shape, E.native(x.dtype), x)
+        res, idx = E.max_reduce(x, plan, bool(return_indices), direct)
+        res = _deliver(res, direct, out)
+        return (res, idx) if return_indices else res
+    res, idx = E.max_reduce(x, plan, bool(return_indices))
     if return_indices:
-        return out, idx
+        return res, idx
     _remember("max", x, args, plan)
-    return out
+    return res
 
 
 @fill
 def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
              dilation: Sizes = 1, ceil_mode: bool = False, count_include_pad: bool = True,
-             divisor_override: int | None = None, axes: Axes = None) -> np.ndarray:
+             divisor_override: int | None = None, axes: Axes = None, out: np.ndarray | None = None) -> np.ndarray:
     """Average pooling over any number of axes.
 
     Parameters
@@ -211,6 +271,9 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
         overhang of the last window past the padding is never counted.
     divisor_override : int, optional
         Divide every window sum by this instead.
+{OUT}
+        Its shape is ``output_shape(x.shape, ...)``; its dtype that of a float ``x``, float64 for
+        integer and bool inputs.  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -231,20 +294,36 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     >>> poolkit.avg_pool(np.ones((3, 3)), (2, 2), stride=2, padding=1, count_include_pad=False)
     array([[1., 1.],
            [1., 1.]])
+
+    A loop can write every result into one buffer (``out``, as in NumPy), which it gets back:
+
+    >>> buf = np.empty((1, 2))
+    >>> poolkit.avg_pool(np.array([[1., 3, 2, 1], [2, 9, 1, 1]]), (2, 2), out=buf) is buf
+    True
+    >>> buf
+    array([[3.75, 1.25]])
     """
-    args = (kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override, axes)
+    # ``out`` is an argument too: a call with ``out`` never repeats one (see max_pool)
+    args = (kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override, axes, out)
     call = _repeated("avg", x, args)
     if call is not None:
         return call(x)
     if _is_dask(x):
-        return _lazy().avg_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
+        lazy = _lazy().avg_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
                                 count_include_pad=count_include_pad, divisor_override=divisor_override, axes=axes)
+        _no_lazy_out(out)
+        return lazy
     x = V.check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    out = E.pool_sums(x, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
+    dtype = E.float_dtype(x.dtype)
+    if out is not None:
+        direct = _check_out(out, plan.out_shape, dtype, x)
+        res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, direct)
+        return _deliver(res, direct, out)
+    res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override)
     _remember("avg", x, args, plan, bool(count_include_pad), divisor_override)
-    return out
+    return res
 
 
 @fill
@@ -291,12 +370,15 @@ def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = N
 @fill
 def max_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None,
                       padding: Padding = 0, *, dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
-                      indices: ArrayLike | None = None) -> np.ndarray:
+                      indices: ArrayLike | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of max pooling: each output's gradient goes to its window's maximum.
 
     Parameters
     ----------
 {WINNER_BACKWARD}
+{OUT}
+        Its shape is that of ``x``; its dtype that of a float ``x``, float64 for integer and bool
+        inputs.  Its old contents do not matter: every element is written.
 
     Returns
     -------
@@ -314,17 +396,32 @@ def max_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, 
     >>> poolkit.max_pool_backward(np.array([[10., 20]]), x, (2, 2))
     array([[ 0.,  0., 20.,  0.],
            [ 0., 10.,  0.,  0.]])
+
+    A training loop can write every gradient into one buffer (``out``, as in NumPy):
+
+    >>> grad = np.full_like(x, np.nan)
+    >>> poolkit.max_pool_backward(np.array([[10., 20]]), x, (2, 2), out=grad) is grad
+    True
+    >>> grad
+    array([[ 0.,  0., 20.,  0.],
+           [ 0., 10.,  0.,  0.]])
     """
     x = V.check_array(x)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    return E.max_backward(grad_output, x, plan, indices)
+    if out is None:
+        return E.max_backward(grad_output, x, plan, indices)
+    g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
+    idx = None if indices is None else V.check_indices(indices, plan.out_shape)
+    # x is read before out is written (the indices are found first): only g and idx must not overlap it
+    direct = _check_out(out, plan.in_shape, E.float_dtype(x.dtype), g, idx)
+    return _deliver(E.max_backward(g, x, plan, idx, direct), direct, out)
 
 
 @fill
 def avg_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None,
                       padding: Padding = 0, *, dilation: Sizes = 1, ceil_mode: bool = False,
                       count_include_pad: bool = True, divisor_override: int | None = None,
-                      axes: Axes = None) -> np.ndarray:
+                      axes: Axes = None, out: np.ndarray | None = None) -> np.ndarray:
     """Gradient of average pooling: each output's gradient is spread evenly over its window.
 
     Parameters
@@ -336,6 +433,9 @@ def avg_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, 
 {SHARED}
     count_include_pad, divisor_override
         As in :func:`avg_pool`.
+{OUT}
+        Its shape is that of ``x``; its dtype that of a float ``x``, float64 for integer and bool
+        inputs.  Its old contents do not matter: every element is written.
 
     Returns
     -------
@@ -351,12 +451,22 @@ def avg_pool_backward(grad_output: ArrayLike, x: ArrayLike, kernel_size: Sizes, 
     >>> poolkit.avg_pool_backward(np.array([[4., 8.]]), np.zeros((2, 4)), (2, 2))
     array([[1., 1., 2., 2.],
            [1., 1., 2., 2.]])
+
+    A training loop can write every gradient into one buffer (``out``, as in NumPy):
+
+    >>> grad = np.empty((2, 4))
+    >>> poolkit.avg_pool_backward(np.array([[4., 8.]]), np.zeros((2, 4)), (2, 2), out=grad) is grad
+    True
     """
     x = V.check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     g = V.check_shape_of("grad_output", grad_output, plan.out_shape)
-    return E.spread(g, plan, E.float_dtype(x.dtype), bool(count_include_pad), divisor_override)
+    dtype = E.float_dtype(x.dtype)
+    if out is None:
+        return E.spread(g, plan, dtype, bool(count_include_pad), divisor_override)
+    direct = _check_out(out, plan.in_shape, dtype, g)  # x is not read (its shape and dtype only)
+    return _deliver(E.spread(g, plan, dtype, bool(count_include_pad), divisor_override, direct), direct, out)
 
 
 @fill
