@@ -26,6 +26,8 @@ import numpy as np
 from .cases import Spec
 
 OTHER_LAYOUT = "*"  # label mark: the peer pools a copy of the input in its other layout, made before timing
+OWN_OUT = "poolkit out="  # poolkit writing into a buffer the caller gives it (the ops that take out=)
+OWN = ("poolkit", OWN_OUT, "copy floor")  # the contenders that are not peers
 
 
 @dataclass
@@ -197,7 +199,7 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
     g = idx = None
     if spec.kind == "pool":
         f = pk.max_pool if spec.op == "max" else pk.avg_pool
-        call = lambda: f(x, spec.kernel, spec.stride, spec.pad, axes=axes)  # noqa: E731
+        call = lambda out=None: f(x, spec.kernel, spec.stride, spec.pad, axes=axes, out=out)  # noqa: E731
         how = f"poolkit.{spec.op}_pool(x, {spec.kernel}, {spec.stride}, {spec.pad}" + (
             f", axes={axes})" if axes else ")")
     elif spec.kind == "global":
@@ -211,17 +213,27 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
         g = rng.standard_normal(out.shape, dtype=np.float32)
         keep += [g, idx]
         if spec.op == "max":
-            call = lambda: pk.max_pool_backward(g, x, spec.kernel, spec.stride, spec.pad, indices=idx)  # noqa: E731
+            call = lambda out=None: pk.max_pool_backward(g, x, spec.kernel, spec.stride, spec.pad,  # noqa: E731
+                                                         indices=idx, out=out)
             how = "poolkit.max_pool_backward(g, x, k, s, p, indices=idx)"
         else:
-            call = lambda: pk.avg_pool_backward(g, x, spec.kernel, spec.stride, spec.pad)  # noqa: E731
+            call = lambda out=None: pk.avg_pool_backward(g, x, spec.kernel, spec.stride, spec.pad, out=out)  # noqa: E731
             how = "poolkit.avg_pool_backward(g, x, k, s, p)"
     ref = call()
+    reuse = None  # poolkit writing into a buffer it is given (out=), where the op has out=
+    if spec.kind == "pool" or g is not None:
+        buf = np.empty_like(ref)
+        keep.append(buf)
+        reuse = lambda: call(out=buf)  # noqa: E731
     if g is not None and idx is not None:  # backward: reads g (and the indices), writes the gradient
         nbytes = g.nbytes + ref.nbytes + (idx.nbytes if spec.op == "max" else 0)
     else:
         nbytes = x.nbytes + ref.nbytes
     contenders = [Contender("poolkit", call, threads=str(pk.get_num_threads()), how=how, peer=False)]
+    if reuse is not None:
+        contenders.append(Contender(OWN_OUT, reuse, threads=str(pk.get_num_threads()),
+                                    how=how[:-1] + ", out=buf): the same call writing into a buffer it is given",
+                                    peer=False))
     for name in spec.peers:
         try:
             lib = libs.get(name if name != "numpy" else "poolkit")

@@ -58,7 +58,7 @@ import numpy as np
 
 from . import cases as cases_mod
 from .cases import Spec
-from .peers import OTHER_LAYOUT, Contender, Libs, Setup, build
+from .peers import OTHER_LAYOUT, OWN, OWN_OUT, Contender, Libs, Setup, build
 
 #: summary-table columns, in order: (column title, test on a contender's label)
 COLUMNS = (
@@ -282,7 +282,7 @@ def targets(m: Measured, medians: dict[str, float]) -> list[tuple[str, float, fl
     out = []
     # a peer pooling a copy in its other layout (marked *) is shown, but is not a target: the
     # caller's array is in poolkit's layout
-    peers = [(t, lb) for lb, t in medians.items() if lb not in ("poolkit", "copy floor") and not _other_layout(lb)]
+    peers = [(t, lb) for lb, t in medians.items() if lb not in OWN and not _other_layout(lb)]
     if peers:
         t, lb = min(peers)
         out.append((f"fastest peer ({lb})", pk / t, 1.0))
@@ -326,10 +326,19 @@ def _ratio_cell(m: Measured, label: str) -> str:
     return _fmt_ratio(r) + spread
 
 
+def _out_floor_cell(m: Measured) -> str:
+    """poolkit writing into a buffer it is given (out=) over the copy floor: the floor's own terms,
+    a copy into a preallocated array."""
+    r, spread = _over_runs(m, lambda run: run[OWN_OUT] / run["copy floor"]
+                           if OWN_OUT in run and "copy floor" in run else None)
+    return _fmt_ratio(r) + spread
+
+
 def summary_table(ms: list[Measured]) -> list[str]:
     cols = [c for c, _ in COLUMNS]
-    lines = ["| case | " + " | ".join(cols) + " | x bytes floor | targets (poolkit ratio / limit) | met |",
-             "|---|" + "---:|" * len(cols) + "---:|---|---|"]
+    lines = ["| case | " + " | ".join(cols)
+             + " | x bytes floor | x floor, out= | targets (poolkit ratio / limit) | met |",
+             "|---|" + "---:|" * len(cols) + "---:|---:|---|---|"]
     for m in ms:
         med = m.runs[0]
         best = best_by_column(m, med)
@@ -344,10 +353,11 @@ def summary_table(ms: list[Measured]) -> list[str]:
             else:
                 cells.append(_ratio_cell(m, lb) + ("*" if _other_layout(lb) else ""))
         floor = _ratio_cell(m, "copy floor") if "copy floor" in med else ""
+        reused = _out_floor_cell(m) if OWN_OUT in med and "copy floor" in med else ""
         tg = targets_over_runs(m)
         tcell = "; ".join(f"{name}: {r:.2f} / {lim:g}" for name, r, lim in tg)
         met = "yes" if tg and all(r <= lim for _, r, lim in tg) else ("**no**" if tg else "")
-        lines.append(f"| {m.spec.name} | " + " | ".join(cells) + f" | {floor} | {tcell} | {met} |")
+        lines.append(f"| {m.spec.name} | " + " | ".join(cells) + f" | {floor} | {reused} | {tcell} | {met} |")
     return lines
 
 
@@ -400,7 +410,9 @@ def write_markdown(path: str, ms: list[Measured], info: dict, plot: str | None) 
              "`unsupported`: the library raised or has no kernel for it; empty: not a peer of this case.",
              "",
              "\"x bytes floor\": poolkit's time over the time `np.copyto` (one thread) needs to move the call's "
-             "input + output bytes. Targets (issue 15): <= 1 x the fastest peer; forward <= 1.2 x floor, "
+             "input + output bytes; \"x floor, out=\": the same call writing into a buffer it is given "
+             "(`out=`, the floor's own terms: a copy into a preallocated array), for the ops that take `out=`. "
+             "Targets (issue 15), on poolkit's plain call: <= 1 x the fastest peer; forward <= 1.2 x floor, "
              "backward <= 2 x, global <= 1.5 x; the tiny call <= torch (its fastest variant, which includes "
              "torch on 1 thread: see the details). Cases within 10% of a target were run three times: their "
              "ratios are the medians over the three runs, followed by [lowest-highest]; the other columns of "
@@ -493,7 +505,7 @@ def window_sweep(libs: Libs, budget: Budget, sizes=(2, 3, 5, 9, 17, 33, 65)) -> 
     for k, spec in zip(sizes, specs):
         setup = build(spec, libs, np.random.default_rng(1))
         setup.contenders = [c for c in setup.contenders
-                            if c.label not in slow and c.label != "copy floor" and not _other_layout(c.label)]
+                            if c.label not in slow and c.label not in OWN[1:] and not _other_layout(c.label)]
         check(setup)
         out[k] = {lb: t.median * 1e3 for lb, t in time_contenders(setup.contenders, budget).items()}
         slow |= {lb for lb, ms in out[k].items() if ms > 1000 and lb != "poolkit"}
@@ -536,7 +548,7 @@ def from_json(data: dict[str, Any]) -> list[Measured]:
         contenders, timings = [], {}
         for c in r["contenders"]:
             contenders.append(Contender(c["label"], None, threads=c["threads"], how=c["how"], status=c["status"],
-                                        peer=c["label"] not in ("poolkit", "copy floor")))
+                                        peer=c["label"] not in OWN))
             if "median_s" in c:
                 timings[c["label"]] = Timing(c["median_s"], c["samples_s"], c["calls_per_sample"], c["cores_used"])
         ms.append(Measured(spec, contenders, timings, r["bytes"], r["check_tolerance"], r["runs_median_s"]))

@@ -179,6 +179,19 @@ def test_timing_calls_around_hooks_and_tables_mark_where_poolkit_is_slower():
     assert "| 1.00 [0.90-2.00] |" in suite.summary_table([m])[-1]  # median and spread of the NumPy ratio
 
 
+def test_poolkit_writing_into_out_is_its_own_column_and_not_a_peer():
+    spec = cases.Spec("made-up case", "max", "pool", (1, 1, 4, 4), "NCHW", (2, 2), (2, 2), (0, 0),
+                      peers=("numpy",))
+    own = peers.Contender(peers.OWN_OUT, lambda: None, peer=False)
+    m = suite.Measured(spec, [own], {}, 80, "exact")
+    # the out= call is faster than every peer, yet the fastest-peer target is the NumPy one
+    m.runs.append({"poolkit": 3.0, peers.OWN_OUT: 0.5, "numpy strided slices": 2.0, "copy floor": 2.0})
+    (peer_t, r1, _), (_, r2, _) = suite.targets(m, m.runs[0])
+    assert "numpy" in peer_t and (r1, r2) == (1.5, 1.5)
+    row = suite.summary_table([m])[-1]
+    assert "| **1.50** | 0.25 |" in row  # x bytes floor, then x floor with out=
+
+
 def test_the_entry_point_runs_and_writes(tmp_path, capsys):
     md, js, png = tmp_path / "r.md", tmp_path / "r.json", tmp_path / "r.png"
     plot = str(png) if _installed("matplotlib") else ""
