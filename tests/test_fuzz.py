@@ -223,7 +223,8 @@ def _snapshot(args, kwargs):
     for i, a in enumerate(args):
         _arrays_in(a, f"args[{i}]", found)
     for k, v in kwargs.items():
-        _arrays_in(v, k, found)
+        if k != "out":  # written by design; _call_with_out checks it
+            _arrays_in(v, k, found)
     snaps = []
     for path, a in found:
         root = _root(a)
@@ -517,6 +518,58 @@ def _shape_of(res):
     return getattr(res, "shape", None)
 
 
+#: the functions that take ``out=`` (see _call_with_out)
+TAKES_OUT = ("max_pool", "avg_pool", "max_pool_backward", "avg_pool_backward")
+
+
+def _call_with_out(F, name, *args, **kw):
+    """``poolkit.<name>(*args, **kw)`` under the fuzz contract and, in some examples, again with
+    ``out=``: a good buffer (of the result's shape and dtype: fresh, dirty, or a strided view of a
+    bigger array; never one overlapping an input, which tests/test_out.py covers) or, at the
+    perturbation rate, a wrong one.  With a good buffer the call must fail as the plain call did
+    or return that very buffer holding the plain call's result; with a wrong one it must raise a
+    ValueError/TypeError naming ``out``; a call that raises leaves ``out`` unchanged."""
+    fn = getattr(poolkit, name)
+    res, err = call(f"poolkit.{name}", fn, *args, **kw)
+    if not F.coin(0.3):
+        return
+    ref = res[0] if isinstance(res, tuple) else res
+    good = None
+    if isinstance(ref, np.ndarray):
+        how = F.choice(["fresh", "dirty", "strided"])
+        if how == "strided":
+            good = np.zeros(ref.shape[:-1] + (2 * ref.shape[-1] + 1,) if ref.ndim else (), ref.dtype)
+            good = good[..., 1::2] if ref.ndim else good
+        else:
+            good = np.empty_like(ref, order=F.choice(["C", "F"]))
+            if how == "dirty" and good.dtype.kind == "f":
+                good.fill(np.nan)
+    wrong = [1.0, "out", [0.0], np.zeros(3), np.zeros((2, 2), np.complex64)]
+    if isinstance(ref, np.ndarray):
+        frozen = np.zeros_like(ref)
+        frozen.flags.writeable = False
+        wrong += [frozen, np.zeros(ref.shape + (1,), ref.dtype),
+                  np.zeros(ref.shape, np.float32 if ref.dtype != np.float32 else np.float64)]
+    out = F.pick(good, st.sampled_from(wrong)) if good is not None else F.choice(wrong)
+    before = out.tobytes() if isinstance(out, np.ndarray) else None
+    got, got_err = call(f"poolkit.{name}", fn, *args, out=out, **kw)
+    if got_err is not None:
+        if before is not None:
+            assert out.tobytes() == before, f"a poolkit.{name} call that raised {got_err!r} wrote into out"
+        if out is good:
+            assert err is not None, f"poolkit.{name} with a good out raised {got_err!r}; without out it gave a result"
+        else:
+            assert err is not None or "out" in str(got_err), f"the error of a wrong out does not name it: {got_err!r}"
+        return
+    assert out is good, f"poolkit.{name} accepted a wrong out={_fmt(out)}"
+    assert err is None, f"poolkit.{name} with out gave a result; without out it raised {err!r}"
+    values = got[0] if isinstance(got, tuple) else got
+    assert values is out, f"poolkit.{name} did not return the out it was given"
+    np.testing.assert_array_equal(out, ref, err_msg=f"poolkit.{name} with out= differs from without")
+    if isinstance(got, tuple):
+        np.testing.assert_array_equal(got[1], res[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # sliding-window geometry
 # ---------------------------------------------------------------------------------------------
@@ -599,7 +652,10 @@ def _winner_pool(F, name):
     x = F.array()
     args, kw = _geo_args(_geometry(F, x.shape))
     kw["return_indices"] = F.pick(F.coin(0.4), st.sampled_from([1, None, "yes"]))
-    call(f"poolkit.{name}", getattr(poolkit, name), x, *args, **kw)
+    if name in TAKES_OUT:
+        _call_with_out(F, name, x, *args, **kw)
+    else:
+        call(f"poolkit.{name}", getattr(poolkit, name), x, *args, **kw)
 
 
 for _name in ("max_pool", "min_pool"):
@@ -613,7 +669,7 @@ def _avg_pool(F):
     kw["count_include_pad"] = F.pick(F.coin(), st.sampled_from([1, 0, None, "no"]))
     kw["divisor_override"] = F.pick(F.choice([None, None, 1, 3, -2, np.int64(5)]),
                                     st.sampled_from([0, 0.5, 2.0, 2**63, 10**400, -2**63, True, "2", math.inf]))
-    call("poolkit.avg_pool", poolkit.avg_pool, x, *args, **kw)
+    _call_with_out(F, "avg_pool", x, *args, **kw)
 
 
 @spec("lp_pool")
@@ -668,7 +724,10 @@ def _winner_pool_backward(F, name):
         shape = g.shape if F.coin(0.8) else F.draw(shapes(0, 4))
         indices = F.draw(int_arrays(shape, -2, max(x.size, 1) + 2))
     kw["indices"] = F.pick(indices, st.sampled_from([np.array([1.5]), np.zeros((2, 2)), 3, "i"]))
-    call(f"poolkit.{name}", getattr(poolkit, name), g, x, *args, **kw)
+    if name in TAKES_OUT:
+        _call_with_out(F, name, g, x, *args, **kw)
+    else:
+        call(f"poolkit.{name}", getattr(poolkit, name), g, x, *args, **kw)
 
 
 for _name in ("max_pool_backward", "min_pool_backward"):
@@ -682,7 +741,7 @@ def _avg_pool_backward(F):
     g = _grad_for(F, _safe(poolkit.output_shape, x.shape, *args, **kw))
     kw["count_include_pad"] = F.pick(F.coin(), st.sampled_from([1, None]))
     kw["divisor_override"] = F.pick(F.choice([None, None, 2, -3]), st.sampled_from([0, 2.5, 10**400, True]))
-    call("poolkit.avg_pool_backward", poolkit.avg_pool_backward, g, x, *args, **kw)
+    _call_with_out(F, "avg_pool_backward", g, x, *args, **kw)
 
 
 @spec("lp_pool_backward")
