@@ -14,6 +14,7 @@ import poolkit
 from poolkit import _engine as E
 from poolkit import _geometry as geo
 from poolkit import _warmup
+from poolkit._kernels import sliding
 
 from support import oracle as R
 
@@ -132,11 +133,12 @@ def test_fused_3d_matches_general_path(dims, k, s, channels_last, seed):
     np.testing.assert_allclose(poolkit.avg_pool(x, k, s, "same", axes=axes), _general_avg(x, plan), rtol=1e-12)
 
 
-@pytest.mark.parametrize("kw,sw", [(2, 2), (3, 2), (2, 1), (3, 1)])
+@pytest.mark.parametrize("kw,sw", [(2, 2), (3, 2), (2, 1), (3, 1), (4, 4)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8, np.bool_])
 def test_one_pass_small_windows(kw, sw, dtype):
-    """The literal one-pass loops for 2 or 3 taps at stride 1 or 2 along W (NCHW rows) against the
-    general path: edge windows on both sides, ties, NaN first and last in a window, odd widths."""
+    """The literal one-pass loops for 2 or 3 taps at stride 1 or 2, or 4 at stride 4, along W (NCHW
+    rows) against the general path: edge windows on both sides, ties, NaN first and last in a
+    window, odd widths."""
     rng = np.random.default_rng(kw * 10 + sw)
     shape = (2, 3, 7, 29)
     if dtype == np.bool_:
@@ -147,8 +149,9 @@ def test_one_pass_small_windows(kw, sw, dtype):
         x[0, 0, :, 0] = np.nan   # first tap of the first window
         x[0, 1, 2, 5] = np.nan
         x[1, 2, 3, 6] = np.nan   # two NaN in one window: the first wins
-    for pad in ((kw // 2, kw // 2), 0, "same"):
+    for pad in ((kw // 2, kw // 2) if kw < 4 else (0, 2), 0, "same"):  # (rows, columns) padding
         plan = geo.make_plan(shape, (2, kw), (1, sw), pad, 1, False, (2, 3))
+        assert sliding.variant(plan.fused, "max") == "max_small"
         out, idx = poolkit.max_pool(x, (2, kw), (1, sw), pad, axes=(2, 3), return_indices=True)
         ref, ref_idx = _general_max(x, plan, True)
         assert out.dtype == x.dtype
