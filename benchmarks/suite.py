@@ -321,16 +321,9 @@ def _over_runs(m: Measured, what) -> tuple[float, str]:
     return statistics.median(vals), (f" [{min(vals):.2f}-{max(vals):.2f}]" if len(vals) > 1 else "")
 
 
-def _ratio_cell(m: Measured, label: str) -> str:
-    r, spread = _over_runs(m, lambda run: run["poolkit"] / run[label] if label in run else None)
-    return _fmt_ratio(r) + spread
-
-
-def _out_floor_cell(m: Measured) -> str:
-    """poolkit writing into a buffer it is given (out=) over the copy floor: the floor's own terms,
-    a copy into a preallocated array."""
-    r, spread = _over_runs(m, lambda run: run[OWN_OUT] / run["copy floor"]
-                           if OWN_OUT in run and "copy floor" in run else None)
+def _ratio_cell(m: Measured, label: str, of: str = "poolkit") -> str:
+    """The time of ``of`` over that of ``label``, its median over the runs and spread."""
+    r, spread = _over_runs(m, lambda run: run[of] / run[label] if label in run and of in run else None)
     return _fmt_ratio(r) + spread
 
 
@@ -353,7 +346,8 @@ def summary_table(ms: list[Measured]) -> list[str]:
             else:
                 cells.append(_ratio_cell(m, lb) + ("*" if _other_layout(lb) else ""))
         floor = _ratio_cell(m, "copy floor") if "copy floor" in med else ""
-        reused = _out_floor_cell(m) if OWN_OUT in med and "copy floor" in med else ""
+        # poolkit writing into a buffer it is given (out=): the floor's own terms
+        reused = _ratio_cell(m, "copy floor", OWN_OUT) if OWN_OUT in med and "copy floor" in med else ""
         tg = targets_over_runs(m)
         tcell = "; ".join(f"{name}: {r:.2f} / {lim:g}" for name, r, lim in tg)
         met = "yes" if tg and all(r <= lim for _, r, lim in tg) else ("**no**" if tg else "")

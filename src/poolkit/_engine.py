@@ -606,15 +606,16 @@ _UNSET = object()
 
 
 def _small_call(plan: geo.Plan, key: tuple):
-    """The prepared forward of a small fused call (``key``: op, input dtype, divisor rule), or None:
-    everything but the two allocations and the kernel call decided once per plan -- a layer
-    applied batch after batch to small inputs pays the kernel's dispatch and little else.  Its
-    twin for a given ``out``, ``into(x, out)``, is prepared at the same time (:func:`_small_into`)."""
+    """The prepared forwards of a small fused call (``key``: op, input dtype, divisor rule), or
+    None: everything but the two allocations and the kernel call decided once per plan -- a layer
+    applied batch after batch to small inputs pays the kernel's dispatch and little else.  A pair:
+    ``call(x)``, which returns a new result, and ``into_out(x, out)``, which writes into a caller's
+    ``out`` when the kernel :func:`takes` it (else into a new result) and returns what it wrote."""
     memo = plan.memo
-    call = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
-    if call is not _UNSET:
-        return call
-    call = into_out = None
+    prepared = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
+    if prepared is not _UNSET:
+        return prepared
+    prepared = None
     op, dtype = key[0], key[1]
     total = math.prod(plan.in_shape) + math.prod(plan.out_shape)
     # size first: an empty input with a huge axis must not build its window tables
@@ -644,44 +645,36 @@ def _small_call(plan: geo.Plan, key: tuple):
             kern(x.reshape(in4), tables, params, divs, dst.reshape(out4), np.empty(size, wdt), 0, rows)
             return dst
 
-    memo["into", key] = into_out
-    memo[key] = call
-    return call
+        prepared = call, into_out
+    memo[key] = prepared
+    return prepared
 
 
-def _small_into(plan: geo.Plan, key: tuple):
-    """The prepared forward of :func:`_small_call` writing into a caller's ``out``, or None:
-    ``into_out(x, out)`` returns ``out`` when the kernel :func:`takes` it, else a new result."""
-    _small_call(plan, key)
-    return plan.memo["into", key]
-
-
-def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None, *,
-               given_out: bool = False):
-    """The prepared forward (see _small_call) that max_reduce (op "max") or pool_sums (op "sum",
-    result in float_dtype(x.dtype)) uses for ``x`` under ``plan``, or None when they use none;
-    with ``given_out``, its twin ``into_out(x, out)`` (see _small_into)."""
+def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None):
+    """The prepared forwards ``(call, into_out)`` (see _small_call) that max_reduce (op "max") or
+    pool_sums (op "sum", result in float_dtype(x.dtype)) use for ``x`` under ``plan``, or None
+    when they use none."""
     if not x.flags.c_contiguous:
         return None
-    prepared = _small_into if given_out else _small_call
     if op == "max":
-        return prepared(plan, ("max", x.dtype))
-    return None if count_include_pad is None else prepared(plan, ("sum", x.dtype, count_include_pad,
-                                                                   divisor_override))
+        return _small_call(plan, ("max", x.dtype))
+    return None if count_include_pad is None else _small_call(plan, ("sum", x.dtype, count_include_pad,
+                                                                      divisor_override))
+
+
+def _run_small(prepared, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """The result of the prepared forwards of :func:`small_call`: new, or written into ``out``."""
+    call, into_out = prepared
+    return call(x) if out is None else into_out(x, out)
 
 
 def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out: np.ndarray | None = None):
     """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes.
     The maxima are written into ``out`` when a kernel :func:`takes` it (see :func:`into`)."""
     if not return_indices:
-        if out is None:
-            call = small_call(plan, "max", x)
-            if call is not None:
-                return call(x), None
-        else:
-            into_out = small_call(plan, "max", x, given_out=True)
-            if into_out is not None:
-                return into_out(x, out), None
+        prepared = small_call(plan, "max", x)
+        if prepared is not None:
+            return _run_small(prepared, x, out), None
     if _empty(plan.out_shape):  # nothing to compute: no window table is built
         return (np.empty(plan.out_shape, native(x.dtype)),
                 np.empty(plan.out_shape, np.int64) if return_indices else None)
@@ -748,14 +741,9 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
     accumulated in float64 and returned as ``out_dtype``; written into ``out`` when a kernel
     :func:`takes` it (see :func:`into`)."""
     if out_dtype is float_dtype(x.dtype):
-        if out is None:
-            call = small_call(plan, "sum", x, count_include_pad, divisor_override)
-            if call is not None:
-                return call(x)
-        else:
-            into_out = small_call(plan, "sum", x, count_include_pad, divisor_override, given_out=True)
-            if into_out is not None:
-                return into_out(x, out)
+        prepared = small_call(plan, "sum", x, count_include_pad, divisor_override)
+        if prepared is not None:
+            return _run_small(prepared, x, out)
     if _empty(plan.out_shape):
         return np.empty(plan.out_shape, native(out_dtype))
     _check_memory(plan.out_shape, 8, plan)

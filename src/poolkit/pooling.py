@@ -43,7 +43,7 @@ def _plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> g
 
 
 #: The last small call of each op whose arguments are all immutable: (arguments, shape, dtype, the
-#: prepared call of :func:`poolkit._engine.small_call`).  See :func:`_repeated`.
+#: new-result call of :func:`poolkit._engine.small_call`'s pair).  See :func:`_repeated`.
 _LAST: dict[str, tuple] = {}
 
 #: Argument types whose values cannot change once made (tuples of them too).
@@ -77,9 +77,9 @@ def _remember(op: str, x: np.ndarray, args: tuple, plan: geo.Plan, *sum_options)
     every argument is immutable and the call has one.  Those checks come first: a call passing a
     list looks up no prepared call."""
     if type(x) is np.ndarray and x.flags.c_contiguous and _immutable(args):
-        call = E.small_call(plan, "sum" if op == "avg" else "max", x, *sum_options)
-        if call is not None:
-            _LAST[op] = (args, x.shape, x.dtype, call)
+        prepared = E.small_call(plan, "sum" if op == "avg" else "max", x, *sum_options)
+        if prepared is not None:
+            _LAST[op] = (args, x.shape, x.dtype, prepared[0])
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *read: np.ndarray | None) -> np.ndarray | None:
