@@ -26,7 +26,11 @@ WARMUP_DTYPES = ("float32", "float64")
 #: stride, padding, axes)`` of a call that selects it (the tests check that each does).
 VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
     "edges": ((1, 2, 9, 3), (3, 4), 1, 1, (2, 3)),
-    "small": ((1, 2, 9, 11), (3, 3), 2, 1, (2, 3)),
+    "small_k2s2": ((1, 2, 9, 11), (2, 2), 2, 1, (2, 3)),
+    "small_k3s2": ((1, 2, 9, 11), (3, 3), 2, 1, (2, 3)),
+    "small_k2s1": ((1, 2, 9, 11), (2, 2), 1, 1, (2, 3)),
+    "small_k3s1": ((1, 2, 9, 11), (3, 3), 1, 1, (2, 3)),
+    "small_k4s4": ((1, 2, 9, 17), (1, 4), 4, ((0, 0), (1, 2)), (2, 3)),
     "taps1": ((1, 9, 11, 2), (2, 3), 1, 0, (1, 2)),
     "taps2": ((1, 2, 9, 12), (2, 4), 2, 1, (2, 3)),
     "taps4": ((1, 2, 9, 17), (1, 5), 4, ((0, 0), (2, 2)), (2, 3)),

@@ -7,15 +7,15 @@ pooling D = H = 1.  Each output row (o, od, oh) is made in one trip through memo
 input rows are reduced into a row buffer (vectorised along the contiguous W * inner axis), then the
 W taps of every output are reduced from that buffer.
 
-Every variant is its own module-level function with its own name -- ``max_small``, ``sum_wide``
+Every variant is its own module-level function with its own name -- ``max_small_k2s2``, ``sum_wide``
 and so on -- so numba's on-disk cache, which keys a function by its name, source location and
 argument types, can never hand one variant's machine code to another.  The variants share one
 source through inlined bodies whose mode arguments are literal constants at each call site, so
 numba prunes the branches a variant does not take before it types them, and each variant compiles
 only its own code:
 
-* ``small``: full windows of 2 or 3 taps at stride 1 or 2 along W, or of 4 at stride 4 (one pass,
-  literal loops);
+* ``small_k2s2``, ``small_k3s2``, ``small_k2s1``, ``small_k3s1``, ``small_k4s4``: full windows of
+  kw taps at stride s along W (one pass, a literal loop);
 * ``taps``: any other window, tap-major (literal strides 1, 2 and 4 vectorise);
 * ``inner``, ``inner2``, ``inner3``: channels-last windows, whose taps are runs of the inner axis
   combined straight into the output; 2x2 and 3x3 windows combine all their taps in one pass;
@@ -215,34 +215,36 @@ def _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
 
 @njit(inline="always")
 def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
-    """Full windows (kw, stride) in (2, 2), (3, 2), (2, 1), (3, 1), (4, 4) with inner == 1, in one
-    pass of literal loops that LLVM vectorises, the taps combined in order (as tap-major passes
-    would: the same bits).  Non-overlapping windows of four were tap-major passes of stride 4,
-    7x slower on an AMD EPYC (one thread, (512, 65536) float32 rows: 48.5 against 7.1 ms).
+    """Full windows of kw taps at stride s with inner == 1, ``lit`` = 10 * kw + s, one of 22, 32,
+    21, 31 and 44: one pass of a literal loop that LLVM vectorises, the taps combined in order (as
+    tap-major passes would: the same bits).  Non-overlapping windows of four were tap-major passes
+    of stride 4, 7x slower on an AMD EPYC (one thread, (512, 65536) float32 rows: 48.5 against
+    7.1 ms).  ``lit`` is a literal, so each variant compiles its own loop only: one kernel holding
+    all five loops took 0.3-0.4 s longer to compile (its LLVM lowering 1.35-1.40 s against
+    1.03-1.13 s for one loop, on this AMD EPYC).
 
     Every index term is uint64 (a plain int literal would make the sum signed, and numba's
     wraparound check on it would stop the vectoriser)."""
     _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
-    kw, stride, lo, hi = params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
+    lo, hi = params[P_LO_W], params[P_HI_W]
     d, m = np.uint64(a0 + lo), np.uint64(hi - lo)
     b0, b1, b2 = np.uint64(b + sw[lo]), np.uint64(b + sw[lo] + 1), np.uint64(b + sw[lo] + 2)
     two = np.uint64(2)
-    if stride == 4:
+    if lit == 44:
         b3, four = np.uint64(b + sw[lo] + 3), np.uint64(4)
         for q in range(m):
             dst[d + q] = comb(comb(comb(work[b0 + four * q], work[b1 + four * q]), work[b2 + four * q]),
                               work[b3 + four * q])
-    elif stride == 2:
-        if kw == 2:
-            for q in range(m):
-                dst[d + q] = comb(work[b0 + two * q], work[b1 + two * q])
-        else:
-            for q in range(m):
-                dst[d + q] = comb(comb(work[b0 + two * q], work[b1 + two * q]), work[b2 + two * q])
-    elif kw == 2:
+    elif lit == 22:
+        for q in range(m):
+            dst[d + q] = comb(work[b0 + two * q], work[b1 + two * q])
+    elif lit == 32:
+        for q in range(m):
+            dst[d + q] = comb(comb(work[b0 + two * q], work[b1 + two * q]), work[b2 + two * q])
+    elif lit == 21:
         for q in range(m):
             dst[d + q] = comb(work[b0 + q], work[b1 + q])
-    else:
+    else:  # 31
         for q in range(m):
             dst[d + q] = comb(comb(work[b0 + q], work[b1 + q]), work[b2 + q])
 
@@ -476,7 +478,7 @@ def variant(f, op: str) -> str:
     elif p[P_HI_W] <= p[P_LO_W]:
         kind = "edges"
     elif inner == 1 and p[P_DW] == 1 and (stride in (1, 2) and p[P_KW] in (2, 3) or stride == p[P_KW] == 4):
-        kind = "small"
+        kind = f"small_k{p[P_KW]}s{stride}"
     elif runs:
         square = p[P_KW] if p[P_KW] == p[P_KH] and p[P_KW] in (2, 3) and f.in4[1] == 1 else 0
         kind = f"inner{square}" if square else "inner"
@@ -497,10 +499,33 @@ def max_edges(x, tables, params, divs, out, work, t0, t1):
 
 
 @kernel
-def max_small(x, tables, params, divs, out, work, t0, t1):
-    """Window maxima, full windows of 2 or 3 taps at stride 1 or 2 along W, or of 4 at stride 4
-    (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 0, False, _feed_single)
+def max_small_k2s2(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows of 2 taps at stride 2 along W (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 22, False, _feed_single)
+
+
+@kernel
+def max_small_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows of 3 taps at stride 2 along W (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 32, False, _feed_single)
+
+
+@kernel
+def max_small_k2s1(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows of 2 taps at stride 1 along W (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 21, False, _feed_single)
+
+
+@kernel
+def max_small_k3s1(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows of 3 taps at stride 1 along W (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 31, False, _feed_single)
+
+
+@kernel
+def max_small_k4s4(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, full windows of 4 taps at stride 4 along W (inner == 1)."""
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 44, False, _feed_single)
 
 
 @kernel
@@ -570,9 +595,33 @@ def sum_edges(x, tables, params, divs, out, work, t0, t1):
 
 
 @kernel
-def sum_small(x, tables, params, divs, out, work, t0, t1):
-    """Window sums times the reciprocal divisors; the windows as in max_small."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 0, True, _feed_buffer)
+def sum_small_k2s2(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_small_k2s2."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 22, True, _feed_buffer)
+
+
+@kernel
+def sum_small_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_small_k3s2."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 32, True, _feed_buffer)
+
+
+@kernel
+def sum_small_k2s1(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_small_k2s1."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 21, True, _feed_buffer)
+
+
+@kernel
+def sum_small_k3s1(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_small_k3s1."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 31, True, _feed_buffer)
+
+
+@kernel
+def sum_small_k4s4(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors; the windows as in max_small_k4s4."""
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 44, True, _feed_buffer)
 
 
 @kernel
@@ -658,8 +707,8 @@ def max_indices(x, tables, params, out, idx, buf, row, t0, t1):
     of = out.reshape(out.size)
     idf = idx.reshape(idx.size)
     n = np.uint64(row_len)
+    o, od, oh = _row_coords(t0, n_od, n_oh)
     for t in range(t0, t1):
-        o, od, oh = _row_coords(t, n_od, n_oh)
         first = True
         for jd in range(cd[od]):
             d = sd[od] + jd * dd
@@ -696,6 +745,7 @@ def max_indices(x, tables, params, out, idx, buf, row, t0, t1):
                         bi = fi
                 of[d0 + ow * n_inner + i] = b
                 idf[d0 + ow * n_inner + i] = bi
+        o, od, oh = _next_row(o, od, oh, n_od, n_oh)
 
 
 # --------------------------------------------------------------------------------------------
