@@ -27,7 +27,8 @@ from .cases import Spec
 
 OTHER_LAYOUT = "*"  # label mark: the peer pools a copy of the input in its other layout, made before timing
 OWN_OUT = "poolkit out="  # poolkit writing into a buffer the caller gives it (the ops that take out=)
-OWN = ("poolkit", OWN_OUT, "copy floor")  # the contenders that are not peers
+OWN_F32 = "poolkit float32 sums"  # a float32 average summed in float32 (acc_dtype="float32")
+OWN = ("poolkit", OWN_OUT, OWN_F32, "copy floor")  # the contenders that are not peers
 
 
 @dataclass
@@ -197,16 +198,17 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
     axes = spec.spatial if spec.layout == "NHWC" else None
     keep = [x]
     g = idx = None
+    acc32 = {"acc_dtype": "float32"} if spec.op != "max" and x.dtype == np.float32 else None
     if spec.kind == "pool":
         f = pk.max_pool if spec.op == "max" else pk.avg_pool
-        call = lambda out=None: f(x, spec.kernel, spec.stride, spec.pad, axes=axes, out=out)  # noqa: E731
+        call = lambda out=None, **kw: f(x, spec.kernel, spec.stride, spec.pad, axes=axes, out=out, **kw)  # noqa: E731
         how = f"poolkit.{spec.op}_pool(x, {spec.kernel}, {spec.stride}, {spec.pad}" + (
             f", axes={axes})" if axes else ")")
     elif spec.kind == "global":
-        call = lambda: pk.global_avg_pool(x, axes=axes)  # noqa: E731
+        call = lambda **kw: pk.global_avg_pool(x, axes=axes, **kw)  # noqa: E731
         how = "poolkit.global_avg_pool(x" + (f", axes={axes})" if axes else ")")
     elif spec.kind == "adaptive":
-        call = lambda: pk.adaptive_avg_pool(x, spec.output_size)  # noqa: E731
+        call = lambda **kw: pk.adaptive_avg_pool(x, spec.output_size, **kw)  # noqa: E731
         how = f"poolkit.adaptive_avg_pool(x, {spec.output_size})"
     else:
         out, idx = pk.max_pool(x, spec.kernel, spec.stride, spec.pad, return_indices=True)
@@ -234,6 +236,9 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
         contenders.append(Contender(OWN_OUT, reuse, threads=str(pk.get_num_threads()),
                                     how=how[:-1] + ", out=buf): the same call writing into a buffer it is given",
                                     peer=False))
+    if acc32 is not None and g is None:  # checked against the plain call, as the peers are
+        contenders.append(Contender(OWN_F32, lambda: call(**acc32), threads=str(pk.get_num_threads()),
+                                    how=how[:-1] + ', acc_dtype="float32"): the sums in float32', peer=False))
     for name in spec.peers:
         try:
             lib = libs.get(name if name != "numpy" else "poolkit")

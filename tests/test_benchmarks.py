@@ -88,8 +88,12 @@ def test_every_peer_computes_what_the_oracle_computes(spec, libs):
     tol = setup.tol
     assert setup.ref.dtype == want.dtype
     np.testing.assert_allclose(setup.ref, want, rtol=tol.rtol, atol=tol.atol)  # poolkit itself
-    ran = 0
+    ran = sums32 = 0
     for c in setup.contenders:
+        if c.label == peers.OWN_F32:  # poolkit's float32 sums: checked against the plain call as a peer is
+            assert c.status.startswith("ok (max abs diff"), c.status
+            np.testing.assert_allclose(np.asarray(c.call()), want, rtol=tol.rtol, atol=tol.atol)
+            sums32 += 1
         if not c.peer:
             continue
         assert not c.status.startswith("differs"), (c.label, c.status)
@@ -107,6 +111,7 @@ def test_every_peer_computes_what_the_oracle_computes(spec, libs):
         ran += 1
     if spec.dtype == "float32" and "torch" in spec.peers and _installed("torch"):
         assert ran >= 1
+    assert sums32 == (spec.dtype == "float32" and spec.op != "max" and spec.kind != "backward")
 
 
 def _installed(mod):
@@ -179,17 +184,21 @@ def test_timing_calls_around_hooks_and_tables_mark_where_poolkit_is_slower():
     assert "| 1.00 [0.90-2.00] |" in suite.summary_table([m])[-1]  # median and spread of the NumPy ratio
 
 
-def test_poolkit_writing_into_out_is_its_own_column_and_not_a_peer():
-    spec = cases.Spec("made-up case", "max", "pool", (1, 1, 4, 4), "NCHW", (2, 2), (2, 2), (0, 0),
-                      peers=("numpy",))
-    own = peers.Contender(peers.OWN_OUT, lambda: None, peer=False)
-    m = suite.Measured(spec, [own], {}, 80, "exact")
-    # the out= call is faster than every peer, yet the fastest-peer target is the NumPy one
-    m.runs.append({"poolkit": 3.0, peers.OWN_OUT: 0.5, "numpy strided slices": 2.0, "copy floor": 2.0})
+@pytest.mark.parametrize("label, op, time, cells", [
+    (peers.OWN_OUT, "max", 0.5, "| **1.50** | 0.25 |  |"),  # x bytes floor, then x floor with out=
+    (peers.OWN_F32, "avg", 1.0, "| **1.50** |  | 0.50 |"),  # x bytes floor, then float32 sums x fastest peer
+])
+def test_poolkit_own_variants_are_their_own_columns_and_not_peers(label, op, time, cells):
+    """poolkit writing into out=, and its float32 sums: each faster than every peer here, yet the
+    targets are the plain call's."""
+    spec = cases.Spec("made-up case", op, "pool", (1, 1, 4, 4), "NCHW", (2, 2), (2, 2), (0, 0), peers=("numpy",))
+    m = suite.Measured(spec, [peers.Contender(label, lambda: None, peer=False)], {}, 80, "exact")
+    m.runs.append({"poolkit": 3.0, label: time, "numpy strided slices": 2.0, "copy floor": 2.0})
     (peer_t, r1, _), (_, r2, _) = suite.targets(m, m.runs[0])
     assert "numpy" in peer_t and (r1, r2) == (1.5, 1.5)
     row = suite.summary_table([m])[-1]
-    assert "| **1.50** | 0.25 |" in row  # x bytes floor, then x floor with out=
+    assert cells + " fastest peer (numpy strided slices): 1.50 / 1;" in row
+    assert row.rstrip().endswith("| **no** |")
 
 
 def test_the_entry_point_runs_and_writes(tmp_path, capsys):

@@ -519,7 +519,8 @@ def _shape_of(res):
 
 
 #: the functions that take ``out=`` (see _call_with_out)
-TAKES_OUT = ("max_pool", "avg_pool", "max_pool_backward", "avg_pool_backward")
+TAKES_OUT = ("max_pool", "avg_pool", "max_pool_backward", "avg_pool_backward", "min_pool", "lp_pool",
+             "global_max_pool", "global_avg_pool", "global_lp_pool", "adaptive_max_pool", "adaptive_avg_pool")
 
 
 def _call_with_out(F, name, *args, **kw):
@@ -662,6 +663,14 @@ for _name in ("max_pool", "min_pool"):
     spec(_name)(functools.partial(_winner_pool, name=_name))
 
 
+def _acc_dtype(F, kw: dict) -> dict:
+    """Some examples ask for float32 sums (a clean error unless x is float32), or a wrong acc_dtype."""
+    if F.coin(0.3):
+        kw["acc_dtype"] = F.pick(F.choice(["float32", np.float32, "float64", np.dtype(np.float64)]),
+                                 st.sampled_from(["float16", np.int8, "x", 3, ">f4", object(), "float128"]))
+    return kw
+
+
 @spec("avg_pool")
 def _avg_pool(F):
     x = F.array()
@@ -669,14 +678,14 @@ def _avg_pool(F):
     kw["count_include_pad"] = F.pick(F.coin(), st.sampled_from([1, 0, None, "no"]))
     kw["divisor_override"] = F.pick(F.choice([None, None, 1, 3, -2, np.int64(5)]),
                                     st.sampled_from([0, 0.5, 2.0, 2**63, 10**400, -2**63, True, "2", math.inf]))
-    _call_with_out(F, "avg_pool", x, *args, **kw)
+    _call_with_out(F, "avg_pool", x, *args, **_acc_dtype(F, kw))
 
 
 @spec("lp_pool")
 def _lp_pool(F):
     x = F.array()
     args, kw = _geo_args(_geometry(F, x.shape))
-    call("poolkit.lp_pool", poolkit.lp_pool, x, _p(F), *args, **kw)
+    _call_with_out(F, "lp_pool", x, _p(F), *args, **kw)
 
 
 def _input_shape(F, shape):
@@ -806,7 +815,8 @@ def _global(F, name, with_p, backward):
     p_args = (_p(F),) if with_p else ()
     fn = getattr(poolkit, name + ("_backward" if backward else ""))
     if not backward:
-        call(f"poolkit.{fn.__name__}", fn, x, *p_args, axes=axes, keepdims=keep)
+        kw = _acc_dtype(F, {}) if name == "global_avg_pool" else {}
+        _call_with_out(F, name, x, *p_args, axes=axes, keepdims=keep, **kw)
         return
     shape = _global_out_shape(x.shape, axes, keep is True)
     g = _grad_for(F, shape)
@@ -838,7 +848,9 @@ def _adaptive(F, mode, backward):
         kw = dict(axes=axes)
         if mode == "max":
             kw["return_indices"] = F.pick(F.coin(0.4), st.sampled_from([1, None]))
-        call(f"poolkit.adaptive_{mode}_pool", fwd, x, size, **kw)
+        else:
+            _acc_dtype(F, kw)
+        _call_with_out(F, f"adaptive_{mode}_pool", x, size, **kw)
         return
     res = _safe(fwd, x, size, axes=axes, **({"return_indices": True} if mode == "max" else {}))
     out_shape = None if res is None else (res[0].shape if mode == "max" else res.shape)

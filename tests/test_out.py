@@ -540,10 +540,16 @@ def test_bad_out(op):
 def test_out_dtype_must_be_the_results(op, x_dtype, out_dtype, want):
     x = input_of(x_dtype, (1, 2, 6, 6), seed=30)
     call, _ = make_call(op, x, ((2, 2),), {}, np.random.default_rng(31))
+    check_out_dtype(call, want, out_dtype)
+
+
+def check_out_dtype(call: Callable, want: str, wrong) -> None:
+    """``call(out=)`` refuses an out of dtype ``wrong``, naming the result's dtype ``want``, and
+    takes one of dtype ``want``."""
     shape = call().shape
     with pytest.raises(TypeError, match=rf"out must have the result's dtype {want} \(no casting\), got dtype "
-                                        rf"{np.dtype(out_dtype).name}"):
-        call(out=np.zeros(shape, out_dtype))
+                                        rf"{np.dtype(wrong).name}"):
+        call(out=np.zeros(shape, wrong))
     ok = np.zeros(shape, want)
     assert call(out=ok) is ok
 

@@ -110,6 +110,15 @@ OUT = """\
         writeable and have exactly the result's shape and dtype (no casting; either byte order).
         It may overlap the inputs: the result is then computed apart and copied in."""
 
+#: The acc_dtype argument of the averages.
+ACC_DTYPE = """\
+    acc_dtype : {'float64', 'float32'} or dtype, optional
+        What the window sums are accumulated in: float64 (the default) or, for a float32 ``x``
+        only, float32 -- faster (the sums vectorise twice as wide, with no conversion per element)
+        but rounded to float32 as they go, as PyTorch's and ONNX Runtime's CPU kernels do, so a
+        result may differ from the default's in its last bits (more for long windows of values
+        that cancel).  Not for a Dask ``x``."""
+
 #: The values returned by the fixed-size max ops.
 MAX_RESULT = """\
     out : ndarray
@@ -141,8 +150,8 @@ WINNER_BACKWARD = """\
 _FRAGMENTS = {"WINNER_BACKWARD": WINNER_BACKWARD, "SHARED": SHARED, "SIZE_RULE": SIZE_RULE, "GLOBAL": GLOBAL,
               "ADAPTIVE_PARAMS": ADAPTIVE_PARAMS,
               "ADAPTIVE_NOTES": ADAPTIVE_NOTES, "FRACTIONAL": FRACTIONAL, "X_ANY": X_ANY, "X_SPATIAL": X_SPATIAL,
-              "RETURN_INDICES": RETURN_INDICES, "OUT": OUT, "MAX_RESULT": MAX_RESULT, "WEIGHT_INIT": WEIGHT_INIT,
-              "MAXIMIZE": MAXIMIZE}
+              "RETURN_INDICES": RETURN_INDICES, "OUT": OUT, "ACC_DTYPE": ACC_DTYPE, "MAX_RESULT": MAX_RESULT,
+              "WEIGHT_INIT": WEIGHT_INIT, "MAXIMIZE": MAXIMIZE}
 
 
 def fill(func: F) -> F:

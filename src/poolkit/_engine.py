@@ -35,6 +35,8 @@ logger.addHandler(logging.NullHandler())
 # threads
 # --------------------------------------------------------------------------------------------
 
+#: The dtype of window sums unless the caller asks for float32 sums (``acc_dtype``).
+F64 = np.dtype(np.float64)
 #: Calls touching fewer elements than this run in the calling thread only: handing chunks to the
 #: pool costs more than the work itself.
 SERIAL_BELOW = 1 << 16
@@ -522,11 +524,11 @@ def _whole_of(plan: geo.Plan) -> tuple[int, int, int] | None:
 def _reduce_whole(kern, x: np.ndarray, shape3, out: np.ndarray, *args, serial_below: int = 0) -> None:
     """``kern(x3, out2, *args, t0, t1)`` over the (outer, length, inner) view ``shape3`` of a global
     pooling: in the calling thread when ``x`` has fewer than ``serial_below`` bytes, else on the
-    pool.  A ``None`` in ``args`` stands for a float64 scratch row of ``inner`` entries per chunk."""
+    pool.  A dtype in ``args`` stands for a scratch row of ``inner`` entries of it, per chunk."""
     x3, o2 = x.reshape(shape3), out.reshape(shape3[0], shape3[2])
 
     def body(t0: int, t1: int) -> None:
-        kern(x3, o2, *[np.empty(shape3[2]) if a is None else a for a in args], t0, t1)
+        kern(x3, o2, *[np.empty(shape3[2], a) if isinstance(a, np.dtype) else a for a in args], t0, t1)
 
     if x.nbytes < serial_below:
         body(0, shape3[0])
@@ -545,10 +547,11 @@ def _fused_kernel(f, op: str):
     return memo[op]
 
 
-def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray) -> None:
-    """The fused forward kernel of ``op`` ("max" or "sum") over all output rows of ``out``."""
+def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray, acc: np.dtype = F64) -> None:
+    """The fused forward kernel of ``op`` ("max" or "sum", summed in ``acc``) over all output rows
+    of ``out``."""
     kern, size = _fused_kernel(f, op)
-    work_dtype = np.float64 if op == "sum" else src.dtype
+    work_dtype = acc if op == "sum" else src.dtype
     x4, o4 = src.reshape(f.in4), out.reshape(f.out4)
     rows = f.out4[0] * f.out4[1] * f.out4[2]
     cost = src.size + out.size
@@ -606,7 +609,8 @@ _UNSET = object()
 
 
 def _small_call(plan: geo.Plan, key: tuple):
-    """The prepared forwards of a small fused call (``key``: op, input dtype, divisor rule), or
+    """The prepared forwards of a small fused call (``key``: op, input dtype, and for sums the
+    divisor rule and the sums' dtype), or
     None: everything but the two allocations and the kernel call decided once per plan -- a layer
     applied batch after batch to small inputs pays the kernel's dispatch and little else.  A pair:
     ``call(x)``, which returns a new result, and ``into_out(x, out)``, which writes into a caller's
@@ -624,10 +628,10 @@ def _small_call(plan: geo.Plan, key: tuple):
             and not (op == "sum" and float_dtype(dtype) == np.float16)):
         kern, size = _fused_kernel(f, op)
         in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
-        divs = f.divisors(*key[2:]) if op == "sum" else f.divisors(None, None)
+        divs = f.divisors(key[2], key[3]) if op == "sum" else f.divisors(None, None)
         rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
         odt = kernel_dtype(float_dtype(dtype)) if op == "sum" else dtype
-        wdt = np.float64 if op == "sum" else dtype
+        wdt = key[4] if op == "sum" else dtype
 
         if tuple(in4) == plan.in_shape and tuple(out4) == shape:  # a 4-D call: no reshape (0.3 us each)
             def call(x: np.ndarray) -> np.ndarray:
@@ -650,16 +654,17 @@ def _small_call(plan: geo.Plan, key: tuple):
     return prepared
 
 
-def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None):
+def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None,
+               acc: np.dtype = F64):
     """The prepared forwards ``(call, into_out)`` (see _small_call) that max_reduce (op "max") or
-    pool_sums (op "sum", result in float_dtype(x.dtype)) use for ``x`` under ``plan``, or None
-    when they use none."""
+    pool_sums (op "sum", result in float_dtype(x.dtype), sums in ``acc``) use for ``x`` under
+    ``plan``, or None when they use none."""
     if not x.flags.c_contiguous:
         return None
     if op == "max":
         return _small_call(plan, ("max", x.dtype))
     return None if count_include_pad is None else _small_call(plan, ("sum", x.dtype, count_include_pad,
-                                                                      divisor_override))
+                                                                      divisor_override, acc))
 
 
 def _run_small(prepared, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -736,12 +741,12 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
 
 
 def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, divisor_override=None,
-              out: np.ndarray | None = None):
+              out: np.ndarray | None = None, acc: np.dtype = F64):
     """Window sums divided by the average divisor (raw sums when count_include_pad is None),
-    accumulated in float64 and returned as ``out_dtype``; written into ``out`` when a kernel
-    :func:`takes` it (see :func:`into`)."""
+    accumulated in ``acc`` (float64; float32 for a float32 ``x`` when the caller asks) and returned
+    as ``out_dtype``; written into ``out`` when a kernel :func:`takes` it (see :func:`into`)."""
     if out_dtype is float_dtype(x.dtype):
-        prepared = small_call(plan, "sum", x, count_include_pad, divisor_override)
+        prepared = small_call(plan, "sum", x, count_include_pad, divisor_override, acc)
         if prepared is not None:
             return _run_small(prepared, x, out)
     if _empty(plan.out_shape):
@@ -756,14 +761,14 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
         out = into(out, plan.out_shape, np.float64 if native(out_dtype) == np.float16 else native(out_dtype))
         divisor = 1.0 if count_include_pad is None else float(whole[1] if divisor_override is None
                                                               else divisor_override)
-        _reduce_whole(K.axis.sum_whole, x, whole, out, divisor, None, serial_below=WHOLE_SERIAL_BYTES)
+        _reduce_whole(K.axis.sum_whole, x, whole, out, divisor, acc, serial_below=WHOLE_SERIAL_BYTES)
         return narrow(out, out_dtype)
     if f is not None:
         out = into(out, plan.out_shape, kernel_dtype(out_dtype))
         if out.size:
-            _fused_forward(x, f, "sum", f.divisors(count_include_pad, divisor_override), out)
+            _fused_forward(x, f, "sum", f.divisors(count_include_pad, divisor_override), out, acc)
         return narrow(out, out_dtype)
-    sums = _sum_separable(x, plan)
+    sums = _sum_separable(x, plan, acc)
     if count_include_pad is not None:
         divide(sums, plan, count_include_pad, divisor_override)
     return narrow(sums, out_dtype)
@@ -774,10 +779,10 @@ def sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
     return pool_sums(x, plan, np.float64)
 
 
-def _sum_separable(cur: np.ndarray, plan: geo.Plan) -> np.ndarray:
+def _sum_separable(cur: np.ndarray, plan: geo.Plan, acc: np.dtype = F64) -> np.ndarray:
     for a, ap in reversed(list(zip(plan.axes, plan.axis_plans))):
         outer, length, inner = view3(cur.shape, a)
-        out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=np.float64)
+        out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=acc)
         if out.size:
             src, dst = cur.reshape(outer, length, inner), out.reshape(outer, ap.out_size, inner)
             run(lambda t0, t1: K.axis.sum_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),

@@ -17,13 +17,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _engine as E
 from . import _geometry as geo
 from . import _validate as V
 from ._docs import fill
 from ._validate import ArrayLike, Axes, Sizes
-from .pooling import _is_dask, _lazy, avg_pool, avg_pool_backward, lp_pool, lp_pool_backward, max_pool_backward
+from .pooling import (
+    _check_acc,
+    _check_out,
+    _deliver,
+    _is_dask,
+    _lazy,
+    _no_lazy_out,
+    avg_pool,
+    avg_pool_backward,
+    lp_pool,
+    lp_pool_backward,
+    max_pool_backward,
+)
 
 #: Adaptive output sizes: an int for every axis, or one per axis (None keeps the axis).
 OutputSizes = int | Sequence[int | None]
@@ -110,14 +123,33 @@ def _global_setup(x, axes, keepdims) -> _Global:
     return _Global(x, ax, sizes, tuple(kept), out_shape)
 
 
+def _global_into(s: _Global, dtype: np.dtype, out: np.ndarray | None, compute) -> np.ndarray:
+    """The result of a global pooling call ``s``: ``compute(into)`` pools ``s.x`` over ``s.axes``
+    with the pooled axes kept as 1, writing into ``into`` when it is an array; it lands in the
+    caller's ``out`` (checked for ``s.out_shape`` and ``dtype``) when given -- directly when
+    ``out`` can be viewed with the kept axes, else copied in."""
+    if out is None:
+        return compute(None).reshape(s.out_shape)
+    direct = _check_out(out, s.out_shape, dtype, s.x)
+    kept = None if direct is None else direct.reshape(s.kept)
+    if kept is None or not np.may_share_memory(kept, direct):  # out overlaps x, or the reshape took a copy
+        return _deliver(compute(None).reshape(s.out_shape), None, out)
+    _deliver(compute(kept), kept, kept)  # copied in when the engine wrote a new array instead
+    return out
+
+
 @fill
-def global_max_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False) -> np.ndarray:
+def global_max_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False, *,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Global max pooling: the maximum over all positions of the pooled axes.
 
     Parameters
     ----------
 {X_SPATIAL}
 {GLOBAL}
+{OUT}
+        Its shape is that of the result (the pooled axes removed, or kept as 1 with ``keepdims``);
+        its dtype that of ``x``.  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -137,25 +169,35 @@ def global_max_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False) -> 
     (2, 3, 1, 1)
     """
     if _is_dask(x):
-        return _lazy().global_max_pool(x, axes, keepdims)
+        lazy = _lazy().global_max_pool(x, axes, keepdims)
+        _no_lazy_out(out)
+        return lazy
     s = _global_setup(x, axes, keepdims)
-    return E.max_reduce(s.x, geo.make_plan(s.x.shape, s.sizes, axes=s.axes))[0].reshape(s.out_shape)
+    plan = geo.make_plan(s.x.shape, s.sizes, axes=s.axes)
+    return _global_into(s, E.native(s.x.dtype), out, lambda into: E.max_reduce(s.x, plan, False, into)[0])
 
 
 @fill
-def global_avg_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False) -> np.ndarray:
+def global_avg_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False, *,
+                    out: np.ndarray | None = None, acc_dtype: DTypeLike = "float64") -> np.ndarray:
     """Global average pooling: the mean over all positions of the pooled axes.
 
     Parameters
     ----------
 {X_SPATIAL}
 {GLOBAL}
+{OUT}
+        Its shape is that of the result (the pooled axes removed, or kept as 1 with ``keepdims``);
+        its dtype that of a float ``x``, float64 for integer and
+        bool inputs.  Not for a Dask ``x`` (its result is lazy).
+{ACC_DTYPE}
 
     Returns
     -------
     out : ndarray
         ``(N, C)`` for channels-first input (or with size-1 pooled axes when ``keepdims``).
-        Float inputs keep their dtype (accumulated in float64); integers and bools give float64.
+        Float inputs keep their dtype (accumulated in float64 unless ``acc_dtype`` says
+        otherwise); integers and bools give float64.
 
     Examples
     --------
@@ -172,13 +214,19 @@ def global_avg_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False) -> 
     (8, 512)
     """
     if _is_dask(x):
-        return _lazy().global_avg_pool(x, axes, keepdims)
+        lazy = _lazy().global_avg_pool(x, axes, keepdims)
+        _check_acc(acc_dtype, None)
+        _no_lazy_out(out)
+        return lazy
     s = _global_setup(x, axes, keepdims)
-    return avg_pool(s.x, s.sizes, axes=s.axes).reshape(s.out_shape)
+    _check_acc(acc_dtype, s.x.dtype)
+    return _global_into(s, E.float_dtype(s.x.dtype), out,
+                        lambda into: avg_pool(s.x, s.sizes, axes=s.axes, out=into, acc_dtype=acc_dtype))
 
 
 @fill
-def global_lp_pool(x: ArrayLike, p: float, axes: Axes = None, keepdims: bool = False) -> np.ndarray:
+def global_lp_pool(x: ArrayLike, p: float, axes: Axes = None, keepdims: bool = False, *,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """Global Lp pooling: ``(sum |x|**p) ** (1/p)`` over all positions of the pooled axes.
 
     Parameters
@@ -187,6 +235,10 @@ def global_lp_pool(x: ArrayLike, p: float, axes: Axes = None, keepdims: bool = F
     p : float
         The norm's order, finite and > 0 (ONNX ``GlobalLpPool``).
 {GLOBAL}
+{OUT}
+        Its shape is that of the result (the pooled axes removed, or kept as 1 with ``keepdims``);
+        its dtype that of a float ``x``, float64 for integer and
+        bool inputs.  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -205,10 +257,12 @@ def global_lp_pool(x: ArrayLike, p: float, axes: Axes = None, keepdims: bool = F
     array([[7.]])
     """
     if _is_dask(x):
-        return _lazy().global_lp_pool(x, p, axes, keepdims)
+        lazy = _lazy().global_lp_pool(x, p, axes, keepdims)
+        _no_lazy_out(out)
+        return lazy
     p = V.check_p(p)
     s = _global_setup(x, axes, keepdims)
-    return lp_pool(s.x, p, s.sizes, axes=s.axes).reshape(s.out_shape)
+    return _global_into(s, E.float_dtype(s.x.dtype), out, lambda into: lp_pool(s.x, p, s.sizes, axes=s.axes, out=into))
 
 
 @fill
@@ -363,8 +417,8 @@ def _adaptive_plan(shape, output_size, axes) -> geo.Plan:
 
 
 @fill
-def adaptive_max_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = None,
-                      return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def adaptive_max_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = None, return_indices: bool = False,
+                      out: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Adaptive max pooling: max pooling to a fixed output size, whatever the input size.
 
     Parameters
@@ -372,6 +426,9 @@ def adaptive_max_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = No
 {X_SPATIAL}
 {ADAPTIVE_PARAMS}
 {RETURN_INDICES}
+{OUT}
+        Its shape is that of the result; its dtype that of ``x``.  It receives the maxima (the
+        indices are a new array).  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -400,28 +457,39 @@ def adaptive_max_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = No
     (2, 64, 7, 17)
     """
     if _is_dask(x):
-        return _lazy().adaptive_max_pool(x, output_size, axes=axes, return_indices=return_indices)
+        lazy = _lazy().adaptive_max_pool(x, output_size, axes=axes, return_indices=return_indices)
+        _no_lazy_out(out)
+        return lazy
     x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
     ret = V.check_bool("return_indices", return_indices)
-    out, idx = E.max_reduce(x, plan, ret)
-    return (out, idx) if ret else out
+    direct = None if out is None else _check_out(out, plan.out_shape, E.native(x.dtype), x)
+    res, idx = E.max_reduce(x, plan, ret, direct)
+    if out is not None:
+        res = _deliver(res, direct, out)
+    return (res, idx) if ret else res
 
 
 @fill
-def adaptive_avg_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = None) -> np.ndarray:
+def adaptive_avg_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = None,
+                      out: np.ndarray | None = None, acc_dtype: DTypeLike = "float64") -> np.ndarray:
     """Adaptive average pooling: average pooling to a fixed output size, whatever the input size.
 
     Parameters
     ----------
 {X_SPATIAL}
 {ADAPTIVE_PARAMS}
+{OUT}
+        Its shape is that of the result; its dtype that of a float ``x``, float64 for integer and
+        bool inputs.  Not for a Dask ``x`` (its result is lazy).
+{ACC_DTYPE}
 
     Returns
     -------
     out : ndarray
         ``x`` with each pooled axis resized to its output size.  Float inputs keep their dtype
-        (accumulated in float64); integers and bools give float64.
+        (accumulated in float64 unless ``acc_dtype`` says otherwise); integers and bools give
+        float64.
 
     Notes
     -----
@@ -440,10 +508,18 @@ def adaptive_avg_pool(x: ArrayLike, output_size: OutputSizes, *, axes: Axes = No
     (1, 3, 7, 7)
     """
     if _is_dask(x):
-        return _lazy().adaptive_avg_pool(x, output_size, axes=axes)
+        lazy = _lazy().adaptive_avg_pool(x, output_size, axes=axes)
+        _check_acc(acc_dtype, None)
+        _no_lazy_out(out)
+        return lazy
     x = V.check_array(x)
     plan = _adaptive_plan(x.shape, output_size, axes)
-    return E.pool_sums(x, plan, E.float_dtype(x.dtype), False)
+    acc = _check_acc(acc_dtype, x.dtype)
+    dtype = E.float_dtype(x.dtype)
+    if out is None:
+        return E.pool_sums(x, plan, dtype, False, None, None, acc)
+    direct = _check_out(out, plan.out_shape, dtype, x)
+    return _deliver(E.pool_sums(x, plan, dtype, False, None, direct, acc), direct, out)
 
 
 @fill

@@ -11,6 +11,7 @@ import operator
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from . import _engine as E
 from . import _geometry as geo
@@ -118,6 +119,25 @@ def _no_lazy_out(out: object) -> None:
     """A Dask input's result is lazy: there is nothing to write into ``out`` yet."""
     if out is not None:
         raise TypeError(f"out must be None for a Dask array input (its result is lazy), got {type(out).__name__}")
+
+
+def _check_acc(acc_dtype: object, x_dtype: np.dtype | None) -> np.dtype:
+    """The dtype of an average's sums: float64, or float32 when asked for a float32 x (``x_dtype``;
+    None for a Dask input, whose sums are float64)."""
+    bad = ValueError(f"acc_dtype must be 'float64' or 'float32', got {acc_dtype!r}")
+    try:
+        acc = np.dtype(acc_dtype)  # type: ignore[call-overload]
+    except TypeError:
+        raise bad from None
+    if acc == E.F64:
+        return acc
+    if acc != np.float32:
+        raise bad
+    if x_dtype is None:
+        raise ValueError("acc_dtype='float32' is for NumPy inputs; a Dask input's sums are float64")
+    if E.native(x_dtype) != np.float32:
+        raise ValueError(f"acc_dtype='float32' needs a float32 x, got x of dtype {x_dtype}")
+    return acc
 
 
 def _check_avg_options(count_include_pad, divisor_override):
@@ -258,7 +278,8 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
 @fill
 def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
              dilation: Sizes = 1, ceil_mode: bool = False, count_include_pad: bool = True,
-             divisor_override: int | None = None, axes: Axes = None, out: np.ndarray | None = None) -> np.ndarray:
+             divisor_override: int | None = None, axes: Axes = None, out: np.ndarray | None = None,
+             acc_dtype: DTypeLike = "float64") -> np.ndarray:
     """Average pooling over any number of axes.
 
     Parameters
@@ -274,12 +295,14 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
 {OUT}
         Its shape is ``output_shape(x.shape, ...)``; its dtype that of a float ``x``, float64 for
         integer and bool inputs.  Not for a Dask ``x`` (its result is lazy).
+{ACC_DTYPE}
 
     Returns
     -------
     out : ndarray
         ``x`` with each pooled axis replaced by its output size.  Float inputs keep their dtype
-        (sums are accumulated in float64); integer and bool inputs give float64.
+        (sums are accumulated in float64 unless ``acc_dtype`` says otherwise); integer and bool
+        inputs give float64.
 
     Notes
     -----
@@ -302,33 +325,42 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     True
     >>> buf
     array([[3.75, 1.25]])
+
+    float32 sums, for speed (``acc_dtype``):
+
+    >>> poolkit.avg_pool(np.array([[1, 3, 2, 1], [2, 9, 1, 1]], np.float32), (2, 2), acc_dtype="float32")
+    array([[3.75, 1.25]], dtype=float32)
     """
     # ``out`` is an argument too: a call with ``out`` never repeats one (see max_pool)
-    args = (kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override, axes, out)
+    args = (kernel_size, stride, padding, dilation, ceil_mode, count_include_pad, divisor_override, axes, out,
+            acc_dtype)
     call = _repeated("avg", x, args)
     if call is not None:
         return call(x)
     if _is_dask(x):
         lazy = _lazy().avg_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode,
                                 count_include_pad=count_include_pad, divisor_override=divisor_override, axes=axes)
+        _check_acc(acc_dtype, None)
         _no_lazy_out(out)
         return lazy
     x = V.check_array(x)
     _check_avg_options(count_include_pad, divisor_override)
+    acc = _check_acc(acc_dtype, x.dtype)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
     dtype = E.float_dtype(x.dtype)
     if out is not None:
         direct = _check_out(out, plan.out_shape, dtype, x)
-        res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, direct)
+        res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, direct, acc)
         return _deliver(res, direct, out)
-    res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override)
-    _remember("avg", x, args, plan, bool(count_include_pad), divisor_override)
+    res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, None, acc)
+    _remember("avg", x, args, plan, bool(count_include_pad), divisor_override, acc)
     return res
 
 
 @fill
 def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
-            dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None) -> np.ndarray:
+            dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Lp-norm pooling: ``(sum |x|**p) ** (1/p)`` over each window.
 
     Parameters
@@ -337,6 +369,9 @@ def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = N
     p : float
         The norm's order, finite and > 0 (``p=1`` sums magnitudes, ``p=2`` is the Euclidean norm).
 {SHARED}
+{OUT}
+        Its shape is ``output_shape(x.shape, ...)``; its dtype that of a float ``x``, float64 for
+        integer and bool inputs.  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -359,12 +394,18 @@ def lp_pool(x: ArrayLike, p: float, kernel_size: Sizes, stride: Sizes | None = N
     array([[5., 1.]])
     """
     if _is_dask(x):
-        return _lazy().lp_pool(x, p, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes)
+        lazy = _lazy().lp_pool(x, p, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes)
+        _no_lazy_out(out)
+        return lazy
     x = V.check_array(x)
     p = V.check_p(p)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
+    dtype = E.float_dtype(x.dtype)
+    if out is not None:  # checked before any work; the norms go through float64 buffers, then copied in
+        _check_out(out, plan.out_shape, dtype)
     ys, _, scale = _lp_norms(x, p, plan)
-    return E.narrow(_unscaled(ys, scale), E.float_dtype(x.dtype))
+    res = E.narrow(_unscaled(ys, scale), dtype)
+    return res if out is None else _deliver(res, None, out)
 
 
 @fill
@@ -638,17 +679,19 @@ def _lazy():
     return lazy
 
 
-def _reversed_order(x: np.ndarray) -> np.ndarray:
+def _reversed_order(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The order-reversing bijection of min pooling: ``~x`` for integers and bools (``~v = -v - 1``
     for signed, ``max - v`` for unsigned, ``not v`` for bools: no overflow, unlike ``-x``), ``-x``
-    for floats (exact, and NaN stays NaN).  It is its own inverse, bit for bit."""
-    return np.negative(x) if x.dtype.kind == "f" else np.invert(x)
+    for floats (exact, and NaN stays NaN).  It is its own inverse, bit for bit.  Written into
+    ``out`` (of x's shape and dtype) when given, which is returned."""
+    f = np.negative if x.dtype.kind == "f" else np.invert
+    return f(x) if out is None else f(x, out=out)
 
 
 @fill
 def min_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padding: Padding = 0, *,
-             dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None,
-             return_indices: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+             dilation: Sizes = 1, ceil_mode: bool = False, axes: Axes = None, return_indices: bool = False,
+             out: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Min pooling over any number of axes: the rules of :func:`max_pool`, order reversed.
 
     Parameters
@@ -657,6 +700,9 @@ def min_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
 {SHARED}
     return_indices : bool, optional
         Also return where each minimum came from.
+{OUT}
+        Its shape is ``output_shape(x.shape, ...)``; its dtype that of ``x``.  It receives the
+        minima (the indices are a new array).  Not for a Dask ``x`` (its result is lazy).
 
     Returns
     -------
@@ -696,14 +742,18 @@ def min_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
            [ 8, 14]])
     """
     if _is_dask(x):
-        return _lazy().min_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes,
+        lazy = _lazy().min_pool(x, kernel_size, stride, padding, dilation=dilation, ceil_mode=ceil_mode, axes=axes,
                                 return_indices=return_indices)
+        _no_lazy_out(out)
+        return lazy
     x = V.check_array(x)
     ret = V.check_bool("return_indices", return_indices)
     plan = _plan(x.shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
-    out, idx = E.max_reduce(_reversed_order(x), plan, ret)
-    out = _reversed_order(out)
-    return (out, idx) if ret else out
+    if out is not None:  # checked before any work; x is read before out is written
+        _check_out(out, plan.out_shape, E.native(x.dtype))
+    res, idx = E.max_reduce(_reversed_order(x), plan, ret)
+    res = _reversed_order(res, out)
+    return (res, idx) if ret else res
 
 
 @fill

@@ -100,6 +100,18 @@ def _adaptive(kind):
     return case
 
 
+def _acc32(kind):
+    """A float32 average summed in float32 (acc_dtype): the same kernels as the default's, with
+    a float32 scratch buffer, so numba caches them under their own argument types."""
+    def case(dtype):
+        x = _data(dtype, (2, 3, 9, 9))
+        if kind == "global":
+            return poolkit.global_avg_pool(x, acc_dtype="float32"), x.astype(np.float64).mean(axis=(2, 3))
+        return (poolkit.avg_pool(x, (3, 3), 2, 1, acc_dtype="float32"),
+                R.ref_avg_pool(x, (3, 3), 2, 1, 1, False, (2, 3)))
+    return case
+
+
 def _roi_pool(dtype):
     x = _data(dtype, (2, 3, 8, 9))
     rois = np.array([[0, 1, 1, 6, 5], [1, 0, 2, 8, 7]], dtype=np.float64)
@@ -138,6 +150,8 @@ CASES = {
     "adaptive_avg": _adaptive("avg"),
     "roi_pool": _roi_pool,
     "roi_align": _roi_align,
+    "avg_acc32": _acc32("pool"),
+    "global_acc32": _acc32("global"),
 }
 
 

@@ -35,7 +35,8 @@ def max_axis(x, starts, counts, step, out, t0, t1):
 
 @kernel
 def sum_axis(x, starts, counts, step, out, t0, t1):
-    """Window sums along the middle axis, accumulated in out's dtype (float64)."""
+    """Window sums along the middle axis, accumulated in out's dtype (float64, or float32 when
+    asked)."""
     _reduce_axis(x, starts, counts, step, out, t0, t1, add2)
 
 
@@ -147,10 +148,11 @@ def max_whole(x, out, t0, t1):
 
 @kernel(reassociate=True)
 def sum_whole(x, out, divisor, acc, t0, t1):
-    """Global means: out[o, i] = (float64 sum over the whole middle axis of x[o, :, i]) / divisor,
-    written in out's dtype (divisor 1.0: the sums).  A run per o when inner == 1 -- a plain
-    running sum, which reassociation lets LLVM vectorise (the eight hand-written lanes it replaces
-    were 3x slower) -- else rows of the inner axis added into ``acc`` (float64, inner entries)."""
+    """Global means: out[o, i] = (sum over the whole middle axis of x[o, :, i], in acc's dtype:
+    float64, or float32 when asked) / divisor, written in out's dtype (divisor 1.0: the sums).  A
+    run per o when inner == 1 -- a plain running sum, which reassociation lets LLVM vectorise (the
+    eight hand-written lanes it replaces were 3x slower) -- else rows of the inner axis added into
+    ``acc`` (inner entries)."""
     length, n_inner = x.shape[1], x.shape[2]
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
@@ -158,7 +160,7 @@ def sum_whole(x, out, divisor, acc, t0, t1):
     if n_inner == 1:
         for o in range(t0, t1):
             b = np.uint64(o * length)
-            a = 0.0
+            a = acc.dtype.type(0)
             for j in range(n):
                 a += xf[b + j]
             of[o] = a / divisor
