@@ -198,7 +198,6 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
     axes = spec.spatial if spec.layout == "NHWC" else None
     keep = [x]
     g = idx = None
-    acc32 = {"acc_dtype": "float32"} if spec.op != "max" and x.dtype == np.float32 else None
     if spec.kind == "pool":
         f = pk.max_pool if spec.op == "max" else pk.avg_pool
         call = lambda out=None, **kw: f(x, spec.kernel, spec.stride, spec.pad, axes=axes, out=out, **kw)  # noqa: E731
@@ -236,8 +235,8 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
         contenders.append(Contender(OWN_OUT, reuse, threads=str(pk.get_num_threads()),
                                     how=how[:-1] + ", out=buf): the same call writing into a buffer it is given",
                                     peer=False))
-    if acc32 is not None and g is None:  # checked against the plain call, as the peers are
-        contenders.append(Contender(OWN_F32, lambda: call(**acc32), threads=str(pk.get_num_threads()),
+    if spec.op != "max" and g is None and x.dtype == np.float32:  # a forward average: checked as the peers are
+        contenders.append(Contender(OWN_F32, lambda: call(acc_dtype="float32"), threads=str(pk.get_num_threads()),
                                     how=how[:-1] + ', acc_dtype="float32"): the sums in float32', peer=False))
     for name in spec.peers:
         try:

@@ -358,10 +358,11 @@ def summary_table(ms: list[Measured]) -> list[str]:
         floor = _ratio_cell(m, "copy floor") if "copy floor" in med else ""
         # poolkit writing into a buffer it is given (out=): the floor's own terms
         reused = _ratio_cell(m, "copy floor", OWN_OUT) if OWN_OUT in med and "copy floor" in med else ""
+        run = _median_run(m)
         # poolkit's float32 sums over the fastest peer of the plain call's target
-        peer = fastest_peer(_median_run(m))
+        peer = fastest_peer(run)
         acc32 = _ratio_cell(m, peer, OWN_F32) if OWN_F32 in med and peer is not None else ""
-        tg = targets_over_runs(m)
+        tg = targets(m, run)
         tcell = "; ".join(f"{name}: {r:.2f} / {lim:g}" for name, r, lim in tg)
         met = "yes" if tg and all(r <= lim for _, r, lim in tg) else ("**no**" if tg else "")
         lines.append(f"| {m.spec.name} | " + " | ".join(cells) + f" | {floor} | {reused} | {acc32} | {tcell} | {met} |")

@@ -33,6 +33,15 @@ from support.data import X44
 
 DTYPES = (np.float32, np.float64, np.float16, np.int32, np.uint8)
 
+# the adaptive cases, max and average alike
+ADAPTIVE = [
+    ("14_to_7", (2, 3, 14, 14), (7,), {}),
+    ("uneven_keep_w", (2, 3, 13, 17), ((5, None),), {}),
+    ("nhwc", (2, 13, 11, 4), ((4, 3),), {"axes": (1, 2)}),
+    ("1d", (3, 4, 17), (5,), {}),
+    ("large", (4, 16, 64, 64), (7,), {}),
+]
+
 # op -> [(id, input shape, positional arguments after x, keyword arguments)]
 CASES = {
     "min_pool": [
@@ -66,20 +75,8 @@ CASES = {
         ("p2_nchw", (2, 3, 7, 9), (2,), {}),
         ("p3_keepdims", (2, 3, 5, 4), (3,), {"keepdims": True}),
     ],
-    "adaptive_max_pool": [
-        ("14_to_7", (2, 3, 14, 14), (7,), {}),
-        ("uneven_keep_w", (2, 3, 13, 17), ((5, None),), {}),
-        ("nhwc", (2, 13, 11, 4), ((4, 3),), {"axes": (1, 2)}),
-        ("1d", (3, 4, 17), (5,), {}),
-        ("large", (4, 16, 64, 64), (7,), {}),
-    ],
-    "adaptive_avg_pool": [
-        ("14_to_7", (2, 3, 14, 14), (7,), {}),
-        ("uneven_keep_w", (2, 3, 13, 17), ((5, None),), {}),
-        ("nhwc", (2, 13, 11, 4), ((4, 3),), {"axes": (1, 2)}),
-        ("1d", (3, 4, 17), (5,), {}),
-        ("large", (4, 16, 64, 64), (7,), {}),
-    ],
+    "adaptive_max_pool": ADAPTIVE,
+    "adaptive_avg_pool": ADAPTIVE,
 }
 OPS = tuple(CASES)
 ALL = [(op, *case) for op in OPS for case in CASES[op]]

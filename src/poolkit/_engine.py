@@ -610,9 +610,9 @@ _UNSET = object()
 
 def _small_call(plan: geo.Plan, key: tuple):
     """The prepared forwards of a small fused call (``key``: op, input dtype, and for sums the
-    divisor rule and the sums' dtype), or
-    None: everything but the two allocations and the kernel call decided once per plan -- a layer
-    applied batch after batch to small inputs pays the kernel's dispatch and little else.  A pair:
+    divisor rule and the sums' dtype), or None: everything but the two allocations and the kernel
+    call decided once per plan -- a layer applied batch after batch to small inputs pays the
+    kernel's dispatch and little else.  A pair:
     ``call(x)``, which returns a new result, and ``into_out(x, out)``, which writes into a caller's
     ``out`` when the kernel :func:`takes` it (else into a new result) and returns what it wrote."""
     memo = plan.memo

@@ -126,14 +126,15 @@ def _global_setup(x, axes, keepdims) -> _Global:
 def _global_into(s: _Global, dtype: np.dtype, out: np.ndarray | None, compute) -> np.ndarray:
     """The result of a global pooling call ``s``: ``compute(into)`` pools ``s.x`` over ``s.axes``
     with the pooled axes kept as 1, writing into ``into`` when it is an array; it lands in the
-    caller's ``out`` (checked for ``s.out_shape`` and ``dtype``) when given -- directly when
-    ``out`` can be viewed with the kept axes, else copied in."""
+    caller's ``out`` (checked for ``s.out_shape`` and ``dtype``) when given -- through a view of
+    ``out`` with the kept axes (inserting axes of size 1 never takes a copy), or copied in when
+    ``out`` overlaps x."""
     if out is None:
         return compute(None).reshape(s.out_shape)
     direct = _check_out(out, s.out_shape, dtype, s.x)
-    kept = None if direct is None else direct.reshape(s.kept)
-    if kept is None or not np.may_share_memory(kept, direct):  # out overlaps x, or the reshape took a copy
+    if direct is None:
         return _deliver(compute(None).reshape(s.out_shape), None, out)
+    kept = direct.reshape(s.kept)
     _deliver(compute(kept), kept, kept)  # copied in when the engine wrote a new array instead
     return out
 
