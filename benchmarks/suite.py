@@ -81,9 +81,19 @@ class Budget:
     per_contender_s: float = 1.0  # stop timing a contender after this much, once it has min_rounds
     per_case_s: float = 5.0  # stop the rounds after this much, once every contender has min_rounds
     sample_s: float = 0.002  # batch calls so that one sample lasts at least this long
-    #: idle time before each sample: thread pools that spin-wait after a call (OpenMP, onnxruntime)
-    #: would otherwise take CPU from the next contender
+    #: idle time before each sample, repeated (see quiesce) until the process's threads are idle:
+    #: thread pools that spin-wait after a call would otherwise take CPU from the next contender --
+    #: onnxruntime's spins about 40 ms of CPU after each run, and a 3-D max pooling timed after it
+    #: took 4.5-5.1 ms against 2.6-2.9 ms alone
     gap_s: float = 0.005
+    quiet_max_s: float = 0.25  # give up waiting for idle threads after this long
+    #: a contender whose call takes less than this makes one untimed call before each sample, so
+    #: that every timed call follows a call of its own, as a network's layers follow each other:
+    #: on this VM a thread pool woken after 20 ms or more of sleep often lands on the caller's
+    #: core and shares it for the whole call (poolkit's 3-D max: 6.2-7.3 ms on 1.00 core after
+    #: 20-50 ms idle, 3.2-3.9 ms on 1.5-1.9 cores after 5 ms) -- a cost of waking from idle, which
+    #: the batches of many calls that fast contenders get would hide and slow ones would not
+    wake_below_s: float = 0.05
 
 
 QUICK = Budget(min_rounds=3, max_rounds=5, per_contender_s=0.3, per_case_s=2.0)
@@ -177,6 +187,18 @@ def _nanmedian(v: list[float]) -> float:
     return statistics.median(v) if v else math.nan
 
 
+def quiesce(gap_s: float, max_s: float, busy: float = 0.05) -> float:
+    """Sleep ``gap_s`` at a time until this process used under ``busy`` of a core while asleep
+    (no thread of a pool still spins), or ``max_s`` has passed; the time slept."""
+    start = time.perf_counter()
+    while True:
+        p0, t0 = time.process_time(), time.perf_counter()
+        time.sleep(gap_s)
+        t1 = time.perf_counter()
+        if time.process_time() - p0 < busy * (t1 - t0) or t1 - start >= max_s:
+            return t1 - start
+
+
 def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Timing]:
     """Median seconds per call of each timed contender, in interleaved rounds."""
     live = [c for c in contenders if c.timed]
@@ -220,8 +242,10 @@ def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Ti
             for c in active:
                 call, n = calls[c.label], number[c.label]
                 if budget.gap_s:
-                    time.sleep(budget.gap_s)
+                    quiesce(budget.gap_s, budget.quiet_max_s)
                 enter[c.label]()
+                if first[c.label] < budget.wake_below_s:
+                    call()  # untimed: wakes the contender's own threads (see Budget.wake_below_s)
                 p0 = time.process_time()
                 t0 = time.perf_counter()
                 for _ in range(n):

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -182,6 +184,53 @@ def test_timing_calls_around_hooks_and_tables_mark_where_poolkit_is_slower():
                {"poolkit": 0.9, "numpy strided slices": 1.0, "copy floor": 1.0}]
     assert suite.targets_over_runs(m)[0][1] == 1.0  # the median over the three runs
     assert "| 1.00 [0.90-2.00] |" in suite.summary_table([m])[-1]  # median and spread of the NumPy ratio
+
+
+def test_quiesce_waits_for_a_spinning_thread_and_no_longer():
+    """A thread pool that spin-waits after a call (onnxruntime's spins about 40 ms) must be idle
+    before the next contender's sample starts; an idle process waits one gap only."""
+    spun = threading.Event()
+
+    def spin(seconds):
+        end = time.perf_counter() + seconds
+        spun.set()
+        while time.perf_counter() < end:
+            pass
+
+    worker = threading.Thread(target=spin, args=(0.15,))
+    worker.start()
+    spun.wait()
+    t0 = time.perf_counter()
+    slept = suite.quiesce(0.005, 2.0)
+    worker.join()
+    assert slept >= 0.12 and time.perf_counter() - t0 >= 0.12  # waited until the spinning stopped
+    assert suite.quiesce(0.005, 2.0) < 0.1  # nothing spins: one gap, or a few on a busy machine
+    worker = threading.Thread(target=spin, args=(1.0,))
+    worker.start()
+    spun.wait()
+    assert suite.quiesce(0.005, 0.05) < 0.5  # gives up after max_s
+    worker.join()
+
+
+def test_each_sample_follows_an_untimed_call_of_its_own():
+    """A contender faster than Budget.wake_below_s makes one untimed call before each sample, so a
+    sample never times the wake-up of its thread pool; a slower one does not."""
+    calls = {"quick": 0, "slow": 0}
+
+    def quick():
+        calls["quick"] += 1
+
+    def slow():
+        calls["slow"] += 1
+        time.sleep(0.06)
+
+    budget = dataclasses.replace(suite.QUICK, min_rounds=3, max_rounds=3, per_contender_s=0.0, per_case_s=0.0)
+    timings = suite.time_contenders([peers.Contender("quick", quick, status="ok (exact)"),
+                                     peers.Contender("slow", slow, status="ok (exact)")], budget)
+    n = timings["quick"].number
+    sizing = 3  # the sizing call, then the fastest of two more for a fast call
+    assert calls["quick"] == sizing + 3 * (n + 1)
+    assert calls["slow"] == 1 + 3 * timings["slow"].number  # the sizing call only
 
 
 @pytest.mark.parametrize("label, op, time, cells", [

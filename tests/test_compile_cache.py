@@ -106,3 +106,32 @@ def test_fresh_processes_sharing_one_cache(tmp_path):
         res = _probe(cache, order)
         assert [c for c, ok in res["results"].items() if not ok] == []
         assert res["compiles"] == 0, "every kernel should have loaded from the shared cache"
+
+
+_NOTICE_SCRIPT = """
+import logging, numba, numpy as np
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+import poolkit
+# a function made by exec without a __name__: numba gives it __module__ None
+ns = {"njit": numba.njit}
+exec("@njit\\ndef plus_one(a):\\n    return a + 1\\n", ns)
+assert ns["plus_one"].py_func.__module__ is None
+print("unrelated", ns["plus_one"](41))
+print("pooled", poolkit.max_pool(np.array([1.0, 3.0, 2.0, 0.5]), (2,)).tolist())
+"""
+
+
+def test_compile_notice_names_poolkit_kernels_only(tmp_path):
+    """The compile notice watches every function numba compiles in the process, so it must let
+    others' functions compile whatever they look like (one made by ``exec`` has ``__module__``
+    None: the notice raised AttributeError inside numba and the user's own function failed to
+    compile), and still log poolkit's own kernels when they compile on first use."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    proc = subprocess.run([sys.executable, "-c", _NOTICE_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "unrelated 42" in proc.stdout
+    assert "pooled [3.0, 2.0]" in proc.stdout
+    notices = [line for line in proc.stderr.splitlines() if line.startswith("poolkit: compiling the ")]
+    assert len(notices) == 1, proc.stderr  # the one kernel the call used, not the user's function
+    assert "max_small_k2s2 kernel for float64" in notices[0]

@@ -315,9 +315,19 @@ class _CompileNotice(_numba_event.Listener):
     def __init__(self):
         self.depth = 0
 
+    @staticmethod
+    def _ours(event) -> bool:
+        """Whether the compiled function is a poolkit kernel.  Every function numba compiles in
+        the process passes here, so nothing about it is assumed: one made by ``exec`` without a
+        ``__name__`` has ``__module__`` None."""
+        data = event.data if isinstance(event.data, dict) else {}
+        func = getattr(data.get("dispatcher"), "py_func", None)
+        module = getattr(func, "__module__", None)
+        return isinstance(module, str) and module.startswith("poolkit._kernels")
+
     def on_start(self, event):
-        disp = event.data["dispatcher"]
-        if getattr(disp.py_func, "__module__", "").startswith("poolkit._kernels"):
+        if self._ours(event):
+            disp = event.data["dispatcher"]
             if self.depth == 0:
                 args = event.data["args"]
                 dtype = getattr(args[0], "dtype", args[0]) if args else ""
@@ -326,8 +336,7 @@ class _CompileNotice(_numba_event.Listener):
             self.depth += 1
 
     def on_end(self, event):
-        disp = event.data["dispatcher"]
-        if getattr(disp.py_func, "__module__", "").startswith("poolkit._kernels"):
+        if self._ours(event):
             self.depth -= 1
 
 

@@ -151,24 +151,47 @@ def sum_whole(x, out, divisor, acc, t0, t1):
     """Global means: out[o, i] = (sum over the whole middle axis of x[o, :, i], in acc's dtype:
     float64, or float32 when asked) / divisor, written in out's dtype (divisor 1.0: the sums).  A
     run per o when inner == 1 -- a plain running sum, which reassociation lets LLVM vectorise (the
-    eight hand-written lanes it replaces were 3x slower) -- else rows of the inner axis added into
-    ``acc`` (inner entries)."""
+    eight hand-written lanes it replaces were 3x slower), four runs at a time -- else rows of the
+    inner axis added into ``acc`` (inner entries), three rows per pass.  Each sum is added in the
+    same order as one run or one row at a time, so the results are the same bits; interleaved
+    against that code on this AMD EPYC, one thread, (32, 512, 7, 7) in cache: 0.68-0.86 of its
+    time as NCHW, 0.66-0.85 as NHWC, float64 or float32 sums."""
     length, n_inner = x.shape[1], x.shape[2]
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     n = np.uint64(length)
+    zero = acc.dtype.type(0)
     if n_inner == 1:
-        for o in range(t0, t1):
+        o = t0
+        while o + 4 <= t1:  # four runs at once: their short tails overlap instead of queueing
             b = np.uint64(o * length)
-            a = acc.dtype.type(0)
+            a0, a1, a2, a3 = zero, zero, zero, zero
+            for j in range(n):
+                a0 += xf[b + j]
+                a1 += xf[b + n + j]
+                a2 += xf[b + n + n + j]
+                a3 += xf[b + n + n + n + j]
+            of[o], of[o + 1], of[o + 2], of[o + 3] = a0 / divisor, a1 / divisor, a2 / divisor, a3 / divisor
+            o += 4
+        for r in range(o, t1):
+            b = np.uint64(r * length)
+            a = zero
             for j in range(n):
                 a += xf[b + j]
-            of[o] = a / divisor
+            of[r] = a / divisor
     else:
+        ni = np.uint64(n_inner)
         for o in range(t0, t1):
             src = o * length * n_inner
-            for j in range(length):
-                vput(acc, 0, xf, src + j * n_inner, n_inner, 1, j == 0, add2)
+            vput(acc, 0, xf, src, n_inner, 1, True, add2)
+            j = 1
+            while j + 3 <= length:  # three rows per pass over acc, added in order (the same bits)
+                a = np.uint64(src + j * n_inner)
+                for q in range(ni):
+                    acc[q] = ((acc[q] + xf[a + q]) + xf[a + ni + q]) + xf[a + ni + ni + q]
+                j += 3
+            for k in range(j, length):
+                vput(acc, 0, xf, src + k * n_inner, n_inner, 1, False, add2)
             d = np.uint64(o * n_inner)
-            for i in range(np.uint64(n_inner)):
+            for i in range(ni):
                 of[d + i] = acc[i] / divisor
