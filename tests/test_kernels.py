@@ -137,8 +137,8 @@ def test_fused_3d_matches_general_path(dims, k, s, channels_last, seed):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint8, np.bool_])
 def test_one_pass_small_windows(kw, sw, dtype):
     """The literal one-pass loops for 2 or 3 taps at stride 1 or 2, or 4 at stride 4, along W (NCHW
-    rows) against the general path: edge windows on both sides, ties, NaN first and last in a
-    window, odd widths."""
+    rows), and the two-row pass of unpadded 2x2 windows, against the general path: edge windows on
+    both sides, ties, NaN first and last in a window, odd widths."""
     rng = np.random.default_rng(kw * 10 + sw)
     shape = (2, 3, 7, 29)
     if dtype == np.bool_:
@@ -151,7 +151,9 @@ def test_one_pass_small_windows(kw, sw, dtype):
         x[1, 2, 3, 6] = np.nan   # two NaN in one window: the first wins
     for pad in ((kw // 2, kw // 2) if kw < 4 else (0, 2), 0, "same"):  # (rows, columns) padding
         plan = geo.make_plan(shape, (2, kw), (1, sw), pad, 1, False, (2, 3))
-        assert sliding.variant(plan.fused, "max") == f"max_small_k{kw}s{sw}"
+        # unpadded 2x2 windows are all full: the two-row pass (pairs) makes those
+        expected = f"pairs_s{sw}" if kw == 2 and pad == 0 else f"small_k{kw}s{sw}"
+        assert sliding.variant(plan.fused, "max") == f"max_{expected}"
         out, idx = poolkit.max_pool(x, (2, kw), (1, sw), pad, axes=(2, 3), return_indices=True)
         ref, ref_idx = _general_max(x, plan, True)
         assert out.dtype == x.dtype
@@ -162,6 +164,24 @@ def test_one_pass_small_windows(kw, sw, dtype):
             xf = np.nan_to_num(x.astype(np.float64))
             got = poolkit.avg_pool(xf, (2, kw), (1, sw), pad, axes=(2, 3))
             np.testing.assert_allclose(got, _general_avg(xf, plan), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(4, 6, 14, 14), (2, 3, 8, 56), (3, 2, 6, 9)])
+def test_two_by_two_windows_sum_rows_first_then_taps(shape):
+    """2x2 windows are read straight from their two input rows (no row buffer); each float32
+    average is still summed in float64 as the buffered path sums it -- the two rows at each tap,
+    then the taps -- and scaled once: the same bits, checked against that order written out."""
+    rng = np.random.default_rng(sum(shape))
+    # magnitudes so far apart that float64 rounds a sum of them: the order of additions shows
+    x = rng.choice(np.array([1e20, -1e20, 1.0, -3.0, 1e-10], np.float32), shape)
+    w = x.astype(np.float64)
+    for stride in (2, 1):
+        h_out, w_out = (shape[2] - 2) // stride + 1, (shape[3] - 2) // stride + 1
+        col = w[..., 0:stride * (h_out - 1) + 1:stride, :] + w[..., 1:stride * (h_out - 1) + 2:stride, :]  # rows
+        taps = col[..., 0:stride * (w_out - 1) + 1:stride] + col[..., 1:stride * (w_out - 1) + 2:stride]
+        ref = (taps * 0.25).astype(np.float32)
+        got = poolkit.avg_pool(x, (2, 2), stride, axes=(2, 3))
+        np.testing.assert_array_equal(got, ref)
 
 
 VARIANT_GEOMETRY = {kind: ((2, 3) + shape[2:] if axes[0] == 2 else (2,) + shape[1:3] + (3,), k, s, p, axes)

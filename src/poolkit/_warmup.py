@@ -26,6 +26,8 @@ WARMUP_DTYPES = ("float32", "float64")
 #: stride, padding, axes)`` of a call that selects it (the tests check that each does).
 VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
     "edges": ((1, 2, 9, 3), (3, 4), 1, 1, (2, 3)),
+    "pairs_s2": ((1, 2, 9, 11), (2, 2), 2, 0, (2, 3)),
+    "pairs_s1": ((1, 2, 9, 11), (2, 2), 1, 0, (2, 3)),
     "small_k2s2": ((1, 2, 9, 11), (2, 2), 2, 1, (2, 3)),
     "small_k3s2": ((1, 2, 9, 11), (3, 3), 2, 1, (2, 3)),
     "small_k2s1": ((1, 2, 9, 11), (2, 2), 1, 1, (2, 3)),
