@@ -84,14 +84,14 @@ class Budget:
     #: idle time before each sample, repeated (see quiesce) until the process's threads are idle:
     #: thread pools that spin-wait after a call would otherwise take CPU from the next contender --
     #: onnxruntime's spins about 40 ms of CPU after each run, and a 3-D max pooling timed after it
-    #: took 4.5-5.1 ms against 2.6-2.9 ms alone
+    #: took 4.5-5.1 ms against 2.6-3.1 ms alone
     gap_s: float = 0.005
     quiet_max_s: float = 0.25  # give up waiting for idle threads after this long
     #: a contender whose call takes less than this makes one untimed call before each sample, so
     #: that every timed call follows a call of its own, as a network's layers follow each other:
     #: on this VM a thread pool woken after 20 ms or more of sleep often lands on the caller's
-    #: core and shares it for the whole call (poolkit's 3-D max: 6.2-7.3 ms on 1.00 core after
-    #: 20-50 ms idle, 3.2-3.9 ms on 1.5-1.9 cores after 5 ms) -- a cost of waking from idle, which
+    #: core and shares it for the whole call (poolkit's 3-D max: 4.8-7.3 ms on 1.00 core after
+    #: 20-50 ms idle, 2.7-4.0 ms on 1.3-1.8 cores after 5 ms) -- a cost of waking from idle, which
     #: the batches of many calls that fast contenders get would hide and slow ones would not
     wake_below_s: float = 0.05
 

@@ -154,7 +154,7 @@ def sum_whole(x, out, divisor, acc, t0, t1):
     eight hand-written lanes it replaces were 3x slower), four runs at a time -- else rows of the
     inner axis added into ``acc`` (inner entries), three rows per pass.  Each sum is added in the
     same order as one run or one row at a time, so the results are the same bits; interleaved
-    against that code on this AMD EPYC, one thread, (32, 512, 7, 7) in cache: 0.68-0.86 of its
+    against that code on this AMD EPYC, one thread, (32, 512, 7, 7) in cache: 0.66-0.86 of its
     time as NCHW, 0.66-0.85 as NHWC, float64 or float32 sums."""
     length, n_inner = x.shape[1], x.shape[2]
     xf = x.reshape(x.size)

@@ -418,10 +418,10 @@ def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum):
     (float64 sums), then its taps in order, times the same divisor -- so the same bits.
 
     Rows of 14 or 56 were the buffered path's worst case, its per-row work outweighing the row's.
-    Interleaved on this AMD EPYC, one thread, float32: 2x2 stride-2 average (32, 512, 14, 14)
-    0.54 of the buffered path's time, maximum 0.66; (32, 128, 56, 56) 0.85 and 0.90; stride-1
-    average 0.59.  (3x3 and 4x4 windows read this way were 1.3-1.6x slower: each input element is
-    read by more windows.)"""
+    Interleaved against it on this AMD EPYC, one thread, float32: 2x2 stride-2 average
+    (32, 512, 14, 14) 0.36 of its time, maximum 0.47; (32, 128, 56, 56) 0.82 and 0.62; stride-1
+    average (8, 64, 56, 56) 0.46.  (3x3 and 4x4 windows read this way were 1.3-1.6x slower: each
+    input element is read by more windows.)"""
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     height, row_len = x.shape[2], x.shape[3]
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
