@@ -88,11 +88,15 @@ def _row_coords(t, n_od, n_oh):
 
 
 @njit(inline="always")
-def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, comb):
-    """buf = reduction of the input rows (d0 + jd*dd, h0 + jh*dh) of the plane starting at xf[plane],
-    combined in that order (row-major), three rows of one jd per pass over buf where it can: one
-    write of buf instead of three read-modify-writes (a 3x3x3 max went from 3.3 to 2.5 ms).  A row
-    is first stored into buf, so sums are float64 from their first operand, as a row at a time."""
+def _rows_direct(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb):
+    """The row strategy of the small and taps variants: buf = reduction of the window's input rows
+    (d0 + jd*dd, h0 + jh*dh) of plane o, combined in that order (row-major), three rows of one jd
+    per pass over buf where it can: one write of buf instead of three read-modify-writes (a 3x3x3
+    max went from 3.3 to 2.5 ms).  A row is first stored into buf, so sums are float64 from their
+    first operand, as a row at a time.  (One function, not a wrapper of a row reducer: numba copies
+    an inlined body once per level it is inlined through.)"""
+    plane = o * plane_len
+    d0, nd, dd, h0, nh, dh = sd[od], cd[od], params[P_DD], sh[oh], ch[oh], params[P_DH]
     first = True
     n = np.uint64(row_len)
     for jd in range(nd):
@@ -113,13 +117,6 @@ def _reduce_rows(xf, plane, height, row_len, d0, nd, dd, h0, nh, dh, buf, comb):
         for j in range(jh, nh):
             vput(buf, 0, xf, plane + ((d0 + jd * dd) * height + h0 + j * dh) * row_len, row_len, 1, first, comb)
             first = False
-
-
-@njit(inline="always")
-def _rows_direct(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb):
-    """The row strategy of the small and taps variants: reduce the window's rows one by one."""
-    _reduce_rows(xf, o * plane_len, height, row_len, sd[od], cd[od], params[P_DD], sh[oh], ch[oh], params[P_DH], buf,
-                 comb)
     return state
 
 
@@ -193,14 +190,6 @@ def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
 
 
 @njit(inline="always")
-def _window_taps(buf, b, n_inner, s, c, dw, comb, dst, d0, first):
-    """dst[d0 : d0 + n_inner] = reduction of the c taps s, s + dw, ... of the row at buf[b]
-    (combined with what dst holds unless ``first``)."""
-    for j in range(c):
-        vput(dst, d0, buf, b + (s + j * dw) * n_inner, n_inner, 1, j == 0 and first, comb)
-
-
-@njit(inline="always")
 def _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     """The edge windows ow < lo and ow >= hi (clipped by padding or ceil mode, or every window of
     an irregular table), tap by tap.  Every column strategy starts with this.
@@ -212,43 +201,70 @@ def _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     tail = max(hi, lo)
     for e in range(lo + sw.shape[0] - tail):
         ow = e if e < lo else e - lo + tail
-        _window_taps(work, b, n_inner, sw[ow], cw[ow], params[P_DW], comb, dst, a0 + ow * n_inner, first)
+        for j in range(cw[ow]):  # its taps sw[ow] + j * dw, each a run of the inner axis
+            vput(dst, a0 + ow * n_inner, work, b + (sw[ow] + j * params[P_DW]) * n_inner, n_inner, 1, j == 0 and first,
+                 comb)
 
 
 @njit(inline="always")
 def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
-    """Full windows of kw taps at stride s with inner == 1, ``lit`` = 10 * kw + s, one of 22, 32,
-    21, 31 and 44: one pass of a literal loop that LLVM vectorises, the taps combined in order (as
-    tap-major passes would: the same bits).  Non-overlapping windows of four were tap-major passes
-    of stride 4, 7x slower on an AMD EPYC (one thread, (512, 65536) float32 rows: 48.5 against
-    7.1 ms).  ``lit`` is a literal, so each variant compiles its own loop only: one kernel holding
-    all five loops took 0.3-0.4 s longer to compile (its LLVM lowering 1.35-1.40 s against
-    1.03-1.13 s for one loop, on this AMD EPYC).
+    """Full windows of kw taps at stride s with inner == 1: ``lit`` is the loop of the variant
+    (:func:`_k2s2`, :func:`_k3s2`, :func:`_k2s1`, :func:`_k3s1` or :func:`_k4s4`), one pass that
+    LLVM vectorises, the taps combined in order (as tap-major passes would: the same bits).
+    Non-overlapping windows of four were tap-major passes of stride 4, 7x slower on an AMD EPYC
+    (one thread, (512, 65536) float32 rows: 48.5 against 7.1 ms).
+
+    Each loop is a function of its own, passed in, so a variant inlines its own loop only.  One
+    kernel holding all five loops took 0.3-0.4 s longer to compile (its LLVM lowering 1.35-1.40 s
+    against 1.03-1.13 s for one loop, on this AMD EPYC); five loops chosen by a literal and pruned
+    after inlining still cost numba's front end 0.15-0.35 s more than one (inlining all five and
+    their reductions before the pruning).
 
     Every index term is uint64 (a plain int literal would make the sum signed, and numba's
     wraparound check on it would stop the vectoriser)."""
     _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
     lo, hi = params[P_LO_W], params[P_HI_W]
-    d, m = np.uint64(a0 + lo), np.uint64(hi - lo)
-    b0, b1, b2 = np.uint64(b + sw[lo]), np.uint64(b + sw[lo] + 1), np.uint64(b + sw[lo] + 2)
-    two = np.uint64(2)
-    if lit == 44:
-        b3, four = np.uint64(b + sw[lo] + 3), np.uint64(4)
-        for q in range(m):
-            dst[d + q] = comb(comb(comb(work[b0 + four * q], work[b1 + four * q]), work[b2 + four * q]),
-                              work[b3 + four * q])
-    elif lit == 22:
-        for q in range(m):
-            dst[d + q] = comb(work[b0 + two * q], work[b1 + two * q])
-    elif lit == 32:
-        for q in range(m):
-            dst[d + q] = comb(comb(work[b0 + two * q], work[b1 + two * q]), work[b2 + two * q])
-    elif lit == 21:
-        for q in range(m):
-            dst[d + q] = comb(work[b0 + q], work[b1 + q])
-    else:  # 31
-        for q in range(m):
-            dst[d + q] = comb(comb(work[b0 + q], work[b1 + q]), work[b2 + q])
+    lit(dst, np.uint64(a0 + lo), work, np.uint64(b + sw[lo]), np.uint64(hi - lo), comb)
+
+
+@njit(inline="always")
+def _k2s2(dst, d, src, s, m, comb):
+    """dst[d + q] = the window of 2 taps at stride 2 starting at src[s + 2 * q], for q < m."""
+    s1, two = s + np.uint64(1), np.uint64(2)
+    for q in range(m):
+        dst[d + q] = comb(src[s + two * q], src[s1 + two * q])
+
+
+@njit(inline="always")
+def _k3s2(dst, d, src, s, m, comb):
+    """dst[d + q] = the window of 3 taps at stride 2 starting at src[s + 2 * q], for q < m."""
+    s1, s2, two = s + np.uint64(1), s + np.uint64(2), np.uint64(2)
+    for q in range(m):
+        dst[d + q] = comb(comb(src[s + two * q], src[s1 + two * q]), src[s2 + two * q])
+
+
+@njit(inline="always")
+def _k2s1(dst, d, src, s, m, comb):
+    """dst[d + q] = the window of 2 taps at stride 1 starting at src[s + q], for q < m."""
+    s1 = s + np.uint64(1)
+    for q in range(m):
+        dst[d + q] = comb(src[s + q], src[s1 + q])
+
+
+@njit(inline="always")
+def _k3s1(dst, d, src, s, m, comb):
+    """dst[d + q] = the window of 3 taps at stride 1 starting at src[s + q], for q < m."""
+    s1, s2 = s + np.uint64(1), s + np.uint64(2)
+    for q in range(m):
+        dst[d + q] = comb(comb(src[s + q], src[s1 + q]), src[s2 + q])
+
+
+@njit(inline="always")
+def _k4s4(dst, d, src, s, m, comb):
+    """dst[d + q] = the window of 4 taps at stride 4 starting at src[s + 4 * q], for q < m."""
+    s1, s2, s3, four = s + np.uint64(1), s + np.uint64(2), s + np.uint64(3), np.uint64(4)
+    for q in range(m):
+        dst[d + q] = comb(comb(comb(src[s + four * q], src[s1 + four * q]), src[s2 + four * q]), src[s3 + four * q])
 
 
 @njit(inline="always")
@@ -449,7 +465,30 @@ def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum):
 
 
 @njit(inline="always")
-def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed):
+def _keep(of, acc, t, out_len, n_inner, n_ow, div_d, div_h, div_w, od, oh):
+    """The finish of a maximum's output row: none (feed wrote it into ``of``)."""
+
+
+@njit(inline="always")
+def _scale(of, acc, t, out_len, n_inner, n_ow, div_d, div_h, div_w, od, oh):
+    """The finish of a sum's output row t: its window sums (``acc``) times the reciprocal divisors."""
+    d0 = t * out_len
+    scale = div_d[od] * div_h[oh]
+    if n_inner == 1:
+        d = np.uint64(d0)
+        for q in range(np.uint64(n_ow)):
+            of[d + q] = acc[q] * (scale * div_w[q])
+    else:
+        for ow in range(n_ow):
+            f = scale * div_w[ow]
+            d = np.uint64(d0 + ow * n_inner)
+            u = np.uint64(ow * n_inner)
+            for q in range(np.uint64(n_inner)):
+                of[d + q] = acc[u + q] * f
+
+
+@njit(inline="always")
+def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed, finish):
     """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
     accumulated in a float64 ``work``), with the row strategy ``rows`` and column strategy ``cols``.
@@ -458,7 +497,12 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     one output row (out_len, sums only) and the blocks' ring of prefix and suffix rows.
 
     ``feed`` (:func:`_feed_buffer`, :func:`_feed_single`, :func:`_feed_rows`) says where the
-    column strategy reads each output row's window from.
+    column strategy reads each output row's window from; ``lit`` is the column strategy's constant
+    (a literal stride for :func:`_cols_taps`, the loop for :func:`_cols_small`); ``finish`` ends
+    each output row: :func:`_keep` for maxima, :func:`_scale` for sums.  Passing the sums' scaling
+    as a function, rather than behind ``is_sum``, keeps it out of the maxima's kernels altogether:
+    numba inlines every call before it prunes the branches of a literal (with the loops of
+    _cols_small, 1.72 s against 1.95 s for a first 3x3 max, median of 3 compiles on this AMD EPYC).
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner = params[P_INNER]
@@ -482,20 +526,7 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
         a0 = 0 if is_sum else t * out_len
         state = feed(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
                      rows, cols, n_inner, sw, cw, dst, a0, lit)
-        if is_sum:
-            d0 = t * out_len
-            scale = div_d[od] * div_h[oh]
-            if n_inner == 1:
-                d = np.uint64(d0)
-                for q in range(np.uint64(n_ow)):
-                    of[d + q] = acc[q] * (scale * div_w[q])
-            else:
-                for ow in range(n_ow):
-                    f = scale * div_w[ow]
-                    d = np.uint64(d0 + ow * n_inner)
-                    u = np.uint64(ow * n_inner)
-                    for q in range(np.uint64(n_inner)):
-                        of[d + q] = acc[u + q] * f
+        finish(of, acc, t, out_len, n_inner, n_ow, div_d, div_h, div_w, od, oh)
         o, od, oh = _next_row(o, od, oh, n_od, n_oh)
 
 
@@ -539,37 +570,42 @@ def variant(f, op: str) -> str:
 @kernel
 def max_edges(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, _feed_single, _keep)
 
 
 @kernel
 def max_small_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 taps at stride 2 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 22, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k2s2, False, _feed_single, _keep)
 
 
 @kernel
 def max_small_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 3 taps at stride 2 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 32, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k3s2, False, _feed_single, _keep)
 
 
 @kernel
 def max_small_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 taps at stride 1 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 21, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k2s1, False, _feed_single, _keep)
 
 
 @kernel
 def max_small_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 3 taps at stride 1 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 31, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k3s1, False, _feed_single, _keep)
 
 
 @kernel
 def max_small_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 4 taps at stride 4 along W (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_small, 44, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k4s4, False, _feed_single, _keep)
 
 
 @kernel
@@ -587,97 +623,104 @@ def max_pairs_s1(x, tables, params, divs, out, work, t0, t1):
 @kernel
 def max_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, _feed_single, _keep)
 
 
 @kernel
 def max_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, _feed_single, _keep)
 
 
 @kernel
 def max_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, _feed_single, _keep)
 
 
 @kernel
 def max_taps(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at any stride (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, _feed_single)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, _feed_single, _keep)
 
 
 @kernel
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_rows)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_rows, _keep)
 
 
 @kernel
 def max_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of 2x2 windows in runs of the inner axis: the four taps in one pass."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_pairs)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_pairs, _keep)
 
 
 @kernel
 def max_inner3(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of 3x3 windows in runs of the inner axis: the nine taps in one pass."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_nines)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_nines, _keep)
 
 
 @kernel
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_doubled, 0, False, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_doubled, 0, False, _feed_buffer, _keep)
 
 
 @kernel
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, _feed_buffer, _keep)
 
 
 @kernel
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_doubled, 0, False, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_blocks, _cols_doubled, 0, False, _feed_buffer, _keep)
 
 
 @kernel
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_small_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k2s2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 22, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k2s2, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_small_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k3s2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 32, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k3s2, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_small_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k2s1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 21, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k2s1, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_small_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k3s1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 31, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k3s1, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_small_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k4s4."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_small, 44, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k4s4, True, _feed_buffer, _scale)
 
 
 @kernel
@@ -695,61 +738,63 @@ def sum_pairs_s1(x, tables, params, divs, out, work, t0, t1):
 @kernel
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_rows)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_rows, _scale)
 
 
 @kernel
 def sum_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_pairs)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_pairs, _scale)
 
 
 @kernel
 def sum_inner3(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner3."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_nines)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_nines, _scale)
 
 
 @kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_doubled, 0, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_doubled, 0, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, _feed_buffer, _scale)
 
 
 @kernel
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_doubled, 0, True, _feed_buffer)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_blocks, _cols_doubled, 0, True, _feed_buffer, _scale)
 
 
 # --------------------------------------------------------------------------------------------
