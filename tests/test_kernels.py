@@ -166,6 +166,34 @@ def test_one_pass_small_windows(kw, sw, dtype):
             np.testing.assert_allclose(got, _general_avg(xf, plan), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("k, s", [(2, 2), (3, 2), (2, 1), (3, 1), (4, 4)])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_one_row_sums_read_in_place_with_the_buffered_bits(k, s, pad):
+    """1-D averages (the line variants) read their windows from the input in place; each is still
+    summed in float64 in tap order, as the row buffer's small variant sums it: the same bits as that
+    kernel run on the same arguments, and (unpadded) as that float64 sum written out, with
+    magnitudes so far apart that any other order of additions would show."""
+    rng = np.random.default_rng(10 * k + s + pad)
+    mags = np.array([1e20, 1.0, 1e-10, 3.0, 7e7])
+    x = (rng.choice(mags, size=(3, 4, 41)) * rng.choice([-1.0, 1.0], size=(3, 4, 41))).astype(np.float32)
+    plan = geo.make_plan(x.shape, (k,), s, pad, 1, False, (2,))
+    f = plan.fused
+    assert sliding.variant(f, "sum") == f"sum_line_k{k}s{s}"
+    got = poolkit.avg_pool(x, (k,), s, pad)
+    buffered = np.empty(f.out4, np.float32)
+    work = np.empty(sliding.work_size(f.in4, f.out4, f.params, True, False), np.float64)
+    getattr(sliding, f"sum_small_k{k}s{s}")(x.reshape(f.in4), f.tables, f.params, f.divisors(True, None), buffered,
+                                            work, 0, math.prod(f.out4[:3]))
+    np.testing.assert_array_equal(got, buffered.reshape(got.shape))
+    if pad == 0:
+        xd = x.astype(np.float64)
+        n = got.shape[-1]
+        acc = xd[..., 0:s * (n - 1) + 1:s]
+        for j in range(1, k):
+            acc = acc + xd[..., j:j + s * (n - 1) + 1:s]
+        np.testing.assert_array_equal(got, (acc * (1.0 / k)).astype(np.float32))
+
+
 @pytest.mark.parametrize("shape", [(4, 6, 14, 14), (2, 3, 8, 56), (3, 2, 6, 9)])
 def test_two_by_two_windows_sum_rows_first_then_taps(shape):
     """2x2 windows are read straight from their two input rows (no row buffer); each float32
@@ -188,6 +216,12 @@ VARIANT_GEOMETRY = {kind: ((2, 3) + shape[2:] if axes[0] == 2 else (2,) + shape[
                     for kind, (shape, k, s, p, axes) in _warmup.VARIANT_GEOMETRY.items()}
 
 
+def _max_kind(kind):
+    """The max variant of a geometry: the line variants are sums only (maxima of one-row windows
+    are the small variants, which read such rows in place)."""
+    return kind.replace("line_", "small_")
+
+
 def _forward_kernels():
     from poolkit._kernels import sliding
     others = ("max_indices", "max2", "sum_adjoint")
@@ -196,7 +230,8 @@ def _forward_kernels():
 
 
 def test_every_forward_variant_has_a_geometry():
-    assert sorted(f"{op}_{kind}" for op in ("max", "sum") for kind in VARIANT_GEOMETRY) == _forward_kernels()
+    names = {f"max_{_max_kind(kind)}" for kind in VARIANT_GEOMETRY} | {f"sum_{kind}" for kind in VARIANT_GEOMETRY}
+    assert sorted(names) == _forward_kernels()
 
 
 @pytest.mark.parametrize("kind", sorted(VARIANT_GEOMETRY))
@@ -207,7 +242,7 @@ def test_forward_variant_matches_oracle(kind, dtype):
     from poolkit._kernels import sliding
     shape, k, s, pad, axes = VARIANT_GEOMETRY[kind]
     plan = geo.make_plan(shape, k, s, pad, 1, False, axes)
-    assert sliding.variant(plan.fused, "max") == f"max_{kind}"
+    assert sliding.variant(plan.fused, "max") == f"max_{_max_kind(kind)}"
     assert sliding.variant(plan.fused, "sum") == f"sum_{kind}"
     rng = np.random.default_rng(len(kind))
     x = rng.integers(0, 6, shape).astype(dtype)  # many ties

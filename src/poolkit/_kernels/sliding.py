@@ -16,6 +16,8 @@ only its own code:
 
 * ``small_k2s2``, ``small_k3s2``, ``small_k2s1``, ``small_k3s1``, ``small_k4s4``: full windows of
   kw taps at stride s along W (one pass, a literal loop);
+* ``line_k2s2`` ... ``line_k4s4`` (sums only): the small windows when every window is one input
+  row (1-D pooling), read from the input in place, without the row buffer;
 * ``pairs_s2``, ``pairs_s1``: 2-D windows all full and 2x2, each output row straight from its two
   input rows, without the row buffer;
 * ``taps``: any other window, tap-major (literal strides 1, 2 and 4 vectorise);
@@ -221,7 +223,9 @@ def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     their reductions before the pruning).
 
     Every index term is uint64 (a plain int literal would make the sum signed, and numba's
-    wraparound check on it would stop the vectoriser)."""
+    wraparound check on it would stop the vectoriser).  Each loop converts a window's first tap to
+    dst's dtype (float64 for sums) and adds the others to it there, so it may read the input
+    itself (:func:`_feed_line`) as well as the row buffer, with the same result."""
     _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
     lo, hi = params[P_LO_W], params[P_HI_W]
     lit(dst, np.uint64(a0 + lo), work, np.uint64(b + sw[lo]), np.uint64(hi - lo), comb)
@@ -230,41 +234,47 @@ def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
 @njit(inline="always")
 def _k2s2(dst, d, src, s, m, comb):
     """dst[d + q] = the window of 2 taps at stride 2 starting at src[s + 2 * q], for q < m."""
+    wide = dst.dtype.type
     s1, two = s + np.uint64(1), np.uint64(2)
     for q in range(m):
-        dst[d + q] = comb(src[s + two * q], src[s1 + two * q])
+        dst[d + q] = comb(wide(src[s + two * q]), src[s1 + two * q])
 
 
 @njit(inline="always")
 def _k3s2(dst, d, src, s, m, comb):
     """dst[d + q] = the window of 3 taps at stride 2 starting at src[s + 2 * q], for q < m."""
+    wide = dst.dtype.type
     s1, s2, two = s + np.uint64(1), s + np.uint64(2), np.uint64(2)
     for q in range(m):
-        dst[d + q] = comb(comb(src[s + two * q], src[s1 + two * q]), src[s2 + two * q])
+        dst[d + q] = comb(comb(wide(src[s + two * q]), src[s1 + two * q]), src[s2 + two * q])
 
 
 @njit(inline="always")
 def _k2s1(dst, d, src, s, m, comb):
     """dst[d + q] = the window of 2 taps at stride 1 starting at src[s + q], for q < m."""
+    wide = dst.dtype.type
     s1 = s + np.uint64(1)
     for q in range(m):
-        dst[d + q] = comb(src[s + q], src[s1 + q])
+        dst[d + q] = comb(wide(src[s + q]), src[s1 + q])
 
 
 @njit(inline="always")
 def _k3s1(dst, d, src, s, m, comb):
     """dst[d + q] = the window of 3 taps at stride 1 starting at src[s + q], for q < m."""
+    wide = dst.dtype.type
     s1, s2 = s + np.uint64(1), s + np.uint64(2)
     for q in range(m):
-        dst[d + q] = comb(comb(src[s + q], src[s1 + q]), src[s2 + q])
+        dst[d + q] = comb(comb(wide(src[s + q]), src[s1 + q]), src[s2 + q])
 
 
 @njit(inline="always")
 def _k4s4(dst, d, src, s, m, comb):
     """dst[d + q] = the window of 4 taps at stride 4 starting at src[s + 4 * q], for q < m."""
+    wide = dst.dtype.type
     s1, s2, s3, four = s + np.uint64(1), s + np.uint64(2), s + np.uint64(3), np.uint64(4)
     for q in range(m):
-        dst[d + q] = comb(comb(comb(src[s + four * q], src[s1 + four * q]), src[s2 + four * q]), src[s3 + four * q])
+        dst[d + q] = comb(comb(comb(wide(src[s + four * q]), src[s1 + four * q]), src[s2 + four * q]),
+                          src[s3 + four * q])
 
 
 @njit(inline="always")
@@ -340,14 +350,26 @@ def _feed_buffer(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len,
 def _feed_single(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
                  rows, cols, n_inner, sw, cw, dst, a0, lit):
     """As _feed_buffer, but a window of one input row has its taps read from the input itself (no
-    copy into the buffer: 1-D max pooling moves each byte once).  Maxima only (the buffer of a sum
-    is float64)."""
+    copy into the buffer: 1-D max pooling moves each byte once).  Maxima only: a sum's buffer is
+    float64 and its input is not, so the two cannot share one ``src`` (1-D sums: _feed_line)."""
     src, b = buf, 0
     if cd[od] == 1 and ch[oh] == 1:
         src, b = xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len
     else:
         state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb)
     cols(src, b, n_inner, sw, cw, params, comb, dst, a0, lit, True)
+    return state
+
+
+@njit(inline="always")
+def _feed_line(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
+               rows, cols, n_inner, sw, cw, dst, a0, lit):
+    """Every window one input row (1-D pooling, or windows one row high and deep): its taps read
+    from the input itself, for sums too -- each is converted to float64 as it is read, as the row
+    buffer would convert it, so the same bits.  The row buffer of a 1-D sum is float64, twice the
+    input row: filling and reading it took half the time of a (512, 65536) float32 average by 4
+    (one thread: 20.1 -> 10.3 ms without it)."""
+    cols(xf, o * plane_len + (sd[od] * height + sh[oh]) * row_len, n_inner, sw, cw, params, comb, dst, a0, lit, True)
     return state
 
 
@@ -536,6 +558,14 @@ def work_size(in4, out4, params, is_sum: bool, blocks: bool) -> int:
     return 2 * row_len + (out4[3] if is_sum else 0) + (4 * int(params[P_KH]) * row_len if blocks else 0)
 
 
+def _one_row(f) -> bool:
+    """Whether every window of the fused view ``f`` is one input row (one along D and one along H)."""
+    n_od, n_oh = int(f.params[P_OD]), int(f.params[P_OH])
+    cd = f.tables[n_od:2 * n_od]
+    ch = f.tables[2 * n_od + n_oh:2 * n_od + 2 * n_oh]
+    return bool((cd == 1).all() and (ch == 1).all())
+
+
 def variant(f, op: str) -> str:
     """The name of the forward kernel for the fused view ``f`` and ``op`` ("max" or "sum")."""
     p = f.params
@@ -553,7 +583,9 @@ def variant(f, op: str) -> str:
           and p[P_LO_W] == 0 and p[P_HI_W] == p[P_OW] and p[P_LO_H] == 0 and p[P_HI_H] == p[P_OH]):
         kind = f"pairs_s{stride}"  # every window full and 2x2 (2-D): no row buffer, no edges
     elif inner == 1 and p[P_DW] == 1 and (stride in (1, 2) and p[P_KW] in (2, 3) or stride == p[P_KW] == 4):
-        kind = f"small_k{p[P_KW]}s{stride}"
+        # sums whose every window is one input row read it in place (maxima read such rows in place
+        # in every variant: their row buffer has the input's dtype)
+        kind = f"{'line' if op == 'sum' and _one_row(f) else 'small'}_k{p[P_KW]}s{stride}"
     elif runs:
         square = p[P_KW] if p[P_KW] == p[P_KH] and p[P_KW] in (2, 3) and f.in4[1] == 1 else 0
         kind = f"inner{square}" if square else "inner"
@@ -721,6 +753,46 @@ def sum_small_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k4s4."""
     _forward(x, tables, params, divs, out, work, t0, t1,
              add2, _rows_direct, _cols_small, _k4s4, True, _feed_buffer, _scale)
+
+
+@kernel
+def sum_line_k2s2(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors, windows of one input row and 2 taps at stride 2
+    along W (inner == 1), read in place."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k2s2, True, _feed_line, _scale)
+
+
+@kernel
+def sum_line_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors, windows of one input row and 3 taps at stride 2
+    along W (inner == 1), read in place."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k3s2, True, _feed_line, _scale)
+
+
+@kernel
+def sum_line_k2s1(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors, windows of one input row and 2 taps at stride 1
+    along W (inner == 1), read in place."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k2s1, True, _feed_line, _scale)
+
+
+@kernel
+def sum_line_k3s1(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors, windows of one input row and 3 taps at stride 1
+    along W (inner == 1), read in place."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k3s1, True, _feed_line, _scale)
+
+
+@kernel
+def sum_line_k4s4(x, tables, params, divs, out, work, t0, t1):
+    """Window sums times the reciprocal divisors, windows of one input row and 4 taps at stride 4
+    along W (inner == 1), read in place."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_small, _k4s4, True, _feed_line, _scale)
 
 
 @kernel
