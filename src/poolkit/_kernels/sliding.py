@@ -219,7 +219,7 @@ def _cols_small(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
     Each loop is a function of its own, passed in, so a variant inlines its own loop only.  One
     kernel holding all five loops took 0.3-0.4 s longer to compile (its LLVM lowering 1.35-1.40 s
     against 1.03-1.13 s for one loop, on this AMD EPYC); five loops chosen by a literal and pruned
-    after inlining still cost numba's front end 0.15-0.35 s more than one (inlining all five and
+    after inlining still cost numba's inlining pass 0.13-0.37 s more than one (inlining all five and
     their reductions before the pruning).
 
     Every index term is uint64 (a plain int literal would make the sum signed, and numba's
@@ -524,7 +524,7 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     each output row: :func:`_keep` for maxima, :func:`_scale` for sums.  Passing the sums' scaling
     as a function, rather than behind ``is_sum``, keeps it out of the maxima's kernels altogether:
     numba inlines every call before it prunes the branches of a literal (with the loops of
-    _cols_small, 1.72 s against 1.95 s for a first 3x3 max, median of 3 compiles on this AMD EPYC).
+    _cols_small, 1.72 s against 1.98 s for a first 3x3 max, median of 3 compiles on this AMD EPYC).
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner = params[P_INNER]
