@@ -560,10 +560,7 @@ def work_size(in4, out4, params, is_sum: bool, blocks: bool) -> int:
 
 def _one_row(f) -> bool:
     """Whether every window of the fused view ``f`` is one input row (one along D and one along H)."""
-    n_od, n_oh = int(f.params[P_OD]), int(f.params[P_OH])
-    cd = f.tables[n_od:2 * n_od]
-    ch = f.tables[2 * n_od + n_oh:2 * n_od + 2 * n_oh]
-    return bool((cd == 1).all() and (ch == 1).all())
+    return bool((f.pd.counts == 1).all() and (f.ph.counts == 1).all())
 
 
 def variant(f, op: str) -> str:
