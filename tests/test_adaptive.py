@@ -61,6 +61,65 @@ def test_global_axes_and_layouts(rng):
     assert np.isnan(global_max_pool(y)[1, 2]) and not np.isnan(global_max_pool(y)[1, 1])
 
 
+def _global_oracle(x, axes, keepdims, op):
+    """Global max, or mean in float64 rounded to the result's dtype: NumPy over the pooled axes."""
+    if op == "max":
+        return x.max(axis=axes, keepdims=keepdims)
+    dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    return x.astype(np.float64).mean(axis=axes, keepdims=keepdims).astype(dtype)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_repeated_global_calls_follow_their_arguments(rng, op):
+    """A repeated global call with the very same immutable arguments takes the prepared call
+    (pooling._repeated, _engine.whole_call); each change below -- values, shape, dtype, layout,
+    axes, keepdims, out, acc_dtype, an int input -- must still give the oracle's result, shape and
+    dtype, and the input is never modified."""
+    pool = global_max_pool if op == "max" else global_avg_pool
+
+    def check(x, axes=None, keepdims=False, **kw):
+        before = np.array(x, copy=True)
+        got = pool(x, axes, keepdims, **kw)
+        ax = tuple(range(2, np.ndim(x))) if axes is None else axes
+        want = _global_oracle(np.asarray(x), ax, keepdims, op)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        if op == "max":
+            np.testing.assert_array_equal(got, want)
+        else:
+            np.testing.assert_allclose(got, want, rtol=2e-7 if got.dtype == np.float32 else 1e-15)
+        np.testing.assert_array_equal(np.asarray(x), before)
+        return got
+
+    x = rng.standard_normal((4, 8, 7, 7)).astype(np.float32)
+    firsts = [check(x) for _ in range(3)]  # the same objects each time: the prepared call's case
+    assert firsts[1] is not firsts[2] and not np.shares_memory(firsts[1], firsts[2])
+    y = rng.standard_normal(x.shape).astype(np.float32)  # other values, same shape
+    check(y)
+    check(y[:, :, :5])  # another shape (and a view that is not contiguous)
+    check(np.ascontiguousarray(y[:3]))  # another batch
+    check(y.astype(np.float64))  # another dtype
+    check(np.asfortranarray(y))  # another layout, same shape and dtype
+    check((y * 100).astype(np.int32))  # an integer input: the mean in float64
+    nhwc = np.ascontiguousarray(y.transpose(0, 2, 3, 1))
+    for _ in range(2):
+        check(nhwc, (1, 2))
+        check(nhwc, (1, 2), True)
+    check(y, (2, 3), True)
+    check(y, -1)
+    buf = np.full((4, 8), np.nan, np.float32)  # with out: written there, never remembered
+    for _ in range(2):
+        assert pool(y, out=buf) is buf
+        np.testing.assert_array_equal(buf, check(y))
+    if op == "avg":
+        for _ in range(2):
+            got = pool(y, acc_dtype="float32")  # 49 float32 additions of values below 6 in size
+            np.testing.assert_allclose(got, _global_oracle(y, (2, 3), False, op), rtol=1e-6, atol=49 * 6 * 2**-24)
+        check(y)  # back to float64 sums
+    big = rng.standard_normal((64, 64, 32, 32)).astype(np.float32)  # 16 MiB: global maxima and
+    for _ in range(2):  # sums of this size run on the thread pool
+        check(big)
+
+
 def test_global_backward_hand_computed():
     x = np.array([[[[1.0, 5.0], [5.0, 2.0]]]])
     np.testing.assert_array_equal(global_max_pool_backward(np.array([[2.0]]), x), [[[[0, 2], [0, 0]]]])

@@ -676,6 +676,38 @@ def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, d
                                                                       divisor_override, acc))
 
 
+def whole_call(plan: geo.Plan, op: str, x: np.ndarray, shape: tuple[int, ...], acc: np.dtype = F64):
+    """The prepared global pooling of ``x`` under ``plan`` (op "max", or "sum": the means, summed
+    in ``acc``), returning a new result of ``shape`` (the plan's output, its kept axes dropped or
+    not), or None when the call takes another path (not global, an empty result, or an input the
+    kernels do not read as it is).  Decided once per plan, key and shape: a global pooling layer
+    applied batch after batch pays the allocation and the kernel, not the validation and planning
+    (a (32, 512, 7, 7) float32 global average spent 15 us of its 0.15 ms there)."""
+    if not x.flags.c_contiguous or x.dtype not in _AS_IS:
+        return None
+    memo, key = plan.memo, ("whole", op, x.dtype, acc, shape)
+    prepared = memo.get(key, _UNSET)
+    if prepared is not _UNSET:
+        return prepared
+    prepared = None
+    whole = _whole(plan)
+    if whole is not None and not _empty(plan.out_shape):
+        if op == "max":
+            def prepared(x: np.ndarray) -> np.ndarray:
+                out = np.empty(shape, x.dtype)
+                _reduce_whole(K.axis.max_whole, x, whole, out)
+                return out
+        else:
+            odt, divisor = float_dtype(x.dtype), float(whole[1])
+
+            def prepared(x: np.ndarray) -> np.ndarray:
+                out = np.empty(shape, odt)
+                _reduce_whole(K.axis.sum_whole, x, whole, out, divisor, acc, serial_below=WHOLE_SERIAL_BYTES)
+                return out
+    memo[key] = prepared
+    return prepared
+
+
 def _run_small(prepared, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """The result of the prepared forwards of :func:`small_call`: new, or written into ``out``."""
     call, into_out = prepared

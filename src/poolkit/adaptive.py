@@ -31,6 +31,8 @@ from .pooling import (
     _is_dask,
     _lazy,
     _no_lazy_out,
+    _remember,
+    _repeated,
     avg_pool,
     avg_pool_backward,
     lp_pool,
@@ -169,13 +171,19 @@ def global_max_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False, *,
     >>> poolkit.global_max_pool(x, keepdims=True).shape
     (2, 3, 1, 1)
     """
+    args = (axes, keepdims, out)  # a call with ``out`` never repeats one (see max_pool)
+    call = _repeated("global_max", x, args)
+    if call is not None:
+        return call(x)
     if _is_dask(x):
         lazy = _lazy().global_max_pool(x, axes, keepdims)
         _no_lazy_out(out)
         return lazy
     s = _global_setup(x, axes, keepdims)
     plan = geo.make_plan(s.x.shape, s.sizes, axes=s.axes)
-    return _global_into(s, E.native(s.x.dtype), out, lambda into: E.max_reduce(s.x, plan, False, into)[0])
+    res = _global_into(s, E.native(s.x.dtype), out, lambda into: E.max_reduce(s.x, plan, False, into)[0])
+    _remember("global_max", s.x, args, lambda: E.whole_call(plan, "max", s.x, s.out_shape))
+    return res
 
 
 @fill
@@ -214,15 +222,22 @@ def global_avg_pool(x: ArrayLike, axes: Axes = None, keepdims: bool = False, *,
     >>> poolkit.global_avg_pool(np.ones((8, 7, 7, 512)), axes=(1, 2)).shape
     (8, 512)
     """
+    args = (axes, keepdims, out, acc_dtype)  # a call with ``out`` never repeats one (see max_pool)
+    call = _repeated("global_avg", x, args)
+    if call is not None:
+        return call(x)
     if _is_dask(x):
         lazy = _lazy().global_avg_pool(x, axes, keepdims)
         _check_acc(acc_dtype, None)
         _no_lazy_out(out)
         return lazy
     s = _global_setup(x, axes, keepdims)
-    _check_acc(acc_dtype, s.x.dtype)
-    return _global_into(s, E.float_dtype(s.x.dtype), out,
-                        lambda into: avg_pool(s.x, s.sizes, axes=s.axes, out=into, acc_dtype=acc_dtype))
+    acc = _check_acc(acc_dtype, s.x.dtype)
+    res = _global_into(s, E.float_dtype(s.x.dtype), out,
+                       lambda into: avg_pool(s.x, s.sizes, axes=s.axes, out=into, acc_dtype=acc_dtype))
+    _remember("global_avg", s.x, args,
+              lambda: E.whole_call(geo.make_plan(s.x.shape, s.sizes, axes=s.axes), "sum", s.x, s.out_shape, acc))
+    return res
 
 
 @fill

@@ -43,8 +43,9 @@ def _plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> g
     return geo.make_plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes)
 
 
-#: The last small call of each op whose arguments are all immutable: (arguments, shape, dtype, the
-#: new-result call of :func:`poolkit._engine.small_call`'s pair).  See :func:`_repeated`.
+#: The last prepared call of each op ("max", "avg", "global_max", "global_avg") whose arguments are
+#: all immutable: (arguments, shape, dtype, the call: :func:`poolkit._engine.small_call`'s new-result
+#: call, or :func:`poolkit._engine.whole_call`).  See :func:`_repeated`.
 _LAST: dict[str, tuple] = {}
 
 #: Argument types whose values cannot change once made (tuples of them too).
@@ -73,14 +74,19 @@ def _repeated(op: str, x, args: tuple):
     return None
 
 
-def _remember(op: str, x: np.ndarray, args: tuple, plan: geo.Plan, *sum_options) -> None:
-    """Keep the prepared small call of ``op`` ("max" or "avg") on ``x`` for :func:`_repeated`, if
-    every argument is immutable and the call has one.  Those checks come first: a call passing a
-    list looks up no prepared call."""
+def _remember(op: str, x: np.ndarray, args: tuple, prepare) -> None:
+    """Keep the prepared call of ``op`` on ``x`` for :func:`_repeated`, if every argument is
+    immutable and ``prepare()`` (which returns the prepared new-result call, or None) finds one.
+    Those checks come first: a call passing a list prepares nothing."""
     if type(x) is np.ndarray and x.flags.c_contiguous and _immutable(args):
-        prepared = E.small_call(plan, "sum" if op == "avg" else "max", x, *sum_options)
-        if prepared is not None:
-            _LAST[op] = (args, x.shape, x.dtype, prepared[0])
+        call = prepare()
+        if call is not None:
+            _LAST[op] = (args, x.shape, x.dtype, call)
+
+
+def _new_result(prepared) -> object:
+    """The new-result call of :func:`poolkit._engine.small_call`'s pair, or None."""
+    return None if prepared is None else prepared[0]
 
 
 def _check_out(out: object, shape: tuple[int, ...], dtype: np.dtype, *read: np.ndarray | None) -> np.ndarray | None:
@@ -271,7 +277,7 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     res, idx = E.max_reduce(x, plan, bool(return_indices))
     if return_indices:
         return res, idx
-    _remember("max", x, args, plan)
+    _remember("max", x, args, lambda: _new_result(E.small_call(plan, "max", x)))
     return res
 
 
@@ -353,7 +359,8 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
         res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, direct, acc)
         return _deliver(res, direct, out)
     res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, None, acc)
-    _remember("avg", x, args, plan, bool(count_include_pad), divisor_override, acc)
+    _remember("avg", x, args,
+              lambda: _new_result(E.small_call(plan, "sum", x, bool(count_include_pad), divisor_override, acc)))
     return res
 
 
