@@ -388,27 +388,53 @@ def _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, p
 
 
 @njit(inline="always")
+def _row_taps(dst, d0, xf, s0, m, ni, step, tap, n_taps, first, comb):
+    """The taps of one input row into m full windows along W, in the order _feed_rows combines
+    them (tap by tap): dst[d0 + q*ni + i] (comb)= xf[s0 + q*step + j*tap + i] for j < n_taps, the
+    first tap stored when ``first``.  The windows of _feed_pairs and _feed_nines clipped along H.
+    (They went through _feed_rows, whose column strategy and its helpers numba inlined into every
+    kernel of these variants for one output row in 56 -- 0.25 s and more of a first call's compile.)"""
+    for q in range(m):
+        d = d0 + q * ni
+        s = s0 + q * step
+        for j in range(n_taps):
+            p = s + np.uint64(j) * tap
+            if first and j == 0:
+                for i in range(ni):
+                    dst[d + i] = xf[p + i]
+            else:
+                for i in range(ni):
+                    dst[d + i] = comb(dst[d + i], xf[p + i])
+
+
+@njit(inline="always")
 def _feed_pairs(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
                 rows, cols, n_inner, sw, cw, dst, a0, lit):
-    """As _feed_rows, but a window of two rows (and two taps along W) combines the four taps of
-    each full window's run in one pass, in _feed_rows' order (row by row, tap by tap): one write
-    per output instead of a write and three read-modify-writes.  Windows of one row (at padded
-    edges) go through _feed_rows."""
-    if cd[od] * ch[oh] != 2:
-        return _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state,
-                          comb, rows, cols, n_inner, sw, cw, dst, a0, lit)
-    r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len  # (2-D pooling: cd is 1, ch 2)
-    r1 = r0 + params[P_DH] * row_len
-    for r in range(2):  # a loop, not two calls: one inlined copy compiles faster
-        _cols_edges(xf, r0 + r * params[P_DH] * row_len, n_inner, sw, cw, params, comb, dst, a0, lit, r == 0)
+    """Windows of two rows (and two taps along W) of 2-D pooling in runs of the inner axis: the four
+    taps of each full window's run combined in one pass, in _feed_rows' order (row by row, tap by
+    tap): one write per output instead of a write and three read-modify-writes.  Windows of one
+    row (at padded edges) take their row's taps with _row_taps, in the same order."""
+    n_rows = cd[od] * ch[oh]  # (2-D pooling: cd is 1)
+    r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len
+    rs = params[P_DH] * row_len
+    for r in range(n_rows):  # a loop, not a call per row: one inlined copy compiles faster
+        _cols_edges(xf, r0 + r * rs, n_inner, sw, cw, params, comb, dst, a0, lit, r == 0)
     lo, hi = params[P_LO_W], params[P_HI_W]
     ni = np.uint64(n_inner)
     tap = np.uint64(params[P_DW] * n_inner)
     step = np.uint64(params[P_STRIDE_W] * n_inner)
-    for q in range(np.uint64(max(hi - lo, 0))):
-        d = np.uint64(a0 + lo * n_inner) + q * ni
-        s0 = np.uint64(r0 + sw[lo] * n_inner) + q * step
-        s1 = np.uint64(r1 + sw[lo] * n_inner) + q * step
+    m = np.uint64(max(hi - lo, 0))
+    d0 = np.uint64(a0 + lo * n_inner)
+    w0 = sw[lo] * n_inner if m else 0  # the first full window's input offset (none: sw has no entry lo)
+    if n_rows != 2:
+        for r in range(n_rows):
+            _row_taps(dst, d0, xf, np.uint64(r0 + r * rs + w0), m, ni, step, tap, params[P_KW], r == 0, comb)
+        return state
+    r1 = r0 + rs
+    for q in range(m):
+        d = d0 + q * ni
+        s0 = np.uint64(r0 + w0) + q * step
+        s1 = np.uint64(r1 + w0) + q * step
         for i in range(ni):
             dst[d + i] = xf[s0 + i]  # in dst's dtype (float64 for sums), then combined there
             dst[d + i] = comb(comb(comb(dst[d + i], xf[s0 + tap + i]), xf[s1 + i]), xf[s1 + tap + i])
@@ -420,25 +446,32 @@ def _feed_nines(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
                 rows, cols, n_inner, sw, cw, dst, a0, lit):
     """As _feed_pairs for 3x3 windows: a window of three rows (and three taps along W) combines the
     nine taps of each full window's run in one pass, in _feed_rows' order (row by row, tap by
-    tap), instead of nine passes over dst.  Windows clipped along H go through _feed_rows."""
-    if cd[od] * ch[oh] != 3:
-        return _feed_rows(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state,
-                          comb, rows, cols, n_inner, sw, cw, dst, a0, lit)
-    r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len  # (2-D pooling: cd is 1, ch 3)
-    r1 = r0 + params[P_DH] * row_len
-    r2 = r1 + params[P_DH] * row_len
-    for r in range(3):  # a loop, not three calls: one inlined copy compiles faster
-        _cols_edges(xf, r0 + r * params[P_DH] * row_len, n_inner, sw, cw, params, comb, dst, a0, lit, r == 0)
+    tap), instead of nine passes over dst.  Windows clipped along H take their rows' taps with
+    _row_taps, in the same order."""
+    n_rows = cd[od] * ch[oh]  # (2-D pooling: cd is 1)
+    r0 = o * plane_len + (sd[od] * height + sh[oh]) * row_len
+    rs = params[P_DH] * row_len
+    for r in range(n_rows):  # a loop, not a call per row: one inlined copy compiles faster
+        _cols_edges(xf, r0 + r * rs, n_inner, sw, cw, params, comb, dst, a0, lit, r == 0)
     lo, hi = params[P_LO_W], params[P_HI_W]
     ni = np.uint64(n_inner)
     tap = np.uint64(params[P_DW] * n_inner)
     two = tap + tap
     step = np.uint64(params[P_STRIDE_W] * n_inner)
-    for q in range(np.uint64(max(hi - lo, 0))):
-        d = np.uint64(a0 + lo * n_inner) + q * ni
-        s0 = np.uint64(r0 + sw[lo] * n_inner) + q * step
-        s1 = np.uint64(r1 + sw[lo] * n_inner) + q * step
-        s2 = np.uint64(r2 + sw[lo] * n_inner) + q * step
+    m = np.uint64(max(hi - lo, 0))
+    d0 = np.uint64(a0 + lo * n_inner)
+    w0 = sw[lo] * n_inner if m else 0  # the first full window's input offset (none: sw has no entry lo)
+    if n_rows != 3:
+        for r in range(n_rows):
+            _row_taps(dst, d0, xf, np.uint64(r0 + r * rs + w0), m, ni, step, tap, params[P_KW], r == 0, comb)
+        return state
+    r1 = r0 + rs
+    r2 = r1 + rs
+    for q in range(m):
+        d = d0 + q * ni
+        s0 = np.uint64(r0 + w0) + q * step
+        s1 = np.uint64(r1 + w0) + q * step
+        s2 = np.uint64(r2 + w0) + q * step
         for i in range(ni):
             dst[d + i] = xf[s0 + i]  # in dst's dtype (float64 for sums), then combined there
             v = comb(comb(dst[d + i], xf[s0 + tap + i]), xf[s0 + two + i])
