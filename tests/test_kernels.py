@@ -181,8 +181,9 @@ def test_one_row_sums_read_in_place_with_the_buffered_bits(k, s, pad):
     assert sliding.variant(f, "sum") == f"sum_line_k{k}s{s}"
     got = poolkit.avg_pool(x, (k,), s, pad)
     buffered = np.empty(f.out4, np.float32)
-    work = np.empty(sliding.work_size(f.in4, f.out4, f.params, True, False), np.float64)
-    getattr(sliding, f"sum_small_k{k}s{s}")(x.reshape(f.in4), f.tables, f.params, f.divisors(True, None), buffered,
+    buffered_name = f"sum_small_k{k}s{s}"
+    work = np.empty(sliding.work_size(buffered_name, f.in4, f.out4, f.params), np.float64)
+    getattr(sliding, buffered_name)(x.reshape(f.in4), f.tables, f.params, f.divisors(True, None), buffered,
                                             work, 0, math.prod(f.out4[:3]))
     np.testing.assert_array_equal(got, buffered.reshape(got.shape))
     if pad == 0:
