@@ -686,7 +686,8 @@ def whole_call(plan: geo.Plan, op: str, x: np.ndarray, shape: tuple[int, ...], a
     not), or None when the call takes another path (not global, an empty result, or an input the
     kernels do not read as it is).  Decided once per plan, key and shape: a global pooling layer
     applied batch after batch pays the allocation and the kernel, not the validation and planning
-    (a (32, 512, 7, 7) float32 global average spent 15 us of its 0.15 ms there)."""
+    (measured: a (32, 512, 7, 7) float32 global average 147 -> 127 us NCHW and 128 -> 74-80 us
+    NHWC with this; a (1, 1, 6, 6) one 15.8 -> 2.9 us)."""
     if not x.flags.c_contiguous or x.dtype not in _AS_IS:
         return None
     memo, key = plan.memo, ("whole", op, x.dtype, acc, shape)
