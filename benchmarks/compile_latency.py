@@ -148,10 +148,11 @@ def main(argv=None):
             warmup.append(_wall([python, "-m", "poolkit.cli", "warmup", "--dtypes", "float32"], env))
     print(f"Median of {args.runs} runs (min-max), seconds, each in a new process; 'cold' and 'warm' include "
           "`import poolkit`.\n")
-    print("| first call in a new process | cold: empty cache | of which the call | warm: cache filled |")
+    print("| first call in a new process (float32 unless named) | cold: empty cache | of which the call "
+          "| warm: cache filled |")
     print("|---|---:|---:|---:|")
     for name, r in res.items():
-        print(f"| `{name}` float32 | {_stat(r['cold'])} | {_stat(r['cold_call'])} | {_stat(r['warm'])} |")
+        print(f"| `{name}` | {_stat(r['cold'])} | {_stat(r['cold_call'])} | {_stat(r['warm'])} |")
     if has_plot:
         print(f"| `poolkit demo` (whole command) | {_stat(demo['cold'])} | | {_stat(demo['warm'])} |")
         print(f"| `poolkit warmup --dtypes float32` | {_stat(warmup)} | | |")

@@ -217,21 +217,17 @@ VARIANT_GEOMETRY = {kind: ((2, 3) + shape[2:] if axes[0] == 2 else (2,) + shape[
                     for kind, (shape, k, s, p, axes) in _warmup.VARIANT_GEOMETRY.items()}
 
 
-def _max_kind(kind):
-    """The max variant of a geometry: the line variants are sums only (maxima of one-row windows
-    are the small variants, which read such rows in place)."""
-    return kind.replace("line_", "small_")
 
 
 def _forward_kernels():
     from poolkit._kernels import sliding
-    others = ("max_indices", "max2", "sum_adjoint")
+    others = ("max_indices", "max2", "max_num", "sum_adjoint")
     return sorted(n for n in dir(sliding) if n.split("_")[0] in ("max", "sum") and n not in others
                   and hasattr(getattr(sliding, n), "py_func"))
 
 
 def test_every_forward_variant_has_a_geometry():
-    names = {f"max_{_max_kind(kind)}" for kind in VARIANT_GEOMETRY} | {f"sum_{kind}" for kind in VARIANT_GEOMETRY}
+    names = {f"max_{kind}" for kind in VARIANT_GEOMETRY} | {f"sum_{kind}" for kind in VARIANT_GEOMETRY}
     assert sorted(names) == _forward_kernels()
 
 
@@ -243,7 +239,7 @@ def test_forward_variant_matches_oracle(kind, dtype):
     from poolkit._kernels import sliding
     shape, k, s, pad, axes = VARIANT_GEOMETRY[kind]
     plan = geo.make_plan(shape, k, s, pad, 1, False, axes)
-    assert sliding.variant(plan.fused, "max") == f"max_{_max_kind(kind)}"
+    assert sliding.variant(plan.fused, "max") == f"max_{kind}"
     assert sliding.variant(plan.fused, "sum") == f"sum_{kind}"
     rng = np.random.default_rng(len(kind))
     x = rng.integers(0, 6, shape).astype(dtype)  # many ties
@@ -260,6 +256,106 @@ def test_forward_variant_matches_oracle(kind, dtype):
         np.testing.assert_allclose(poolkit.avg_pool(xf, k, s, pad, axes=axes, count_include_pad=cip),
                                    R.ref_avg_pool(xf, k, s, pads, 1, False, axes, count_include_pad=cip),
                                    rtol=1e-12)
+
+
+#: (shape, kernel, stride, padding, axes) of calls whose max variant has a fastmax twin: the
+#: warm-up's geometries, and 3-D and dilated windows, whose rows are not adjacent input rows.
+FASTMAX_GEOMETRY = {
+    **{kind: VARIANT_GEOMETRY[kind] for kind in ("small_k3s2", "small_k3s1", "pairs_s1", "taps1", "taps2",
+                                                 "taps4", "taps", "inner", "inner3")},
+    "small_k3s2 3-D": ((2, 2, 5, 6, 7), (3, 3, 3), 2, 1, (2, 3, 4)),
+    "taps dilated": ((2, 2, 11, 9), (3, 3), 3, 1, (2, 3), (2, 1)),
+}
+
+
+def _fastmax_case(name):
+    shape, k, s, pad, axes, *dil = FASTMAX_GEOMETRY[name]
+    dilation = dil[0] if dil else 1
+    plan = geo.make_plan(shape, k, s, pad, dilation, False, axes)
+    return shape, k, s, pad, axes, dilation, plan
+
+
+def test_every_fastmax_twin_has_a_geometry():
+    twins = sorted(n for n in dir(sliding) if n.startswith("fastmax_"))
+    covered = set()
+    for name in FASTMAX_GEOMETRY:
+        *_, plan = _fastmax_case(name)
+        exact = sliding.variant(plan.fused, "max")
+        assert hasattr(sliding, "fast" + exact), name
+        covered.add("fast" + exact)
+    assert sorted(covered) == twins
+
+
+@pytest.mark.parametrize("name", sorted(FASTMAX_GEOMETRY))
+def test_fastmax_twins_hand_over_at_the_first_nan_row(name):
+    """A fastmax twin combines without max2's NaN rules and stops before the first output row whose
+    windows' input rows may hold a NaN.  With one NaN (a distinctive payload) in each input row in
+    turn, among many ties: the call gives the oracle's bits, the twin alone stops at a row no later
+    than the first one that reads the NaN, and every row it made is the exact variant's; without a
+    NaN it makes every row, bit for bit the exact variant's."""
+    shape, k, s, pad, axes, dilation, plan = _fastmax_case(name)
+    f = plan.fused
+    exact = getattr(sliding, sliding.variant(f, "max"))
+    fast = getattr(sliding, "fast" + sliding.variant(f, "max"))
+    rng = np.random.default_rng(len(name))
+    x = rng.integers(-3, 3, shape).astype(np.float32)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float32), size=int((x == 0).sum()))  # tied signed zeros
+    rows = math.prod(f.out4[:3])
+    pads = [tuple(p) for p in plan.pads]
+
+    def both(xs):
+        a, b = np.full(f.out4, 7, np.float32), np.full(f.out4, 7, np.float32)
+        work = np.empty(sliding.work_size(exact.__name__, f.in4, f.out4, f.params), np.float32)
+        exact(xs.reshape(f.in4), f.tables, f.params, f.divisors(None, None), a, work, 0, rows)
+        t = fast(xs.reshape(f.in4), f.tables, f.params, f.divisors(None, None), b, work, 0, rows)
+        return a.reshape(rows, -1), b.reshape(rows, -1), t
+
+    a, b, t = both(x)
+    assert t == rows
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+    nan = np.array(0x7FC0_1234, np.uint32).view(np.float32)
+    ref_clean = R.ref_max_pool(x, k, s, pads, dilation, False, axes)[0]
+    in_rows = x.reshape(-1, x.shape[-1]).shape[0]
+    for r in range(in_rows):
+        xn = x.copy()
+        xn.reshape(in_rows, -1)[r, rng.integers(x.shape[-1])] = nan
+        got = poolkit.max_pool(xn, k, s, pad, dilation=dilation, axes=axes)
+        ref = R.ref_max_pool(xn, k, s, pads, dilation, False, axes)[0]
+        np.testing.assert_array_equal(got, ref)  # (the oracle's ties of signed zeros go row-major)
+        np.testing.assert_array_equal(got[np.isnan(got)].view(np.uint32), ref[np.isnan(ref)].view(np.uint32))
+        a, b, t = both(xn)
+        first_changed = np.flatnonzero(np.isnan(a).any(axis=1))
+        assert t < rows if first_changed.size else t <= rows
+        if first_changed.size:
+            assert t <= first_changed[0]
+        np.testing.assert_array_equal(a[:t].view(np.uint32), b[:t].view(np.uint32))
+        assert (ref_clean.reshape(rows, -1)[:t] == b[:t]).all()
+
+
+def test_fastmax_hands_over_inside_threaded_chunks():
+    """A call split over threads: each chunk's twin stops at its own first NaN row and the exact
+    variant finishes that chunk; the result is the exact variant's over the whole array, bit for
+    bit, wherever the NaN falls."""
+    x = np.random.default_rng(5).standard_normal((4, 16, 40, 40)).astype(np.float32)
+    plan = geo.make_plan(x.shape, (3, 3), 2, 1, 1, False, (2, 3))
+    f = plan.fused
+    exact = getattr(sliding, sliding.variant(f, "max"))
+    assert hasattr(sliding, "fast" + exact.__name__)
+    before = E.get_num_threads()
+    E.set_num_threads(2)
+    try:
+        for plane, row in ((0, 0), (13, 20), (37, 39), (63, 17)):
+            xn = x.copy()
+            xn.reshape(64, 40, 40)[plane, row, 3] = np.nan
+            want = np.empty(f.out4, np.float32)
+            work = np.empty(sliding.work_size(exact.__name__, f.in4, f.out4, f.params), np.float32)
+            exact(xn.reshape(f.in4), f.tables, f.params, f.divisors(None, None), want, work, 0, math.prod(f.out4[:3]))
+            got = poolkit.max_pool(xn, (3, 3), 2, 1)
+            np.testing.assert_array_equal(got.view(np.uint32), want.reshape(got.shape).view(np.uint32))
+            # windows start at 2 * o - 1 and take 3: an odd row or column below 39 lies in two
+            assert np.isnan(got).sum() == (2 if row % 2 == 1 and row < 39 else 1) * 2  # (column 3: two)
+    finally:
+        E.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -555,18 +555,41 @@ def _fused_kernel(f, op: str):
     return memo[op]
 
 
+def _fused_rows(f, op: str, dtype: np.dtype):
+    """(``rows(x4, divs, out4, work, t0, t1)``, work size): the fused forward of ``op`` over the
+    output rows ``t0 <= t < t1``.  For the maxima of a float ``dtype`` whose variant has a fastmax
+    twin (:mod:`poolkit._kernels.sliding`), the twin runs first, combining without max2's NaN
+    rules, and the exact variant makes the rest of the rows from the first whose windows may hold a
+    NaN: the same bits, and the exact kernel compiles only once a NaN is seen."""
+    kern, size = _fused_kernel(f, op)
+    memo = f.kernels
+    if "fastmax" not in memo:
+        memo["fastmax"] = (getattr(K.sliding, "fast" + K.sliding.variant(f, "max"), None),)
+    fast = memo["fastmax"][0] if op == "max" and dtype.kind == "f" else None
+    tables, params = f.tables, f.params
+    if fast is None:
+        return (lambda x4, divs, o4, work, t0, t1: kern(x4, tables, params, divs, o4, work, t0, t1)), size
+
+    def rows(x4, divs, o4, work, t0, t1):
+        t = fast(x4, tables, params, divs, o4, work, t0, t1)
+        if t < t1:
+            kern(x4, tables, params, divs, o4, work, t, t1)
+
+    return rows, size
+
+
 def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray, acc: np.dtype = F64) -> None:
     """The fused forward kernel of ``op`` ("max" or "sum", summed in ``acc``) over all output rows
     of ``out``."""
-    kern, size = _fused_kernel(f, op)
+    body, size = _fused_rows(f, op, src.dtype)
     work_dtype = acc if op == "sum" else src.dtype
     x4, o4 = src.reshape(f.in4), out.reshape(f.out4)
     rows = f.out4[0] * f.out4[1] * f.out4[2]
     cost = src.size + out.size
     if cost < SERIAL_BELOW:  # the common small call, without the closure
-        kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), 0, rows)
+        body(x4, divs, o4, np.empty(size, work_dtype), 0, rows)
         return
-    run(lambda t0, t1: kern(x4, f.tables, f.params, divs, o4, np.empty(size, work_dtype), t0, t1), rows, cost)
+    run(lambda t0, t1: body(x4, divs, o4, np.empty(size, work_dtype), t0, t1), rows, cost)
 
 
 #: float16 inputs of the fused kernels are widened, pooled and narrowed in blocks of whole planes
@@ -589,7 +612,7 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
     to float32 exactly, pooled by the float32 kernel into float32 and rounded to float16 (as
     :func:`narrow` rounds), while it is in cache -- the same operations, element for element, as
     widening the whole array, pooling it and narrowing the result, so the same bits."""
-    kern, size = _fused_kernel(f, op)
+    pool, size = _fused_rows(f, op, np.dtype(np.float32))
     work_dtype = np.float64 if op == "sum" else np.float32
     plane_in, plane_out = math.prod(f.in4[1:]), math.prod(f.out4[1:])
     rows_per_plane = f.out4[1] * f.out4[2]
@@ -606,7 +629,7 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
         for b0 in range(p0, p1, per):
             n = min(per, p1 - b0)
             K.half.half_to_single(src[b0 * plane_in:(b0 + n) * plane_in], wide_bits, 0, n * plane_in)
-            kern(wide[:n], f.tables, f.params, divs, pooled[:n], work, 0, n * rows_per_plane)
+            pool(wide[:n], divs, pooled[:n], work, 0, n * rows_per_plane)
             K.half.single_to_half(pooled_flat, dst[b0 * plane_out:(b0 + n) * plane_out], 0, n * plane_out)
 
     run(body, f.in4[0], x.size + out.size)

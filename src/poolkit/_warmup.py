@@ -14,7 +14,9 @@ from functools import partial
 import numpy as np
 
 from . import _engine as E
+from . import _geometry as geo
 from . import masked, pooling, roi
+from ._kernels import sliding, sync
 from ._validate import Padding
 
 __all__ = ["warmup"]
@@ -23,8 +25,7 @@ __all__ = ["warmup"]
 WARMUP_DTYPES = ("float32", "float64")
 
 #: One geometry per forward kernel variant of :mod:`poolkit._kernels.sliding`: ``(shape, kernel,
-#: stride, padding, axes)`` of a call that selects it (the tests check that each does).  The
-#: ``line`` variants are sums only: maxima of those windows are the ``small`` variants.
+#: stride, padding, axes)`` of a call that selects it (the tests check that each does).
 VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
     "edges": ((1, 2, 9, 3), (3, 4), 1, 1, (2, 3)),
     "pairs_s2": ((1, 2, 9, 11), (2, 2), 2, 0, (2, 3)),
@@ -52,6 +53,23 @@ VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding
 }
 
 
+def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
+    """A call of the fastmax twin of the max variant ``kind`` (None if it has none or ``dtype`` is
+    not a float): large float maxima run the twin first (the exact variant takes over at a NaN),
+    while the warm-up's small calls run the exact variant alone.  float16 is pooled in float32."""
+    if dtype.kind != "f" or dtype.itemsize > 8:
+        return None
+    shape, k, s, p, axes = VARIANT_GEOMETRY[kind]
+    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
+    name = sliding.variant(f, "max")
+    twin = getattr(sliding, "fast" + name, None)
+    if twin is None:
+        return None
+    dt = np.dtype(np.float32) if dtype == np.float16 else dtype
+    return partial(twin, np.zeros(f.in4, dt), f.tables, f.params, f.divisors(None, None), np.empty(f.out4, dt),
+                   np.empty(sliding.work_size(name, f.in4, f.out4, f.params), dt), 0, int(np.prod(f.out4[:3])))
+
+
 def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
     """(label, call) pairs that, between them, compile every kernel for ``dtype``."""
     x = np.ones((2, 3, 8, 9), dtype)
@@ -60,8 +78,10 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
     jobs: list[tuple[str, Callable[[], object]]] = []
     for kind, (shape, k, s, p, axes) in VARIANT_GEOMETRY.items():
         xs = np.ones(shape, dtype)
-        if not kind.startswith("line_"):
-            jobs.append((f"max_{kind}", partial(pooling.max_pool, xs, k, s, p, axes=axes)))
+        jobs.append((f"max_{kind}", partial(pooling.max_pool, xs, k, s, p, axes=axes)))
+        twin = _twin(kind, dtype)
+        if twin is not None:
+            jobs.append((f"fastmax_{kind}", twin))
         if dtype != np.bool_:
             jobs.append((f"sum_{kind}", partial(pooling.avg_pool, xs, k, s, p, axes=axes)))
     v, i = pooling.max_pool(np.ones((2, 3, 8, 9), np.float64), (2, 2), return_indices=True)  # the indices only
@@ -74,6 +94,8 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         ("masked_max", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="max")),
         ("masked_min", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="min")),
         ("roi_pool", partial(roi.roi_pool, x, np.array([[0, 0, 0, 5, 5.0]]), 2)),
+        # the helper threads' wait, which only a call large enough to be split compiles
+        ("spin", partial(sync.spin, np.zeros(1, np.int64), 0, 0, 1, 0)),
     ]
     if dtype != np.bool_:
         jobs += [
@@ -82,8 +104,11 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
             ("sum_axis_adjoint", partial(pooling.avg_pool_backward, np.ones((2, 1, 8, 4), g.dtype), x, (2, 2),
                                          axes=(1, 3))),
             ("masked_sum", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="mean")),
-            ("roi_align", partial(roi.roi_align_backward, np.ones((1, 3, 2, 2), g.dtype), x,
-                                  np.array([[0, 0, 5, 5.0]]), np.array([0]), 2)),
+            ("roi_align", partial(roi.roi_align, x, np.array([[0, 0, 5, 5.0]]), np.array([0]), 2)),
+            ("roi_align_backward", partial(roi.roi_align_backward, np.ones((1, 3, 2, 2), g.dtype), x,
+                                           np.array([[0, 0, 5, 5.0]]), np.array([0]), 2)),
+            # Lp pooling sums |x|**p in float64 whatever x's dtype: the float64 sums of its windows
+            ("lp_pool", partial(pooling.lp_pool, x, 2.0, (3, 3), 2, 1)),
         ]
     return jobs
 

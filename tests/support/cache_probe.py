@@ -49,6 +49,17 @@ def _avg(shape, k, s, p, axes):
     return case
 
 
+def _max_large(nan):
+    """A 3x3 max large enough for the threaded path, where float maxima run the fastmax twin first;
+    with a NaN, the exact variant takes over from the first row whose windows hold it."""
+    def case(dtype):
+        x = _data(dtype, (4, 16, 40, 40))
+        if nan:
+            x[1, 5, 17, 3] = np.nan
+        return poolkit.max_pool(x, (3, 3), 2, 1), R.ref_max_pool(x, (3, 3), 2, 1, 1, False, (2, 3))[0]
+    return case
+
+
 def _max_indices(dtype):
     x = _data(dtype, (2, 3, 6, 7))
     out, idx = poolkit.max_pool(x, (3, 3), 2, 1, return_indices=True)
@@ -134,6 +145,8 @@ CASES = {
     "max_nhwc": _max((2, 9, 9, 3), (3, 3), 2, 1, (1, 2)),
     "avg_nhwc": _avg((2, 9, 9, 3), (3, 3), 2, 1, (1, 2)),
     "max_wide": _max((1, 2, 20, 20), (9, 9), 1, 4, (2, 3)),
+    "max_large": _max_large(False),
+    "max_large_nan": _max_large(True),
     "avg_wide": _avg((1, 2, 20, 20), (9, 9), 1, 4, (2, 3)),
     "max_1d": _max((2, 3, 33), (4,), 4, 0, (2,)),
     "max_axes": _max((5, 3, 6), (2, 3), 1, 0, (0, 2)),

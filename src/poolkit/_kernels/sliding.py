@@ -16,8 +16,8 @@ only its own code:
 
 * ``small_k2s2``, ``small_k3s2``, ``small_k2s1``, ``small_k3s1``, ``small_k4s4``: full windows of
   kw taps at stride s along W (one pass, a literal loop);
-* ``line_k2s2`` ... ``line_k4s4`` (sums only): the small windows when every window is one input
-  row (1-D pooling), read from the input in place, without the row buffer;
+* ``line_k2s2`` ... ``line_k4s4``: the small windows when every window is one input row (1-D
+  pooling), read from the input in place, without the row buffer;
 * ``pairs_s2``, ``pairs_s1``: 2-D windows all full and 2x2, each output row straight from its two
   input rows, without the row buffer;
 * ``taps``: any other window, tap-major (literal strides 1, 2 and 4 vectorise);
@@ -35,7 +35,7 @@ reference counting (``_nrt=False``), so they cannot allocate.
 import numpy as np
 from numba import njit
 
-from ._loops import add2, better, kernel, max2, vacc, vcopy, vpair, vput, vspread, vzero
+from ._loops import add2, better, kernel, max2, max_num, vacc, vcopy, vpair, vput, vspread, vzero
 
 # The window tables of D, H and W come packed in one int64 array (sd, cd, sh, ch, sw, cw: starts
 # and counts) and the scalars in another (poolkit._geometry.FusedView.params), so that a call passes
@@ -362,6 +362,41 @@ def _feed_single(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len,
 
 
 @njit(inline="always")
+def _no_stop(xf, o, od, oh, sd, cd, sh, ch, params, height, row_len, plane_len, state):
+    """Never stop (every kernel but the fastmax ones)."""
+    return False, state
+
+
+@njit(inline="always")
+def _window_nan(xf, o, od, oh, sd, cd, sh, ch, params, height, row_len, plane_len, state):
+    """(whether the input rows of output row (o, od, oh)'s windows may hold a NaN, the new state):
+    the ``stop`` of the fastmax kernels, which combine with :func:`max_num` (exact for numbers,
+    not for NaN) and leave the rest of their chunk to the exact kernel from the first such row.
+
+    The window's rows lie between flat input rows lo and hi (rows of all planes counted in order;
+    rows in between that a 3-D or dilated window skips are scanned too: a NaN there only hands
+    the rest of the chunk over early).  Each row is scanned once per chunk: ``state`` is (the first
+    row not yet scanned, the previous window's lo, unused, unused).  Windows start at
+    nondecreasing rows, so the rows from lo to the first unscanned one were scanned, and found
+    clean, before; a window starting before the one before it (no pooling here makes one)
+    rescans from its own lo."""
+    upto, prev = state[0], state[1]
+    lo = o * (plane_len // row_len) + sd[od] * height + sh[oh]
+    hi = lo + (cd[od] - 1) * params[P_DD] * height + (ch[oh] - 1) * params[P_DH]
+    if lo < prev:
+        upto = lo
+    n = np.uint64(row_len)
+    for r in range(max(upto, lo), hi + 1):
+        b = np.uint64(r * row_len)
+        bad = False
+        for q in range(n):
+            bad |= xf[b + q] != xf[b + q]  # vectorised (fastmax kernels are for float dtypes only)
+        if bad:
+            return True, state
+    return False, (max(upto, hi + 1), lo, state[2], state[3])
+
+
+@njit(inline="always")
 def _feed_line(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
                rows, cols, n_inner, sw, cw, dst, a0, lit):
     """Every window one input row (1-D pooling, or windows one row high and deep): its taps read
@@ -482,7 +517,7 @@ def _feed_nines(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
 
 
 @njit(inline="always")
-def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum):
+def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum, guarded):
     """Output rows t0 <= t < t1 of 2-D windows of two rows by two taps, all full (``lit`` 22 or
     21: stride 2 or 1 along W), each row straight from its two input rows r0 and r1 into ``out``:
     no row buffer, one pass instead of three.  Each window is combined as the buffered path
@@ -493,7 +528,10 @@ def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum):
     Interleaved against it on this AMD EPYC, one thread, float32: 2x2 stride-2 average
     (32, 512, 14, 14) 0.36 of its time, maximum 0.47; (32, 128, 56, 56) 0.82 and 0.62; stride-1
     average (8, 64, 56, 56) 0.46.  (3x3 and 4x4 windows read this way were 1.3-1.6x slower: each
-    input element is read by more windows.)"""
+    input element is read by more windows.)
+
+    ``guarded`` (fastmax_pairs_s1): stop at the first row whose windows' rows may hold a NaN and
+    return it, as _forward does with :func:`_window_nan`; else return t1."""
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     height, row_len = x.shape[2], x.shape[3]
     n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
@@ -503,21 +541,36 @@ def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum):
     plane_len = x.shape[1] * height * row_len
     wide = work.dtype.type
     rs, b, m = np.uint64(params[P_DH] * row_len), np.uint64(sw[0] if n_ow else 0), np.uint64(n_ow)
-    one, step = np.uint64(1), np.uint64(2 if lit == 22 else 1)
+    step = np.uint64(2 if lit == 22 else 1)
+    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(0))
     o, od, oh = _row_coords(t0, n_od, n_oh)
     for t in range(t0, t1):
         r0 = np.uint64(o * plane_len + (sd[od] * height + sh[oh]) * row_len)
-        r1 = r0 + rs
         d = np.uint64(t * out.shape[3])
-        scale = div_d[od] * div_h[oh]
-        for q in range(m):
-            p = b + step * q
-            v = comb(comb(wide(xf[r0 + p]), xf[r1 + p]), comb(wide(xf[r0 + p + one]), xf[r1 + p + one]))
-            if is_sum:
-                of[d + q] = v * (scale * div_w[q])
-            else:
-                of[d + q] = v
+        if is_sum:
+            _pairs_row(of, d, xf, r0, r0 + rs, b, step, m, comb, wide, div_d[od] * div_h[oh], div_w, True)
+        else:
+            if guarded:  # fastmax: stop at the first row whose windows' rows hold a NaN
+                halt, state = _window_nan(xf, o, od, oh, sd, cd, sh, ch, params, height, row_len, plane_len, state)
+                if halt:
+                    return t
+            _pairs_row(of, d, xf, r0, r0 + rs, b, step, m, comb, wide, 1.0, div_w, False)
         o, od, oh = _next_row(o, od, oh, n_od, n_oh)
+    return t1
+
+
+@njit(inline="always")
+def _pairs_row(of, d, xf, r0, r1, b, step, m, comb, wide, scale, div_w, is_sum):
+    """One output row of _pairs: of[d + q] = the window of the rows r0 and r1 at taps b + step * q
+    and the next, the two rows at each tap first (times the divisors for sums)."""
+    one = np.uint64(1)
+    for q in range(m):
+        p = b + step * q
+        v = comb(comb(wide(xf[r0 + p]), xf[r1 + p]), comb(wide(xf[r0 + p + one]), xf[r1 + p + one]))
+        if is_sum:
+            of[d + q] = v * (scale * div_w[q])
+        else:
+            of[d + q] = v
 
 
 @njit(inline="always")
@@ -544,7 +597,7 @@ def _scale(of, acc, t, out_len, n_inner, n_ow, div_d, div_h, div_w, od, oh):
 
 
 @njit(inline="always")
-def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed, finish):
+def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, is_sum, feed, finish, stop):
     """Output rows t0 <= t < t1 (t = (o * OD + od) * OH + oh) of the window maxima (is_sum False,
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
     accumulated in a float64 ``work``), with the row strategy ``rows`` and column strategy ``cols``.
@@ -559,6 +612,10 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     as a function, rather than behind ``is_sum``, keeps it out of the maxima's kernels altogether:
     numba inlines every call before it prunes the branches of a literal (with the loops of
     _cols_small, 1.72 s against 1.98 s for a first 3x3 max, median of 3 compiles on this AMD EPYC).
+
+    ``stop`` (:func:`_no_stop`, or :func:`_window_nan` for the fastmax kernels) is asked before each
+    output row whether to stop there; the kernel returns the first row it did not make (t1 when
+    it made them all).
     """
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     n_inner = params[P_INNER]
@@ -578,12 +635,16 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1))
     o, od, oh = _row_coords(t0, n_od, n_oh)
     for t in range(t0, t1):
+        halt, state = stop(xf, o, od, oh, sd, cd, sh, ch, params, height, row_len, plane_len, state)
+        if halt:
+            return t
         dst = acc if is_sum else of
         a0 = 0 if is_sum else t * out_len
         state = feed(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
                      rows, cols, n_inner, sw, cw, dst, a0, lit)
         finish(of, acc, t, out_len, n_inner, n_ow, div_d, div_h, div_w, od, oh)
         o, od, oh = _next_row(o, od, oh, n_od, n_oh)
+    return t1
 
 
 def work_size(name: str, in4, out4, params) -> int:
@@ -619,9 +680,8 @@ def variant(f, op: str) -> str:
           and p[P_LO_W] == 0 and p[P_HI_W] == p[P_OW] and p[P_LO_H] == 0 and p[P_HI_H] == p[P_OH]):
         kind = f"pairs_s{stride}"  # every window full and 2x2 (2-D): no row buffer, no edges
     elif inner == 1 and p[P_DW] == 1 and (stride in (1, 2) and p[P_KW] in (2, 3) or stride == p[P_KW] == 4):
-        # sums whose every window is one input row read it in place (maxima read such rows in place
-        # in every variant: their row buffer has the input's dtype)
-        kind = f"{'line' if op == 'sum' and _one_row(f) else 'small'}_k{p[P_KW]}s{stride}"
+        # windows of one input row read it in place; the small variants' maxima are NaN-guarded
+        kind = f"{'line' if _one_row(f) else 'small'}_k{p[P_KW]}s{stride}"
     elif runs:
         square = p[P_KW] if p[P_KW] == p[P_KH] and p[P_KW] in (2, 3) and f.in4[1] == 1 else 0
         kind = f"inner{square}" if square else "inner"
@@ -638,157 +698,284 @@ def variant(f, op: str) -> str:
 @kernel
 def max_edges(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window tap by tap (irregular tables: adaptive, global, fractional)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_edges, 0, False, _feed_single, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_edges, 0, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_small_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 taps at stride 2 along W (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_small, _k2s2, False, _feed_single, _keep)
+             max2, _rows_direct, _cols_small, _k2s2, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_small_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 3 taps at stride 2 along W (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_small, _k3s2, False, _feed_single, _keep)
+             max2, _rows_direct, _cols_small, _k3s2, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_small_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 2 taps at stride 1 along W (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_small, _k2s1, False, _feed_single, _keep)
+             max2, _rows_direct, _cols_small, _k2s1, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_small_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 3 taps at stride 1 along W (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_small, _k3s1, False, _feed_single, _keep)
+             max2, _rows_direct, _cols_small, _k3s1, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_small_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows of 4 taps at stride 4 along W (inner == 1)."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_small, _k4s4, False, _feed_single, _keep)
+             max2, _rows_direct, _cols_small, _k4s4, False, _feed_single, _keep, _no_stop)
+
+
+@kernel
+def max_line_k2s2(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, windows of one input row and 2 taps at stride 2 along W (inner == 1), read in
+    place, with max2 (the NaN rules) throughout: a NaN scan before each row cost more than it saved."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k2s2, False, _feed_line, _keep, _no_stop)
+
+
+@kernel
+def max_line_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, windows of one input row and 3 taps at stride 2 along W (inner == 1), read in
+    place, with max2 (the NaN rules) throughout: a NaN scan before each row cost more than it saved."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k3s2, False, _feed_line, _keep, _no_stop)
+
+
+@kernel
+def max_line_k2s1(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, windows of one input row and 2 taps at stride 1 along W (inner == 1), read in
+    place, with max2 (the NaN rules) throughout: a NaN scan before each row cost more than it saved."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k2s1, False, _feed_line, _keep, _no_stop)
+
+
+@kernel
+def max_line_k3s1(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, windows of one input row and 3 taps at stride 1 along W (inner == 1), read in
+    place, with max2 (the NaN rules) throughout: a NaN scan before each row cost more than it saved."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k3s1, False, _feed_line, _keep, _no_stop)
+
+
+@kernel
+def max_line_k4s4(x, tables, params, divs, out, work, t0, t1):
+    """Window maxima, windows of one input row and 4 taps at stride 4 along W (inner == 1), read in
+    place, with max2 (the NaN rules) throughout: a NaN scan before each row cost more than it saved."""
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_small, _k4s4, False, _feed_line, _keep, _no_stop)
 
 
 @kernel
 def max_pairs_s2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window full and 2x2 at stride 2 along W (2-D, inner == 1)."""
-    _pairs(x, tables, params, divs, out, work, t0, t1, max2, 22, False)
+    _pairs(x, tables, params, divs, out, work, t0, t1, max2, 22, False, False)
 
 
 @kernel
 def max_pairs_s1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, every window full and 2x2 at stride 1 along W (2-D, inner == 1)."""
-    _pairs(x, tables, params, divs, out, work, t0, t1, max2, 21, False)
+    _pairs(x, tables, params, divs, out, work, t0, t1, max2, 21, False, False)
 
 
 @kernel
 def max_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 1, False, _feed_single, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_taps, 1, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 2 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 2, False, _feed_single, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_taps, 2, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at stride 4 (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, 4, False, _feed_single, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_taps, 4, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_taps(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap at any stride (inner == 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_taps, -1, False, _feed_single, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_taps, -1, False, _feed_single, _keep, _no_stop)
 
 
 @kernel
 def max_inner(x, tables, params, divs, out, work, t0, t1):
     """Window maxima, full windows tap by tap in runs of the inner axis (inner > 1, stride > 1)."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_rows, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_inner, 0, False, _feed_rows, _keep, _no_stop)
 
 
 @kernel
 def max_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of 2x2 windows in runs of the inner axis: the four taps in one pass."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_pairs, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_inner, 0, False, _feed_pairs, _keep, _no_stop)
 
 
 @kernel
 def max_inner3(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of 3x3 windows in runs of the inner axis: the nine taps in one pass."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_direct, _cols_inner, 0, False, _feed_nines, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_direct, _cols_inner, 0, False, _feed_nines, _keep, _no_stop)
 
 
 @kernel
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_doubled, 0, False, _feed_buffer, _keep)
+             max2, _rows_direct, _cols_doubled, 0, False, _feed_buffer, _keep, _no_stop)
 
 
 @kernel
 def max_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H: van Herk / Gil-Werman row blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, max2, _rows_blocks, _cols_taps, -1, False, _feed_buffer, _keep)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             max2, _rows_blocks, _cols_taps, -1, False, _feed_buffer, _keep, _no_stop)
 
 
 @kernel
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_blocks, _cols_doubled, 0, False, _feed_buffer, _keep)
+             max2, _rows_blocks, _cols_doubled, 0, False, _feed_buffer, _keep, _no_stop)
+
+
+# The NaN-guarded twins of the max variants whose windows overlap along H (each input row read by
+# more than one output row).  They combine with max_num, one instruction where max2 takes three
+# compares and a blend, and stop at the first output row whose windows' input rows hold a NaN,
+# returning it: poolkit._engine runs the exact variant (same name without "fast") from there.
+# Measured on this project's AMD EPYC (family 26), one thread, float32, interleaved with the
+# exact variant, same bits: 3x3 s2 p1 (32, 64, 112, 112) 0.47-0.57 of its time (0.83 in cache),
+# 3x3x3 s2 p1 0.77, 5x5 s3 p2 0.75, 1-D 5 s3 0.65, 2x2 s1 0.82 (pairs_s1); channels-last 3x3 s2 p1
+# (32, 112, 112, 64) 0.66 (inner3), 5x5 s2 p2 0.91 (inner).  Where each input row is read once
+# (2x2 s2, 1-D by 4, channels-last 2x2 s2: 0.98-1.28x) or windows are 2 taps wide (2x2 s1 p1,
+# 1.19x), the scan costs about what it saves or more: those variants have no twin.  From memory the
+# scan also serves as a prefetch: the 3x3 twin without it took 1.45x as long.  A twin holding the
+# exact path itself, rather than handing over, took 0.35-0.55 s longer to compile (a first 3x3 max
+# 1.3 -> 1.9 s); handing over costs 0.1-0.2 s (the scan).
+
+
+@kernel
+def fastmax_small_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """max_small_k3s2 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_small, _k3s2, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_small_k3s1(x, tables, params, divs, out, work, t0, t1):
+    """max_small_k3s1 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_small, _k3s1, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_pairs_s1(x, tables, params, divs, out, work, t0, t1):
+    """max_pairs_s1 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _pairs(x, tables, params, divs, out, work, t0, t1, max_num, 21, False, True)
+
+
+@kernel
+def fastmax_taps1(x, tables, params, divs, out, work, t0, t1):
+    """max_taps1 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_taps, 1, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_taps2(x, tables, params, divs, out, work, t0, t1):
+    """max_taps2 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_taps, 2, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_taps4(x, tables, params, divs, out, work, t0, t1):
+    """max_taps4 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_taps, 4, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_taps(x, tables, params, divs, out, work, t0, t1):
+    """max_taps with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_taps, -1, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_inner(x, tables, params, divs, out, work, t0, t1):
+    """max_inner with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_inner, 0, False, _feed_rows, _keep, _window_nan)
+
+
+@kernel
+def fastmax_inner3(x, tables, params, divs, out, work, t0, t1):
+    """max_inner3 with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_direct, _cols_inner, 0, False, _feed_nines, _keep, _window_nan)
 
 
 @kernel
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_edges, 0, True, _feed_buffer, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_edges, 0, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k2s2."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s2, True, _feed_buffer, _scale)
+             add2, _rows_direct, _cols_small, _k2s2, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k3s2."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s2, True, _feed_buffer, _scale)
+             add2, _rows_direct, _cols_small, _k3s2, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k2s1."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s1, True, _feed_buffer, _scale)
+             add2, _rows_direct, _cols_small, _k2s1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k3s1."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s1, True, _feed_buffer, _scale)
+             add2, _rows_direct, _cols_small, _k3s1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k4s4."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k4s4, True, _feed_buffer, _scale)
+             add2, _rows_direct, _cols_small, _k4s4, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
@@ -796,7 +983,7 @@ def sum_line_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 2 taps at stride 2
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s2, True, _feed_line, _scale)
+             add2, _rows_direct, _cols_small, _k2s2, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -804,7 +991,7 @@ def sum_line_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 3 taps at stride 2
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s2, True, _feed_line, _scale)
+             add2, _rows_direct, _cols_small, _k3s2, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -812,7 +999,7 @@ def sum_line_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 2 taps at stride 1
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s1, True, _feed_line, _scale)
+             add2, _rows_direct, _cols_small, _k2s1, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -820,7 +1007,7 @@ def sum_line_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 3 taps at stride 1
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s1, True, _feed_line, _scale)
+             add2, _rows_direct, _cols_small, _k3s1, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -828,81 +1015,89 @@ def sum_line_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 4 taps at stride 4
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k4s4, True, _feed_line, _scale)
+             add2, _rows_direct, _cols_small, _k4s4, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
 def sum_pairs_s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_pairs_s2."""
-    _pairs(x, tables, params, divs, out, work, t0, t1, add2, 22, True)
+    _pairs(x, tables, params, divs, out, work, t0, t1, add2, 22, True, False)
 
 
 @kernel
 def sum_pairs_s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_pairs_s1."""
-    _pairs(x, tables, params, divs, out, work, t0, t1, add2, 21, True)
+    _pairs(x, tables, params, divs, out, work, t0, t1, add2, 21, True, False)
 
 
 @kernel
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 1, True, _feed_buffer, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_taps, 1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 2, True, _feed_buffer, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_taps, 2, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, 4, True, _feed_buffer, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_taps, 4, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_taps, -1, True, _feed_buffer, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_taps, -1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_rows, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_inner, 0, True, _feed_rows, _scale, _no_stop)
 
 
 @kernel
 def sum_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner2."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_pairs, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_inner, 0, True, _feed_pairs, _scale, _no_stop)
 
 
 @kernel
 def sum_inner3(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner3."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_direct, _cols_inner, 0, True, _feed_nines, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_direct, _cols_inner, 0, True, _feed_nines, _scale, _no_stop)
 
 
 @kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_doubled, 0, True, _feed_buffer, _scale)
+             add2, _rows_direct, _cols_doubled, 0, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_blocks(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_blocks."""
-    _forward(x, tables, params, divs, out, work, t0, t1, add2, _rows_blocks, _cols_taps, -1, True, _feed_buffer, _scale)
+    _forward(x, tables, params, divs, out, work, t0, t1,
+             add2, _rows_blocks, _cols_taps, -1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_blocks, _cols_doubled, 0, True, _feed_buffer, _scale)
+             add2, _rows_blocks, _cols_doubled, 0, True, _feed_buffer, _scale, _no_stop)
 
 
 # --------------------------------------------------------------------------------------------
