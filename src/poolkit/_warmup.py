@@ -61,6 +61,8 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
         return None
     shape, k, s, p, axes = VARIANT_GEOMETRY[kind]
     f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
+    if f is None:
+        return None
     name = sliding.variant(f, "max")
     twin = getattr(sliding, "fast" + name, None)
     if twin is None:
