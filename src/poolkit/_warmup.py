@@ -56,7 +56,8 @@ VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding
 def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     """A call of the fastmax twin of the max variant ``kind`` (None if it has none or ``dtype`` is
     not a float): large float maxima run the twin first (the exact variant takes over at a NaN),
-    while the warm-up's small calls run the exact variant alone.  float16 is pooled in float32."""
+    while the warm-up's small calls run the exact variant alone.  float16 is pooled in float32, and
+    a non-native byte order in the native one."""
     if dtype.kind != "f" or dtype.itemsize > 8:
         return None
     shape, k, s, p, axes = VARIANT_GEOMETRY[kind]
@@ -67,7 +68,7 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     twin = getattr(sliding, "fast" + name, None)
     if twin is None:
         return None
-    dt = np.dtype(np.float32) if dtype == np.float16 else dtype
+    dt = np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")  # as the engine converts
     return partial(twin, np.zeros(f.in4, dt), f.tables, f.params, f.divisors(None, None), np.empty(f.out4, dt),
                    np.empty(sliding.work_size(name, f.in4, f.out4, f.params), dt), 0, int(np.prod(f.out4[:3])))
 
