@@ -555,6 +555,14 @@ def _fused_kernel(f, op: str):
     return memo[op]
 
 
+def _fastmax(f, op: str, dtype: np.dtype):
+    """The fastmax twin of the fused forward of ``op`` for the view ``f`` and the kernel dtype
+    ``dtype``, or None: only float maxima whose variant has one (see :func:`_fused_rows`)."""
+    if op != "max" or dtype.kind != "f":
+        return None
+    return getattr(K.sliding, "fast" + _fused_kernel(f, op)[0].__name__, None)
+
+
 def _fused_rows(f, op: str, dtype: np.dtype):
     """(``rows(x4, divs, out4, work, t0, t1)``, work size): the fused forward of ``op`` over the
     output rows ``t0 <= t < t1``.  For the maxima of a float ``dtype`` whose variant has a fastmax
@@ -562,10 +570,7 @@ def _fused_rows(f, op: str, dtype: np.dtype):
     rules, and the exact variant makes the rest of the rows from the first whose windows may hold a
     NaN: the same bits, and the exact kernel compiles only once a NaN is seen."""
     kern, size = _fused_kernel(f, op)
-    memo = f.kernels
-    if "fastmax" not in memo:
-        memo["fastmax"] = (getattr(K.sliding, "fast" + K.sliding.variant(f, "max"), None),)
-    fast = memo["fastmax"][0] if op == "max" and dtype.kind == "f" else None
+    fast = _fastmax(f, op, dtype)
     tables, params = f.tables, f.params
     if fast is None:
         return (lambda x4, divs, o4, work, t0, t1: kern(x4, tables, params, divs, o4, work, t0, t1)), size

@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine as E
 from . import _geometry as geo
 from . import masked, pooling, roi
-from ._kernels import sliding, sync
+from ._kernels import sync
 from ._validate import Padding
 
 __all__ = ["warmup"]
@@ -64,13 +64,13 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
     if f is None:
         return None
-    name = sliding.variant(f, "max")
-    twin = getattr(sliding, "fast" + name, None)
+    dt = np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")  # as the engine converts
+    twin = E._fastmax(f, "max", dt)
     if twin is None:
         return None
-    dt = np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")  # as the engine converts
+    size = E._fused_kernel(f, "max")[1]
     return partial(twin, np.zeros(f.in4, dt), f.tables, f.params, f.divisors(None, None), np.empty(f.out4, dt),
-                   np.empty(sliding.work_size(name, f.in4, f.out4, f.params), dt), 0, int(np.prod(f.out4[:3])))
+                   np.empty(size, dt), 0, int(np.prod(f.out4[:3])))
 
 
 def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:

@@ -55,9 +55,9 @@ def max2(b, v):
 @njit(inline="always")
 def max_num(b, v):
     """max2 for operands that are not NaN (the same result there: the first maximum wins), in one
-    instruction (x86 ``maxps``) instead of max2's three compares and a blend.  A max kernel
-    combining with it first checks its window's rows for NaN and takes max2 where one is
-    (:func:`poolkit._kernels.sliding._feed_guarded`)."""
+    instruction (x86 ``maxps``) instead of max2's three compares and a blend.  The fastmax kernels
+    of :mod:`poolkit._kernels.sliding` combine with it and stop before the first output row whose
+    windows' input rows hold a NaN (``_window_nan``), leaving the rest to the exact variant."""
     return v if v > b else b
 
 
