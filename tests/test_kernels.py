@@ -195,7 +195,7 @@ def test_one_row_sums_read_in_place_with_the_buffered_bits(k, s, pad):
         np.testing.assert_array_equal(got, (acc * (1.0 / k)).astype(np.float32))
 
 
-@pytest.mark.parametrize("shape", [(4, 6, 14, 14), (2, 3, 8, 56), (3, 2, 6, 9)])
+@pytest.mark.parametrize("shape", [(4, 6, 14, 14), (2, 3, 8, 56), (3, 2, 6, 9), (2, 3, 7, 10)])
 def test_two_by_two_windows_sum_rows_first_then_taps(shape):
     """2x2 windows are read straight from their two input rows (no row buffer); each float32
     average is still summed in float64 as the buffered path sums it -- the two rows at each tap,
@@ -211,6 +211,37 @@ def test_two_by_two_windows_sum_rows_first_then_taps(shape):
         ref = (taps * 0.25).astype(np.float32)
         got = poolkit.avg_pool(x, (2, 2), stride, axes=(2, 3))
         np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("op", ["max", "sum"])
+@pytest.mark.parametrize("shape", [(3, 5, 14, 14), (3, 5, 15, 14), (2, 3, 6, 9)])
+def test_two_by_two_stride_two_rows_in_any_chunks(op, shape):
+    """The 2x2 stride-2 kernel run over chunks of output rows that start and end anywhere, as the
+    threads split a call, against the oracle.  When the windows tile each plane's rows (H even)
+    output row t reads its input rows from t * 2 * W on; with H odd the plane's last row is in no
+    window and the rows are found plane by plane."""
+    rng = np.random.default_rng(sum(shape))
+    x = rng.integers(-3, 4, shape).astype(np.float32)
+    x[rng.random(shape) < 0.05] = np.nan
+    plan = geo.make_plan(shape, (2, 2), 2, 0, 1, False, (2, 3))
+    f = plan.fused
+    name = sliding.variant(f, op)
+    assert name == f"{op}_pairs_s2"
+    kern = getattr(sliding, name)
+    rows = math.prod(f.out4[:3])
+    out = np.full(f.out4, -7.0, np.float32)
+    divs = f.divisors(True, None) if op == "sum" else f.divisors(None, None)
+    work = np.empty(0, np.float64 if op == "sum" else np.float32)
+    bounds = [0, 1, 4, 5, 11, rows - 3, rows]
+    for t0, t1 in zip(bounds[:-1], bounds[1:]):
+        kern(x.reshape(f.in4), f.tables, f.params, divs, out, work, t0, t1)
+    got = out.reshape(plan.out_shape)
+    if op == "max":
+        ref, _ = R.ref_max_pool(x, (2, 2), (2, 2), [(0, 0), (0, 0)], 1, False, (2, 3))
+    else:
+        ref = R.ref_avg_pool(x.astype(np.float64), (2, 2), (2, 2), [(0, 0), (0, 0)], 1, False, (2, 3),
+                             count_include_pad=True).astype(np.float32)
+    np.testing.assert_array_equal(got, ref)
 
 
 VARIANT_GEOMETRY = {kind: ((2, 3) + shape[2:] if axes[0] == 2 else (2,) + shape[1:3] + (3,), k, s, p, axes)
