@@ -213,6 +213,31 @@ def test_two_by_two_windows_sum_rows_first_then_taps(shape):
         np.testing.assert_array_equal(got, ref)
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_channels_last_sums_go_straight_into_the_output_with_the_row_bits(k):
+    """Channels-last 2x2 and 3x3 averages scale their full windows' float64 sums straight into the
+    output: each window still summed row by row, tap by tap, and scaled by (1 * 1/k) * 1/k, as the
+    float64 row they replaced did -- checked bit for bit against that order written out, on
+    magnitudes so far apart that float64 rounds their sums."""
+    rng = np.random.default_rng(k)
+    shape = (2, 4 * k + 1, 3 * k + 2, 5)
+    x = rng.choice(np.array([1e20, -1e20, 1.0, -3.0, 1e-10], np.float32), shape)
+    plan = geo.make_plan(shape, (k, k), k, 0, 1, False, (1, 2))
+    assert sliding.variant(plan.fused, "sum") == f"sum_inner{k}"
+    w = x.astype(np.float64)
+    h_out, w_out = (shape[1] - k) // k + 1, (shape[2] - k) // k + 1
+    acc = np.zeros((shape[0], h_out, w_out, shape[3]))
+    first = True
+    for r in range(k):  # rows, then taps, in order
+        for j in range(k):
+            tap = w[:, r:r + k * (h_out - 1) + 1:k, j:j + k * (w_out - 1) + 1:k, :]
+            acc = tap.copy() if first else acc + tap
+            first = False
+    ref = (acc * ((1.0 * (1.0 / k)) * (1.0 / k))).astype(np.float32)
+    got = poolkit.avg_pool(x, (k, k), k, axes=(1, 2))
+    np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+
+
 @pytest.mark.parametrize("op", ["max", "sum"])
 @pytest.mark.parametrize("shape", [(3, 5, 14, 14), (3, 5, 15, 14), (2, 3, 6, 9)])
 def test_two_by_two_stride_two_rows_in_any_chunks(op, shape):
