@@ -500,12 +500,12 @@ def _feed_pairs(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
         s0 = np.uint64(r0 + w0) + q * step
         s1 = np.uint64(r1 + w0) + q * step
         e = e0 + d
-        for i in range(ni):
-            if lit == 1:  # the window's sum, added in the same order, scaled straight into the output
-                of[e + i] = comb(comb(comb(wide(xf[s0 + i]), xf[s0 + tap + i]), xf[s1 + i]), xf[s1 + tap + i]) * f
+        for i in range(ni):  # the taps in order, the first in dst's dtype (float64 for sums)
+            v = comb(comb(comb(wide(xf[s0 + i]), xf[s0 + tap + i]), xf[s1 + i]), xf[s1 + tap + i])
+            if lit == 1:  # sums scaled straight into the output
+                of[e + i] = v * f
             else:
-                dst[d + i] = xf[s0 + i]  # in dst's dtype (float64 for sums), then combined there
-                dst[d + i] = comb(comb(comb(dst[d + i], xf[s0 + tap + i]), xf[s1 + i]), xf[s1 + tap + i])
+                dst[d + i] = v
     return state
 
 
@@ -545,15 +545,11 @@ def _feed_nines(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, 
         s1 = np.uint64(r1 + w0) + q * step
         s2 = np.uint64(r2 + w0) + q * step
         e = e0 + d
-        for i in range(ni):
-            if lit == 1:  # the window's sum, added in the same order, scaled straight into the output
-                v = comb(comb(wide(xf[s0 + i]), xf[s0 + tap + i]), xf[s0 + two + i])
-            else:
-                dst[d + i] = xf[s0 + i]  # in dst's dtype (float64 for sums), then combined there
-                v = comb(comb(dst[d + i], xf[s0 + tap + i]), xf[s0 + two + i])
+        for i in range(ni):  # the taps in order, the first in dst's dtype (float64 for sums)
+            v = comb(comb(wide(xf[s0 + i]), xf[s0 + tap + i]), xf[s0 + two + i])
             v = comb(comb(comb(v, xf[s1 + i]), xf[s1 + tap + i]), xf[s1 + two + i])
             v = comb(comb(comb(v, xf[s2 + i]), xf[s2 + tap + i]), xf[s2 + two + i])
-            if lit == 1:
+            if lit == 1:  # sums scaled straight into the output
                 of[e + i] = v * f
             else:
                 dst[d + i] = v
