@@ -457,3 +457,60 @@ def test_an_input_three_times_the_workers_memory_completes_under_the_limit(tmp_p
     np.testing.assert_array_equal(out["1"][:32, :32, :32],
                                   ref_level(out["0"][:64, :64, :64], (0, 1, 2), (2, 2, 2), 1, "mean"))
     print(f"worker peak {peak[0] / 1e6:.0f} MB, limit {limit / 1e6:.0f} MB, input {2 * np.prod(shape) / 1e9:.2f} GB")
+
+
+def test_mean_levels_hold_no_float64_block_larger_than_an_output_chunk():
+    """The mean pyramid's carried float64 sums are cut so that no block of them takes more bytes
+    than an output chunk (a 64**3 uint16 chunk is 0.5 MB; its sums in one block would be 2 MB):
+    every task result of the graph is recorded, and the levels still equal the reduction of
+    level 0."""
+    import dask
+    import dask.array as da
+    from dask.callbacks import Callback
+
+    from poolkit.pyramid import _levels_graph
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 60000, size=(96, 160, 130), dtype=np.uint16)
+    chunks = (64, 64, 64)
+    arrays = _levels_graph(da.from_array(x, chunks=chunks), "mean", (0, 1, 2), (2, 2, 2), 3, chunks, {})
+    biggest = {}
+
+    def posttask(key, result, dsk, state, worker_id):
+        if isinstance(result, np.ndarray):
+            biggest[result.dtype] = max(biggest.get(result.dtype, 0), result.nbytes)
+
+    with Callback(posttask=posttask):
+        levels = dask.compute(arrays[1], arrays[2], scheduler="sync")
+    budget = 2 * 64**3
+    assert 0 < biggest[np.dtype(np.float64)] <= budget, biggest
+    for lev, got in zip((1, 2), levels):
+        assert arrays[lev].chunks == da.core.normalize_chunks(chunks, got.shape)  # the output's chunks
+        np.testing.assert_array_equal(got, ref_level(x, (0, 1, 2), (2, 2, 2), lev, "mean"))
+
+
+def test_finishing_a_mean_level_holds_no_full_size_float64_temporary():
+    """A level's block of float64 sums (2 MB) becomes its uint16 means (0.5 MB) through float64
+    temporaries of about 1 MB at most (numpy's allocations, traced), equal to dividing the whole
+    block at once; the counts of the last, partial blocks (axes of 254 and 294 cells in blocks of 4)
+    are sliced with the slabs."""
+    import tracemalloc
+
+    from poolkit.pyramid import _finish_mean
+
+    rng = np.random.default_rng(5)
+    sums = rng.integers(0, 4 * 4 * 2 * 60000, size=(64, 64, 64)).astype(np.float64)
+    info = [{"array-location": [(0, 64), (0, 64), (10, 74)]}]
+    F, L0 = (4, 4, 4), (254, 256, 294)
+    tracemalloc.start()
+    try:
+        got = _finish_mean(sums, F, L0, (0, 1, 2), np.uint16, block_info=info)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < sums.nbytes, f"{peak} bytes traced for {sums.nbytes} bytes of sums"
+    count = (np.minimum(4, 254 - 4 * np.arange(64))[:, None, None] * 4.0
+             * np.minimum(4, 294 - 4 * np.arange(10, 74))[None, None, :])
+    assert count[-1, 0, -1] == 2 * 4 * 2  # the last blocks are partial along axes 0 and 2
+    np.testing.assert_array_equal(got, np.rint(sums / count).astype(np.uint16))
+    assert got.dtype == np.uint16

@@ -295,18 +295,31 @@ def _finish_mean(sums: np.ndarray, F: tuple[int, ...], L0: tuple[int, ...], pool
     block (``min(F, L0 - i * F)`` along each pooled axis), rounded to nearest (ties to even) for
     integer and bool outputs."""
     loc = block_info[0]["array-location"]
-    count = np.ones((1,) * sums.ndim)
+    counts = []  # one factor per pooled axis, shaped to broadcast along it: exact integers
     for a, f, size in zip(pooled, F, L0):
-        i = np.arange(loc[a][0], loc[a][1], dtype=np.int64)
+        pos = np.arange(loc[a][0], loc[a][1], dtype=np.int64)
         shape = [1] * sums.ndim
-        shape[a] = i.size
-        count = count * np.minimum(f, size - i * f).astype(np.float64).reshape(shape)
-    mean = sums / count
+        shape[a] = pos.size
+        counts.append(np.minimum(f, size - pos * f).astype(np.float64).reshape(shape))
     dtype = np.dtype(dtype)
-    if dtype.kind in "biu":
-        return np.rint(mean).astype(dtype)
-    with np.errstate(over="ignore"):
-        return mean.astype(dtype)
+    out = np.empty(sums.shape, dtype)
+    if out.size == 0:
+        return out
+    # slabs of about 0.5 MB of float64 along axis 0: a worker holds its tasks' blocks, not
+    # full-size float64 temporaries of them
+    step = max(1, (1 << 16) // max(1, sums[0].size))
+    buf = np.empty((min(step, len(sums)),) + sums.shape[1:])
+    for i in range(0, len(sums), step):
+        count = np.ones((1,) * sums.ndim)
+        for c in counts:
+            count = count * (c[i:i + step] if c.shape[0] > 1 else c)
+        part = sums[i:i + step]
+        mean = np.divide(part, count, out=buf[:len(part)])
+        if dtype.kind in "biu":
+            np.rint(mean, out=mean)
+        with np.errstate(over="ignore"):
+            out[i:i + step] = mean
+    return out
 
 
 def _levels_graph(level0: Any, method: str, pooled: tuple[int, ...], factors: tuple[int, ...], n_levels: int,
@@ -347,11 +360,30 @@ def _levels_graph(level0: Any, method: str, pooled: tuple[int, ...], factors: tu
         for lev in range(1, n_levels):
             plan = geo.make_plan(sums.shape, factors, ceil_mode=True, axes=pooled)
             s = lazy.pool_blocks(sums, plan, _sum_block, f64, "pyramid_sums")
-            sums = s.rechunk(target(s.shape))
+            sums = s.rechunk(_sum_chunks(target(s.shape), pooled, level0.dtype))
             F = tuple(f**lev for f in factors)
-            out[lev] = da.map_blocks(_finish_mean, sums, F, L0, pooled, level0.dtype, dtype=level0.dtype,
-                                     meta=np.empty((0,) * level0.ndim, level0.dtype))
+            mean = da.map_blocks(_finish_mean, sums, F, L0, pooled, level0.dtype, dtype=level0.dtype,
+                                 meta=np.empty((0,) * level0.ndim, level0.dtype))
+            out[lev] = mean.rechunk(target(s.shape))
     return out
+
+
+def _sum_chunks(chunks: tuple[int, ...], pooled: tuple[int, ...], dtype: Any) -> tuple[int, ...]:
+    """The chunks of a mean level's float64 sums: the level's output ``chunks``, halved along the
+    pooled axes (the largest first) until a chunk of sums takes no more bytes than a chunk of the
+    output (of ``dtype``).
+
+    A task then holds float64 blocks no larger than the output's own (the sums of a 128**3 uint16
+    chunk would take 16 MB, four times the chunk), and the finished blocks are joined into the
+    output's chunks in its own dtype."""
+    c = list(chunks)
+    budget = np.dtype(dtype).itemsize * int(np.prod(chunks))
+    while 8 * int(np.prod(c)) > budget:
+        a = max(pooled, key=lambda i: c[i])
+        if c[a] == 1:
+            break
+        c[a] = -(-c[a] // 2)
+    return tuple(c)
 
 
 def _sum_block(block: np.ndarray, plan: Any, los: tuple) -> np.ndarray:
