@@ -1007,6 +1007,68 @@ def test_repeated_small_calls_revalidate_what_may_have_changed():
         poolkit.max_pool(x, k2, 2, ceil_mode=0)
 
 
+def test_repeated_small_calls_on_read_only_and_unaligned_inputs():
+    """A remembered small call runs its kernel's compiled entry point, typed for aligned, writeable
+    C arrays.  A read-only input of the same shape and dtype is only read, and gets the oracle's
+    result; an unaligned one (float32 at an odd address) is sent down the general path, with the
+    oracle's result too, and the aligned input's repeats still follow their values after it."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 2, 6, 6)).astype(np.float32)
+    k = (2, 2)
+    for _ in range(2):
+        poolkit.max_pool(x, k, 2)
+        poolkit.avg_pool(x, k, 2)
+    ro = rng.standard_normal(x.shape).astype(np.float32)
+    ro.flags.writeable = False
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    un = np.frombuffer(raw.data, np.float32, count=x.size, offset=1).reshape(x.shape)
+    un[...] = rng.standard_normal(x.shape)
+    assert not un.flags.aligned and un.flags.c_contiguous
+    for v in (ro, un, x):
+        for _ in range(2):
+            np.testing.assert_array_equal(poolkit.max_pool(v, k, 2), _ref_2x2(v))
+            np.testing.assert_allclose(poolkit.avg_pool(v, k, 2), _ref_2x2(v, "avg"), rtol=1e-6)
+    assert not ro.flags.writeable
+
+
+_BASE = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False, axes=(1, 2))
+
+
+@pytest.mark.parametrize("op, change", [
+    ("max", dict(kernel_size=(3, 2))), ("max", dict(stride=(1, 2))), ("max", dict(padding=(1, 0))),
+    ("max", dict(dilation=(2, 1))), ("max", dict(ceil_mode=True)), ("max", dict(axes=(0, 2))),
+    ("max", dict(return_indices=True)),
+    ("avg", dict(kernel_size=(3, 2))), ("avg", dict(stride=(1, 2))), ("avg", dict(padding=(1, 0))),
+    ("avg", dict(dilation=(2, 1))), ("avg", dict(ceil_mode=True)), ("avg", dict(axes=(0, 2))),
+    ("avg", dict(padding=(1, 1), count_include_pad=False)), ("avg", dict(divisor_override=3)),
+    ("avg", dict(acc_dtype="float32")),
+])
+def test_a_repeat_with_any_one_argument_changed_is_computed_afresh(op, change):
+    """A small call made twice (so remembered), then with one argument changed to another valid
+    value: the result is the oracle's for the changed arguments, not the remembered call's."""
+    x = np.random.default_rng(8).standard_normal((3, 7, 7)).astype(np.float32)
+    x[0, :2, :2] = [[2.0**24, 1], [1, 0]]  # mean 4194304.5; summed in float32, 2**24 + 1 rounds to 2**24
+    f = poolkit.max_pool if op == "max" else poolkit.avg_pool
+    for _ in range(2):
+        f(x, **_BASE)
+    kw = {**_BASE, **change}
+    got = f(x, **kw)
+    pads = tuple((p, p) for p in kw["padding"])
+    geo = (kw["kernel_size"], kw["stride"], pads, kw["dilation"], kw["ceil_mode"], kw["axes"])
+    if op == "max":
+        want, idx = R.ref_max_pool(x, *geo)
+        if kw.get("return_indices"):
+            np.testing.assert_array_equal(got[1], idx)
+            got = got[0]
+        np.testing.assert_array_equal(got, want)
+    else:
+        want = R.ref_avg_pool(x, *geo, kw.get("count_include_pad", True), kw.get("divisor_override"))
+        if kw.get("acc_dtype") == "float32":
+            assert (want[0, 0, 0], got[0, 0, 0]) == (4194304.5, 4194304.0)
+            got[0, 0, 0] = want[0, 0, 0]
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)  # float32 sums: a few eps of |x| ~ 3
+
+
 def test_integer_input_gradients_are_float():
     x = np.array([[1, 3], [2, 0]], dtype=np.int32)
     g = poolkit.max_pool_backward(np.array([[2.0]]), x, (2, 2))
