@@ -260,10 +260,11 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     array([[9, 2],
            [6, 3]])
     """
-    # a repeat of the last call takes its prepared call (see _repeated), checked inline: unpacked
-    # and compared one by one, the identities cost a third of _repeated's map (a (1, 1, 6, 6) call's
-    # overhead is mostly this).  ``out`` is an argument too: an ndarray is never remembered, so a
-    # call with ``out`` never takes the prepared call (which allocates its result)
+    # a repeat of the last call takes its prepared call (see _repeated), checked inline: the
+    # remembered arguments (in the order of ``args`` below) unpacked and compared one by one, which
+    # made a (1, 1, 6, 6) call 0.2 us faster than _repeated's map over them.  ``out`` is an argument
+    # too: an ndarray is never remembered, so a call with ``out`` never takes the prepared call
+    # (which allocates its result)
     last = _LAST.get("max")
     if last is not None and type(x) is np.ndarray:
         (k0, s0, p0, d0, c0, a0, r0, o0), shape, dtype, call = last
