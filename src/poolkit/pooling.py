@@ -67,8 +67,13 @@ def _repeated(op: str, x, args: tuple):
     A loop or a layer pooling small arrays passes the same literals every time (a tuple literal is
     one object, small ints are cached): those objects were validated when they were remembered and
     cannot have changed since (only immutable ones are), so the plan made from them holds, and the
-    call skips validation and planning (the (1, 1, 6, 6) average pool took 3.0 us, 1.8 us with
-    this).  Identity, not equality: ``2.0 == 2`` and ``True == 1``, and both are refused."""
+    call skips validation and planning (with its prepared call, a (1, 1, 6, 6) global average went
+    from 15.8 to 2.9 us).  Identity,
+    not equality: ``2.0 == 2`` and ``True == 1``, and both are refused.
+
+    Used by the global poolings; ``max_pool`` and ``avg_pool`` apply the same rule inline, their
+    remembered arguments unpacked (a (1, 1, 6, 6) call 0.2 us faster than this map), and take
+    only aligned inputs, for their kernels' entry points."""
     last = _LAST.get(op)
     if last is None or type(x) is not np.ndarray:
         return None
