@@ -68,8 +68,8 @@ def _repeated(op: str, x, args: tuple):
     one object, small ints are cached): those objects were validated when they were remembered and
     cannot have changed since (only immutable ones are), so the plan made from them holds, and the
     call skips validation and planning (with its prepared call, a (1, 1, 6, 6) global average went
-    from 15.8 to 2.9 us).  Identity,
-    not equality: ``2.0 == 2`` and ``True == 1``, and both are refused.
+    from 15.8 to 2.9 us).  Identity, not equality: ``2.0 == 2`` and ``True == 1``, and both are
+    refused.
 
     Used by the global poolings; ``max_pool`` and ``avg_pool`` apply the same rule inline, their
     remembered arguments unpacked (a (1, 1, 6, 6) call 0.2 us faster than this map), and take
