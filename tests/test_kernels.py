@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import poolkit
 from poolkit import _engine as E
 from poolkit import _geometry as geo
+from poolkit import _kernels as K
 from poolkit import _warmup
 from poolkit._kernels import sliding
 
@@ -456,3 +457,53 @@ def test_whole_axis_reductions(length, dtype, layout):
         want = np.apply_along_axis(lambda r: np.nan if np.isnan(r).any() else math.fsum(r) / r.size, red, xf)
         avg = poolkit.global_avg_pool(x, axes=axes)
         np.testing.assert_allclose(avg, want.astype(avg.dtype), rtol=1e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("length", [7, 8, 9, 15, 16, 17, 24, 31, 49, 64, 65])
+def test_channels_first_float32_means_in_four_run_vectors(length):
+    """The four-runs-at-once vector sums of float32 runs in float64 (``_runs.sum_runs4``): every
+    run length around the 8-lane vector (whole vectors only, and every count of leftover
+    elements), chunks starting anywhere, runs left over after the last block of four.  The values
+    are multiples of 1/64 below 2**12, so every float64 sum is exact and each mean is the exact
+    mean rounded once: equal bits, whatever the order of the additions."""
+    rng = np.random.default_rng(length)
+    runs = 23
+    x = (rng.integers(-(1 << 18), 1 << 18, (runs, length, 1)) / 64).astype(np.float32)
+    x[3, length // 2, 0] = np.nan  # a NaN in the first block of four
+    x[9, 0, 0] = np.inf
+    x[10, length - 1, 0] = -np.inf  # the run's last element: the overlapping load's new lane
+    x[17, :, 0] = 0.0
+    fsums = np.array([math.fsum(r) if np.isfinite(r).all() else r.sum() for r in x[:, :, 0].astype(np.float64)])
+    exact = fsums / length
+    for odt in (np.float32, np.float64):  # float64: a float16 input's means before narrowing
+        want = exact.astype(odt)
+        for t0, t1 in [(0, runs), (1, runs), (2, 7), (5, 5), (19, 23)]:
+            out = np.full((runs, 1), -7.0, odt)
+            K.axis.sum_whole(x, out, float(length), np.empty(1, np.float64), t0, t1)
+            np.testing.assert_array_equal(out[t0:t1, 0], want[t0:t1])
+            assert (out[:t0] == -7.0).all() and (out[t1:] == -7.0).all(), "wrote outside its chunk"
+    sums = np.empty((runs, 1), np.float32)  # divisor 1.0: the sums themselves
+    K.axis.sum_whole(x, sums, 1.0, np.empty(1, np.float64), 0, runs)
+    np.testing.assert_array_equal(sums[:, 0], fsums.astype(np.float32))
+
+
+@pytest.mark.parametrize("channels", [3, 63, 64, 100, 128, 200])
+@pytest.mark.parametrize("rows", [1, 2, 4, 49])
+def test_channels_last_float32_means_add_rows_in_order(channels, rows):
+    """Channels-last global means of float32 in float64 (64 channels at a time in registers,
+    ``_runs.sum_columns64``, the rest through the row buffer): each channel's rows added in row
+    order starting from the first row, so bit for bit the sequential float64 sum -- here written
+    out as whole-row NumPy additions -- divided once and rounded once.  A channel of -0.0 keeps
+    its sign (the first row starts the sum, not +0.0), NaN and inf propagate."""
+    rng = np.random.default_rng(channels * 100 + rows)
+    x = rng.standard_normal((3, rows, channels)).astype(np.float32) * np.float32(1e3)
+    x[1, :, 0] = -0.0
+    x[2, rows - 1, channels - 1] = np.nan
+    x[0, 0, channels // 2] = np.inf
+    seq = x[:, 0].astype(np.float64)
+    for r in range(1, rows):
+        seq = seq + x[:, r]
+    want = (seq / rows).astype(np.float32)
+    got = poolkit.global_avg_pool(x, axes=(1,))
+    np.testing.assert_array_equal(got, want)
+    assert np.signbit(got[1, 0]), "the mean of -0.0 lost its sign"

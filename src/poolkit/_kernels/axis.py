@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from ._loops import add2, better, kernel, max2, vacc, vput, vzero
+from ._runs import sum_columns64, sum_runs4
 
 
 @njit(inline="always")
@@ -163,6 +164,8 @@ def sum_whole(x, out, divisor, acc, t0, t1):
     zero = acc.dtype.type(0)
     if n_inner == 1:
         o = t0
+        while o + 4 <= t1 and sum_runs4(xf, np.uint64(o) * n, n, of, np.uint64(o), divisor, acc):
+            o += 4
         while o + 4 <= t1:  # four runs at once: their short tails overlap instead of queueing
             b = np.uint64(o * length)
             a0, a1, a2, a3 = zero, zero, zero, zero
@@ -182,16 +185,22 @@ def sum_whole(x, out, divisor, acc, t0, t1):
     else:
         ni = np.uint64(n_inner)
         for o in range(t0, t1):
-            src = o * length * n_inner
-            vput(acc, 0, xf, src, n_inner, 1, True, add2)
+            src = np.uint64(o) * n * ni
+            d = np.uint64(o) * ni
+            c0 = np.uint64(0)  # channels [0, c0) are done, 64 at a time in registers
+            while c0 + 64 <= ni and sum_columns64(xf, src + c0, n, ni, of, d + c0, divisor, acc):
+                c0 += np.uint64(64)
+            if c0 == ni:
+                continue
+            m = ni - c0  # the other channels: rows added into acc in order (the same bits)
+            vput(acc, 0, xf, src + c0, m, 1, True, add2)
             j = 1
-            while j + 3 <= length:  # three rows per pass over acc, added in order (the same bits)
-                a = np.uint64(src + j * n_inner)
-                for q in range(ni):
+            while j + 3 <= length:  # three rows per pass over acc
+                a = src + c0 + np.uint64(j) * ni
+                for q in range(m):
                     acc[q] = ((acc[q] + xf[a + q]) + xf[a + ni + q]) + xf[a + ni + ni + q]
                 j += 3
             for k in range(j, length):
-                vput(acc, 0, xf, src + k * n_inner, n_inner, 1, False, add2)
-            d = np.uint64(o * n_inner)
-            for i in range(ni):
-                of[d + i] = acc[i] / divisor
+                vput(acc, 0, xf, src + c0 + np.uint64(k) * ni, m, 1, False, add2)
+            for i in range(m):
+                of[d + c0 + i] = acc[i] / divisor
