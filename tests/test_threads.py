@@ -213,3 +213,63 @@ def test_threaded_calls_work_in_a_forked_child():
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.apply_async(poolkit.max_pool, (x, (2, 2))).get(timeout=120)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or _engine._cpu_reader() is None
+                    or len(os.sched_getaffinity(0)) < 2, reason="needs CPU affinity and two CPUs")
+def test_a_helper_moves_off_the_callers_cpu_and_gets_its_affinity_back(monkeypatch):
+    """_move_off narrows the thread's affinity to its other CPUs (the kernel moves it there before
+    the call returns) and then restores exactly the CPUs it had; with ``cpu`` its only CPU it
+    changes nothing.  Run in a fresh thread, so the test's own thread keeps its affinity."""
+    getcpu = _engine._cpu_reader()
+    real = os.sched_setaffinity
+    calls: list[tuple[set[int], int]] = []
+
+    def spy(pid, mask):
+        real(pid, mask)
+        calls.append((set(mask), getcpu()))
+
+    monkeypatch.setattr(os, "sched_setaffinity", spy)
+
+    def move():
+        allowed, here = os.sched_getaffinity(0), getcpu()
+        _engine._move_off(here)
+        moves = list(calls)
+        real(0, {here})  # only this CPU: nothing to move to
+        calls.clear()
+        _engine._move_off(here)
+        return allowed, here, moves, list(calls)
+
+    with ThreadPoolExecutor(1) as pool:
+        allowed, here, moves, alone = pool.submit(move).result()
+    (narrowed, cpu_then), (restored, _) = moves
+    assert narrowed == allowed - {here} and cpu_then != here, "the thread did not leave the CPU"
+    assert restored == allowed
+    assert alone == []
+
+
+def test_a_helper_on_the_callers_cpu_moves_before_it_works(monkeypatch):
+    """The team's wiring: a helper that starts a call on the CPU the call was made from calls
+    _move_off with that CPU before running the task (here every thread reads CPU 7)."""
+    moved: list[tuple[str, int]] = []
+    monkeypatch.setattr(_engine, "_cpu_reader", lambda: (lambda: 7))
+    monkeypatch.setattr(_engine, "_move_off", lambda cpu: moved.append((threading.current_thread().name, cpu)))
+    team = _engine._Team(1)
+    try:
+        ran: list[str] = []
+        assert team.run(lambda: ran.append(threading.current_thread().name))
+        assert sorted(ran) == sorted([threading.current_thread().name, "poolkit-0"])
+        assert moved == [("poolkit-0", 7)]
+    finally:
+        team.close()
+
+
+def test_spin_yields_and_still_sees_the_flag():
+    """sync.spin with a yield every round (``every`` 1): a timeout returns the old value, a flag
+    already changed returns the new one."""
+    from poolkit._kernels import sync
+
+    flags = np.zeros(2, np.int64)
+    assert sync.spin(flags, 1, 0, 1000, 0, 1) == 0
+    flags[1] = 5
+    assert sync.spin(flags, 1, 0, 1000, 0, 1) == 5

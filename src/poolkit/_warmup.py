@@ -98,7 +98,7 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         ("masked_min", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="min")),
         ("roi_pool", partial(roi.roi_pool, x, np.array([[0, 0, 0, 5, 5.0]]), 2)),
         # the helper threads' wait, which only a call large enough to be split compiles
-        ("spin", partial(sync.spin, np.zeros(1, np.int64), 0, 0, 1, 0)),
+        ("spin", partial(sync.spin, np.zeros(1, np.int64), 0, 0, 1, 0, 1)),
     ]
     if dtype != np.bool_:
         jobs += [

@@ -21,7 +21,10 @@ No fastmath flag is used anywhere, so NaN comparisons stay exact.
 """
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 
 def kernel(func=None, *, reassociate: bool = False):
@@ -128,3 +131,40 @@ def vzero(dst, d0, n):
     d = np.uint64(d0)
     for q in range(np.uint64(n)):
         dst[d + q] = 0
+
+
+#: How far ahead of its reads a window loop asks for the input (bytes): the hardware prefetcher
+#: of the family-26 AMD EPYC let a one-thread channels-last 2x2 average wait on memory (2.8 ms for
+#: (32, 56, 56, 128) float32 against 0.9 ms in cache); asking 2 KiB ahead took it to 1.8 ms (4 KiB
+#: 1.9, 8 KiB 2.3).
+AHEAD_BYTES = 2048
+
+
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """Ask for the cache line of ``arr[i]`` (a flat array; ``i`` uint64) to be read into the caches
+    (``llvm.prefetch``: x86 ``prefetcht0``).  A hint only: it never faults, so ``i`` may lie past
+    the end of the array."""
+    sig = types.void(arr, i)
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        byte = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        at = builder.bitcast(builder.gep(a.data, [args[1]]), byte)
+        builder.call(fn, [at, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(inline="always")
+def prefetch_ahead(xf, s0, n):
+    """Prefetch the cache lines of ``xf[s0 + a : s0 + a + n]``, ``a`` being AHEAD_BYTES of
+    elements: the part of a stream a loop will read a little later."""
+    line = np.uint64(max(64 // xf.itemsize, 1))
+    s = np.uint64(s0) + np.uint64(AHEAD_BYTES // xf.itemsize)
+    for z in range(np.uint64(0), np.uint64(n), line):
+        prefetch(xf, s + z)

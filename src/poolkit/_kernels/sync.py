@@ -49,8 +49,22 @@ def _pause(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def _yield(typingctx):
+    """``sched_yield()``: let another runnable thread of this CPU run first (the thread stays
+    runnable and continues when the CPU is free).  A plain libc call, resolved when the kernel is
+    loaded."""
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
 @kernel
-def spin(flags, i, old, rounds, settle):
+def spin(flags, i, old, rounds, settle, every):
     """Wait, without the GIL, until ``flags[i] != old`` or ``rounds`` reads have passed; return
     ``flags[i]`` (so ``old`` means the wait timed out).
 
@@ -58,11 +72,14 @@ def spin(flags, i, old, rounds, settle):
     holds the GIL until it reaches its own kernel, and a thread asking for the GIL meanwhile is put
     to sleep, which costs it the 20-30 us of a wake-up (measured: a helper started its work 29 us
     into a call without the settling pause, 2.7 us with 1 us of it)."""
-    for _ in range(rounds):
+    for r in range(rounds):
         v = _load_acquire(flags, i)
         if v != old:
             for _ in range(settle):
                 _pause()
             return v
-        _pause()
+        if r % every == every - 1:
+            _yield()
+        else:
+            _pause()
     return _load_acquire(flags, i)
