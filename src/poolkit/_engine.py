@@ -73,6 +73,9 @@ SPIN_DONE_S = 2e-3
 #: :func:`poolkit._kernels.sync.spin`): longer than the Python the other thread runs between
 #: changing the flag and releasing the GIL.
 SETTLE_S = 2e-6
+#: How often a spinning thread gives up its CPU (``sched_yield``) instead of pausing: a spinner
+#: that shares a CPU with the thread it waits for would otherwise hold it until the scheduler's
+#: time slice ends (see "Waking from idle" in BENCHMARKS.md).
 YIELD_EVERY_S = 20e-6
 
 

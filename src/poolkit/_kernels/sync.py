@@ -8,7 +8,7 @@ watch a flag for a short while -- as OpenMP's threads do -- and only then block 
 
 The flag is read with an atomic acquire load, which the compiler may not hoist out of the loop,
 and the loop pauses between reads (x86 ``pause``: it tells the core this is a spin, saving power
-and the sibling hyper-thread's time).
+and the sibling hyper-thread's time), yielding the CPU now and then.
 """
 
 import platform
@@ -71,7 +71,11 @@ def spin(flags, i, old, rounds, settle, every):
     A change is returned only ``settle`` pauses after it is seen: the thread that changed the flag
     holds the GIL until it reaches its own kernel, and a thread asking for the GIL meanwhile is put
     to sleep, which costs it the 20-30 us of a wake-up (measured: a helper started its work 29 us
-    into a call without the settling pause, 2.7 us with 1 us of it)."""
+    into a call without the settling pause, 2.7 us with 1 us of it).
+
+    Every ``every``-th round yields the CPU (``sched_yield``) instead of pausing: a thread woken
+    onto the CPU of the thread it waits for would otherwise spin there while that thread waits
+    for the CPU (measured in BENCHMARKS.md, "Waking from idle")."""
     for r in range(rounds):
         v = _load_acquire(flags, i)
         if v != old:
