@@ -81,6 +81,32 @@ def _loader(builder, vacc):
     return load
 
 
+def _accumulate(builder, name: str, start, stop, step, sums: list, addends) -> list:
+    """The loop ``for i in range(start, stop, step): sums[k] += addends(i)[k]`` (unsigned ``i``,
+    ``stop - start`` a multiple of ``step`` or ``start >= stop``) as LLVM blocks, built where the
+    builder stands; the sums after it (the loop head's phis), the builder left after the loop."""
+    entry = builder.block
+    head = builder.append_basic_block(f"{name}.head")
+    body = builder.append_basic_block(f"{name}.body")
+    done = builder.append_basic_block(f"{name}.done")
+    builder.branch(head)
+    builder.position_at_end(head)
+    i = builder.phi(_I64)
+    phis = [builder.phi(s.type) for s in sums]
+    i.add_incoming(start, entry)
+    for phi, s in zip(phis, sums):
+        phi.add_incoming(s, entry)
+    builder.cbranch(builder.icmp_unsigned("<", i, stop), body, done)
+    builder.position_at_end(body)
+    added = [builder.fadd(phi, a) for phi, a in zip(phis, addends(i))]
+    i.add_incoming(builder.add(i, step), body)
+    for phi, a in zip(phis, added):
+        phi.add_incoming(a, body)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return phis
+
+
 def _store_means(context, builder, oty, out, at, sums, divisor):
     """out[at : at + lanes] = sums / divisor (a float64 vector), rounded once to out's dtype."""
     n = sums.type.count
@@ -92,10 +118,21 @@ def _store_means(context, builder, oty, out, at, sums, divisor):
     builder.store(q, dst, align=oty.dtype.bitwidth // 8)
 
 
-def _supported(x, acc, out) -> bool:
-    """float32 input summed in float64 into a float32 or float64 output."""
+def _typing(x, out, acc, args: tuple):
+    """(signature, served) of an intrinsic taking ``args`` whose arrays are x, out and acc: it
+    returns whether it wrote; it is served for float32 input summed in float64 into a float32 or
+    float64 output.  None (numba tries no other) when x, out or acc is not an array."""
+    if not all(isinstance(a, types.Array) for a in (x, out, acc)):
+        return None
     f32, f64 = types.float32, types.float64
-    return x.dtype == f32 and acc.dtype == f64 and out.dtype in (f32, f64)
+    return types.boolean(*args), x.dtype == f32 and acc.dtype == f64 and out.dtype in (f32, f64)
+
+
+def _arrays(context, builder, signature, args, x_at: int, out_at: int):
+    """The input and output array structures of an intrinsic's arguments, and the output's type."""
+    oty = signature.args[out_at]
+    xs = context.make_array(signature.args[x_at])(context, builder, args[x_at])
+    return xs, context.make_array(oty)(context, builder, args[out_at]), oty
 
 
 @intrinsic
@@ -103,19 +140,17 @@ def sum_runs4(typingctx, x, base, n, out, obase, divisor, acc):
     """Write ``(sum of x[base + r*n : base + (r+1)*n], in acc's dtype) / divisor`` into
     ``out[obase + r]`` for r < 4, and return True; or write nothing and return False when the
     runs are shorter than one vector (8 elements) or the dtypes are not served (see
-    ``_supported``).  ``x`` and ``out`` are flat C-contiguous arrays, ``base``,
+    ``_typing``).  ``x`` and ``out`` are flat C-contiguous arrays, ``base``,
     ``n`` and ``obase`` uint64, ``divisor`` float64; ``acc`` only names the sums' dtype."""
-    if not all(isinstance(a, types.Array) for a in (x, out, acc)):
+    typed = _typing(x, out, acc, (x, base, n, out, obase, divisor, acc))
+    if typed is None:
         return None
-    sig = types.boolean(x, base, n, out, obase, divisor, acc)
-    served = _supported(x, acc, out)
+    sig, served = typed
 
     def codegen(context, builder, signature, args):
         if not served:
             return ir.Constant(ir.IntType(1), 0)
-        oty = signature.args[3]
-        xs = context.make_array(signature.args[0])(context, builder, args[0])
-        os_ = context.make_array(oty)(context, builder, args[3])
+        xs, os_, oty = _arrays(context, builder, signature, args, 0, 3)
         base, n, obase, div = args[1], args[2], args[4], args[5]
         lanes = _LANES
         vacc = ir.VectorType(ir.DoubleType(), lanes)
@@ -127,25 +162,8 @@ def sum_runs4(typingctx, x, base, n, out, obase, divisor, acc):
             starts = [builder.gep(xs.data, [builder.add(base, builder.mul(n, ir.Constant(_I64, r)))])
                       for r in range(_RUNS)]
             full = builder.and_(n, ir.Constant(_I64, -lanes))  # the lanes of whole vectors
-            entry = builder.block
-            head = builder.append_basic_block("runs.head")
-            body = builder.append_basic_block("runs.body")
-            tail = builder.append_basic_block("runs.tail")
-            builder.branch(head)
-            builder.position_at_end(head)
-            i = builder.phi(_I64)
-            sums = [builder.phi(vacc) for _ in range(_RUNS)]
-            i.add_incoming(ir.Constant(_I64, 0), entry)
-            for s in sums:
-                s.add_incoming(zero, entry)
-            builder.cbranch(builder.icmp_unsigned("<", i, full), body, tail)
-            builder.position_at_end(body)
-            added = [builder.fadd(s, load(p, i)) for s, p in zip(sums, starts)]
-            i.add_incoming(builder.add(i, ir.Constant(_I64, lanes)), body)
-            for s, a in zip(sums, added):
-                s.add_incoming(a, body)
-            builder.branch(head)
-            builder.position_at_end(tail)
+            sums = _accumulate(builder, "runs", ir.Constant(_I64, 0), full, ir.Constant(_I64, lanes),
+                               [zero] * _RUNS, lambda i: [load(p, i) for p in starts])
             # the last vector of each run overlaps the loop's; lanes before `lanes - rest` are zeroed
             rest = builder.sub(n, full)
             new = builder.icmp_unsigned(">=", ir.Constant(ir.VectorType(_I64, lanes), list(range(lanes))),
@@ -167,47 +185,30 @@ def sum_columns64(typingctx, x, base, rows, stride, out, obase, divisor, acc):
     """Write ``(sum over r < rows of x[base + r*stride + c], in acc's dtype) / divisor`` into
     ``out[obase + c]`` for the 64 channels c < 64, adding the rows in order (the first row is the
     start, as in the plain loop), and return True; or write nothing and return False when the
-    dtypes are not served (see ``_supported``).  ``x`` and ``out`` are flat C-contiguous arrays,
+    dtypes are not served (see ``_typing``).  ``x`` and ``out`` are flat C-contiguous arrays,
     ``base``, ``rows`` (>= 1), ``stride`` and ``obase`` uint64, ``divisor`` float64."""
-    if not all(isinstance(a, types.Array) for a in (x, out, acc)):
+    typed = _typing(x, out, acc, (x, base, rows, stride, out, obase, divisor, acc))
+    if typed is None:
         return None
-    sig = types.boolean(x, base, rows, stride, out, obase, divisor, acc)
-    served = _supported(x, acc, out)
+    sig, served = typed
 
     def codegen(context, builder, signature, args):
         if not served:
             return ir.Constant(ir.IntType(1), 0)
-        oty = signature.args[4]
-        xs = context.make_array(signature.args[0])(context, builder, args[0])
-        os_ = context.make_array(oty)(context, builder, args[4])
+        xs, os_, oty = _arrays(context, builder, signature, args, 0, 4)
         base, rows, stride, obase, div = args[1], args[2], args[3], args[5], args[6]
         vacc = ir.VectorType(ir.DoubleType(), _LANES)
         load = _loader(builder, vacc)
         first = builder.gep(xs.data, [base])
         columns = [ir.Constant(_I64, _LANES * b) for b in range(_BLOCKS)]
-        entry = builder.block
-        head = builder.append_basic_block("columns.head")
-        body = builder.append_basic_block("columns.body")
-        done = builder.append_basic_block("columns.done")
-        builder.branch(head)
-        builder.position_at_end(head)
-        r, at = builder.phi(_I64), builder.phi(_I64)
-        sums = [builder.phi(vacc) for _ in range(_BLOCKS)]
-        with builder.goto_block(entry):  # the first row starts the sums
-            starts = [load(first, c) for c in columns]
-        r.add_incoming(ir.Constant(_I64, 1), entry)
-        at.add_incoming(stride, entry)
-        for s, v in zip(sums, starts):
-            s.add_incoming(v, entry)
-        builder.cbranch(builder.icmp_unsigned("<", r, rows), body, done)
-        builder.position_at_end(body)
-        added = [builder.fadd(s, load(first, builder.add(at, c))) for s, c in zip(sums, columns)]
-        r.add_incoming(builder.add(r, ir.Constant(_I64, 1)), body)
-        at.add_incoming(builder.add(at, stride), body)
-        for s, a in zip(sums, added):
-            s.add_incoming(a, body)
-        builder.branch(head)
-        builder.position_at_end(done)
+        # the first row starts the sums; rows 1 <= r < rows are added in order
+        one = ir.Constant(_I64, 1)
+
+        def row(r):
+            at = builder.mul(r, stride)
+            return [load(first, builder.add(at, c)) for c in columns]
+
+        sums = _accumulate(builder, "columns", one, rows, one, [load(first, c) for c in columns], row)
         for s, c in zip(sums, columns):
             _store_means(context, builder, oty, os_, builder.add(obase, c), s, div)
         return ir.Constant(ir.IntType(1), 1)
