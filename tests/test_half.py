@@ -16,6 +16,11 @@ from poolkit._kernels import half as H
 SIGN32 = np.uint32(0x80000000)
 SIGN64 = np.uint64(0x8000000000000000)
 
+#: The float16 <-> float32 kernels: the bit manipulation, and the F16C instructions where the CPU
+#: has them (the engine's choice, H.widen / H.narrow, is one of these).
+WIDEN = [H.half_to_single] + ([H.half_to_single_f16c] if H.F16C else [])
+NARROW = [H.single_to_half] + ([H.single_to_half_f16c] if H.F16C else [])
+
 
 @pytest.fixture
 def two_threads():
@@ -34,11 +39,12 @@ def _numpy_half(a):
         return a.astype(np.float16).view(np.uint16)
 
 
-def _kernel_half(a):
-    """The kernel over the whole array, in 3 uneven chunks (as the thread runner splits it)."""
+def _kernel_half(a, narrow=None):
+    """The kernel over the whole array, in 3 uneven chunks (as the thread runner splits it):
+    ``narrow`` for float32 (default: the engine's), the one kernel for float64."""
     a = np.ascontiguousarray(a).reshape(-1)
     out = np.empty(a.size, np.uint16)
-    kern = H.single_to_half if a.dtype == np.float32 else H.double_to_half
+    kern = (narrow or H.narrow) if a.dtype == np.float32 else H.double_to_half
     cuts = [0, a.size // 3, a.size // 3 + 1, a.size]
     for t0, t1 in zip(cuts[:-1], cuts[1:]):
         kern(a, out, t0, t1)
@@ -52,12 +58,12 @@ def _assert_same_bits(got, want, src):
                                        for i in bad[:5]))
 
 
-def _check_both_signs(u, dtype):
+def _check_both_signs(u, dtype, narrow=None):
     """The patterns u (non-negative, as unsigned integers) and their negatives, as float32 or
     float64: the kernel's float16 bits equal NumPy's.  Returns the kernel's bits."""
     sign = SIGN32 if dtype == np.float32 else SIGN64
     x = np.concatenate([u, u | sign]).view(dtype)
-    got = _kernel_half(x)
+    got = _kernel_half(x, narrow)
     _assert_same_bits(got, _numpy_half(x), x)
     return got
 
@@ -84,12 +90,13 @@ def _half_points(dtype):
 # --------------------------------------------------------------------------------------------
 
 
-def test_half_to_single_every_pattern():
+@pytest.mark.parametrize("widen", WIDEN, ids=lambda k: k.__name__)
+def test_half_to_single_every_pattern(widen):
     h = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
     want = h.view(np.float16).astype(np.float32).view(np.uint32)
     out = np.empty(h.size, np.uint32)
-    H.half_to_single(h, out, 0, 1000)
-    H.half_to_single(h, out, 1000, h.size)
+    widen(h, out, 0, 1000)
+    widen(h, out, 1000, h.size)
     np.testing.assert_array_equal(out, want)
     # spot checks of the cases, by hand
     assert out[0x0000] == 0 and out[0x8000] == 0x80000000  # +-0
@@ -112,41 +119,46 @@ def test_kernel_input_every_pattern(two_threads):
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("narrow", NARROW, ids=lambda k: k.__name__)
 @pytest.mark.parametrize("offset", ["zero", "scrambled"])
-def test_single_to_half_strided_sweep(offset):
+def test_single_to_half_strided_sweep(offset, narrow):
     """2**24 patterns spread over all 2**32: every multiple of 256, then each with a low byte of its
     own."""
     k = np.arange(1 << 24, dtype=np.uint32)
     low = np.uint32(0) if offset == "zero" else (k * np.uint32(0x9E3779B1)) >> np.uint32(24)
     x = (k << np.uint32(8) | low).view(np.float32)
-    _assert_same_bits(_kernel_half(x), _numpy_half(x), x)
+    _assert_same_bits(_kernel_half(x, narrow), _numpy_half(x), x)
 
 
-def test_single_to_half_near_every_boundary():
+@pytest.mark.parametrize("narrow", NARROW, ids=lambda k: k.__name__)
+def test_single_to_half_near_every_boundary(narrow):
     u = _around(_half_points(np.float32).view(np.uint32), np.uint32)
-    _check_both_signs(u, np.float32)
+    _check_both_signs(u, np.float32, narrow)
 
 
-def test_single_to_half_sticky_and_round_bits():
+@pytest.mark.parametrize("narrow", NARROW, ids=lambda k: k.__name__)
+def test_single_to_half_sticky_and_round_bits(narrow):
     """Every exponent with a float16 result other than 0 or inf, by the top 13 mantissa bits (the
     kept bits and the round bit, for normal and subnormal results), with several low parts."""
     exps = np.arange(127 - 26, 127 + 17, dtype=np.uint32)
     top = np.arange(1 << 13, dtype=np.uint32) << np.uint32(10)
     lows = np.array([0, 1, 0x200, 0x3FF, 0x155], dtype=np.uint32)
     u = (exps[:, None, None] << np.uint32(23) | top[None, :, None] | lows[None, None, :]).reshape(-1)
-    _check_both_signs(u, np.float32)
+    _check_both_signs(u, np.float32, narrow)
 
 
-def test_single_to_half_every_nan_and_inf():
+@pytest.mark.parametrize("narrow", NARROW, ids=lambda k: k.__name__)
+def test_single_to_half_every_nan_and_inf(narrow):
     u = np.arange(0x7F800000, 0x80000000, dtype=np.uint32)  # inf, then every NaN payload
-    got = _check_both_signs(u, np.float32)
+    got = _check_both_signs(u, np.float32, narrow)
     assert got[0] == 0x7C00 and got[1] == 0x7C01 and got[u.size] == 0xFC00  # payload 1 -> 1, kept NaN
 
 
-def test_single_to_half_by_hand():
+@pytest.mark.parametrize("narrow", NARROW, ids=lambda k: k.__name__)
+def test_single_to_half_by_hand(narrow):
     x = np.array([65504, 65519.996, 65520, 2.0**-24, 2.0**-25, 3 * 2.0**-25, 2.0**-25 * 1.0000001, -0.0,
                   1 + 2.0**-11, 1 + 3 * 2.0**-11, 2.0**-14 - 2.0**-25], dtype=np.float32)
-    assert _kernel_half(x).tolist() == [0x7BFF, 0x7BFF, 0x7C00, 0x0001, 0x0000, 0x0002, 0x0001, 0x8000,
+    assert _kernel_half(x, narrow).tolist() == [0x7BFF, 0x7BFF, 0x7C00, 0x0001, 0x0000, 0x0002, 0x0001, 0x8000,
                                         0x3C00, 0x3C02, 0x0400]
 
 
@@ -348,3 +360,57 @@ def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, mo
     assert got.dtype == np.float16 and got.shape == want.shape
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
     np.testing.assert_array_equal(got.view(np.uint16), three_passes.view(np.uint16))
+
+
+# Tiled 2x2 stride-2 windows of float16 go straight through the float16 kernels (where the CPU has
+# F16C): the same bits as pooling the float32 copy and rounding with NumPy's cast.  The inputs are
+# mostly special values, so that windows hold both zeros, several NaNs, infinities of both signs.
+PAIRS = [
+    ((3, 4, 20, 22), (2, 3), {}),                       # channels first
+    ((8, 21, 23, 5), (1, 2), {}),                       # channels last, odd H and W (last row and column dropped)
+    ((8, 16, 16, 64), (1, 2), {}),                      # channels last, long channel runs
+    ((40, 6, 10), (1, 2), {"divisor_override": 3}),     # no leading batch axis
+    ((8, 2, 12, 14), (2, 3), {"ceil_mode": True}),      # ceil mode with even sizes: still whole windows
+]
+
+
+@pytest.mark.skipif(not H.F16C, reason="the float16 pair kernels need F16C")
+@pytest.mark.parametrize("shape, axes, kw", PAIRS)
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_half_pairs_straight(shape, axes, kw, op, rng, two_threads):
+    x = (rng.standard_normal(shape) * 4).astype(np.float16)
+    specials = np.array([0x7C00, 0xFC00, 0x7E00, 0xFE01, 0x7C01, 0x7D55, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF,
+                         0xFBFF], dtype=np.uint16).view(np.float16)
+    flat = x.reshape(-1)
+    picks = rng.permutation(flat.size)[: flat.size // 2]
+    flat[picks] = specials[rng.integers(0, specials.size, picks.size)]
+    plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes, ceil_mode=kw.get("ceil_mode", False))
+    assert plan.fused is not None and E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
+    if op == "max":
+        kw = {k: v for k, v in kw.items() if k != "divisor_override"}
+        pool = lambda a: poolkit.max_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
+    else:
+        pool = lambda a: poolkit.avg_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = pool(x)
+        want = pool(x.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+def test_half_pooling_without_f16c(rng, two_threads, monkeypatch):
+    """On a CPU without F16C the engine takes the bit-manipulation kernels and the float32 blocks:
+    the same bits."""
+    monkeypatch.setattr(H, "F16C", False)
+    monkeypatch.setattr(H, "widen", H.half_to_single)
+    monkeypatch.setattr(H, "narrow", H.single_to_half)
+    calls = [lambda a: poolkit.max_pool(a, 2, 2, axes=(1, 2)), lambda a: poolkit.avg_pool(a, 2, 2, axes=(1, 2)),
+             lambda a: poolkit.max_pool(a, 3, 2, 1, axes=(1, 2)), lambda a: poolkit.avg_pool(a, 3, 2, 1, axes=(1, 2))]
+    x = _special_half(rng, (8, 20, 22, 16))
+    plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=(1, 2))
+    assert E._half_blocks(x, plan.fused) and not E._half_pairs(plan.fused)
+    for pool in calls:
+        with np.errstate(invalid="ignore", over="ignore"):
+            got = pool(x)
+            want = pool(x.astype(np.float32)).astype(np.float16)
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))

@@ -417,7 +417,7 @@ def _widen_half(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float16)  # no copy when already native and C-contiguous
     out = np.empty(x.shape, np.float32)
     src, dst = x.reshape(-1).view(np.uint16), out.reshape(-1).view(np.uint32)
-    run(lambda t0, t1: K.half.half_to_single(src, dst, t0, t1), src.size, 2 * src.size)
+    run(lambda t0, t1: K.half.widen(src, dst, t0, t1), src.size, 2 * src.size)
     return out
 
 
@@ -432,7 +432,7 @@ def _to_half(a: np.ndarray) -> np.ndarray | None:
     src = (a.T if fortran else a).reshape(-1)
     out = np.empty(src.size, np.float16)
     dst = out.view(np.uint16)
-    kern = K.half.single_to_half if a.dtype == np.float32 else K.half.double_to_half
+    kern = K.half.narrow if a.dtype == np.float32 else K.half.double_to_half
     run(lambda t0, t1: kern(src, dst, t0, t1), src.size, 2 * src.size)
     return out.reshape(a.T.shape).T if fortran else out.reshape(a.shape)
 
@@ -641,10 +641,12 @@ def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray, acc: np.d
     run(lambda t0, t1: body(x4, divs, o4, np.empty(size, work_dtype), t0, t1), rows, cost)
 
 
-#: float16 inputs of the fused kernels are widened, pooled and narrowed in blocks of whole planes
-#: of about this many input elements, rather than in three passes over whole arrays: 512 KB as
-#: float32, which stays in the core's cache (1 << 16 and 1 << 18 measured the same; 1 << 14 was
-#: twice as slow on small planes, a block costing three kernel calls).
+#: float16 inputs of the fused kernels are widened, pooled and narrowed in blocks of about this
+#: many input elements, rather than in three passes over whole arrays: 512 KB as float32, which
+#: stays in the core's cache (1 << 16 and 1 << 18 measured the same; 1 << 14 was twice as slow on
+#: small planes, a block costing three kernel calls).  (Blocks of a plane's rows for planes larger
+#: than this were measured and not kept: channels-last (32, 56, 56, 128) 2x2 and (32, 112, 112, 64)
+#: 3x3 averages took 2.34 and 6.09 ms against 2.19 and 5.56 ms in whole planes, one thread.)
 HALF_BLOCK = 1 << 17
 
 
@@ -656,11 +658,41 @@ def _half_blocks(x: np.ndarray, f) -> bool:
             and f.in4[0] >= 4 * get_num_threads())
 
 
+def _tiles2(p) -> bool:
+    """Whether the windows of axis plan ``p`` are 2 taps at stride 2 from 0, every one whole."""
+    n = p.out_size
+    return (p.kernel == 2 and p.stride == 2 and p.dilation == 1 and n > 0
+            and np.array_equal(p.starts, np.arange(0, 2 * n, 2)) and bool((p.counts == 2).all()))
+
+
+def _half_pairs(f) -> bool:
+    """Whether the float16 pooling of view ``f`` goes straight through the 2x2 kernels of
+    :mod:`poolkit._kernels.half` (F16C only): 2-D windows of 2x2 at stride 2, all whole."""
+    return K.half.F16C and f.in4[1] == 1 and _tiles2(f.ph) and _tiles2(f.pw)
+
+
+def _fused_half_pairs(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
+    """:func:`_fused_half` for :func:`_half_pairs` views: the same bits in one pass, no float32
+    block (the kernels read float16 and write float16)."""
+    out = np.empty(out_shape, np.float16)
+    src, dst = x.reshape(-1).view(np.uint16), out.reshape(-1).view(np.uint16)
+    n_d, n_h = f.out4[1], f.out4[2]
+    scale = float(divs[0] * divs[n_d] * divs[n_d + n_h])  # every window whole: one divisor
+    kern = K.half.pairs_sum_half if op == "sum" else K.half.pairs_max_half
+    height, row_len, out_row, inner = f.in4[2], f.in4[3], f.out4[3], f.inner
+    run(lambda t0, t1: kern(src, dst, height, row_len, n_h, out_row, inner, scale, t0, t1),
+        f.in4[0] * n_h, x.size + out.size)
+    return out
+
+
 def _fused_half(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
     """The fused forward of ``op`` on a float16 ``x``, as float16: each block of planes is widened
     to float32 exactly, pooled by the float32 kernel into float32 and rounded to float16 (as
     :func:`narrow` rounds), while it is in cache -- the same operations, element for element, as
-    widening the whole array, pooling it and narrowing the result, so the same bits."""
+    widening the whole array, pooling it and narrowing the result, so the same bits.  Tiled 2x2
+    windows skip the float32 block (:func:`_half_pairs`)."""
+    if _half_pairs(f):
+        return _fused_half_pairs(x, f, op, divs, out_shape)
     pool, size = _fused_rows(f, op, np.dtype(np.float32))
     work_dtype = np.float64 if op == "sum" else np.float32
     plane_in, plane_out = math.prod(f.in4[1:]), math.prod(f.out4[1:])
@@ -677,9 +709,9 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
         wide_bits, pooled_flat = wide.reshape(-1).view(np.uint32), pooled.reshape(-1)
         for b0 in range(p0, p1, per):
             n = min(per, p1 - b0)
-            K.half.half_to_single(src[b0 * plane_in:(b0 + n) * plane_in], wide_bits, 0, n * plane_in)
+            K.half.widen(src[b0 * plane_in:(b0 + n) * plane_in], wide_bits, 0, n * plane_in)
             pool(wide[:n], divs, pooled[:n], work, 0, n * rows_per_plane)
-            K.half.single_to_half(pooled_flat, dst[b0 * plane_out:(b0 + n) * plane_out], 0, n * plane_out)
+            K.half.narrow(pooled_flat, dst[b0 * plane_out:(b0 + n) * plane_out], 0, n * plane_out)
 
     run(body, f.in4[0], x.size + out.size)
     return out

@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine as E
 from . import _geometry as geo
 from . import masked, pooling, roi
-from ._kernels import sync
+from ._kernels import half, sync
 from ._validate import Padding
 
 __all__ = ["warmup"]
@@ -113,6 +113,16 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
             # Lp pooling sums |x|**p in float64 whatever x's dtype: the float64 sums of its windows
             ("lp_pool", partial(pooling.lp_pool, x, 2.0, (3, 3), 2, 1)),
         ]
+    if dtype.kind == "f" and dtype.itemsize == 2:
+        # large float16 calls: the conversions to and from float32, and the 2x2 kernels that read
+        # float16 directly (with the engine's argument types)
+        bits, wide = np.zeros(1, np.uint16), np.zeros(1, np.uint32)
+        jobs += [("half_widen", partial(half.widen, bits, wide, 0, 1)),
+                 ("half_narrow", partial(half.narrow, wide.view(np.float32), bits, 0, 1))]
+        if half.F16C:
+            pair = (np.zeros(4, np.uint16), np.zeros(1, np.uint16), 2, 2, 1, 1, 1, 0.25, 0, 1)
+            jobs += [("half_pairs_max", partial(half.pairs_max_half, *pair)),
+                     ("half_pairs_sum", partial(half.pairs_sum_half, *pair))]
     return jobs
 
 
@@ -123,7 +133,7 @@ def warmup(dtypes: Iterable = WARMUP_DTYPES, *, progress: Callable[[int, int, st
     ----------
     dtypes : iterable of dtype-like, optional
         The input dtypes to prepare, e.g. ``("float32", "uint8")``; float16 uses the float32
-        kernels and bool the uint8 ones.  Default: float32 and float64.
+        kernels (and adds its conversions and 2x2 kernels) and bool the uint8 ones.  Default: float32 and float64.
     progress : callable, optional
         Called as ``progress(done, total, label)`` before each step (label: kernel and dtype) and
         once at the end with ``done == total``.

@@ -19,14 +19,40 @@ place is 2**-24 (``M = 0.5`` in float32, ``2**28`` in float64), rounds ``|v|`` t
 2**-24 exactly once; subtracting ``M`` back is exact.  No intermediate is subnormal, and a subnormal
 operand rounds to zero whether or not it is flushed, so flush-to-zero modes cannot change a result.
 
+Where the CPU has the F16C instructions (every x86-64 CPU since 2012-2013, and the target numba
+compiles for says so), float16 <-> float32 run through them instead: LLVM's ``fpext`` and
+``fptrunc`` between ``half`` and ``float`` become ``vcvtph2ps`` and ``vcvtps2ph``, which convert 16
+elements an instruction, rounding to nearest even as the bit manipulation does.  The hardware
+differs from NumPy on one input class only, signalling NaNs, which it quiets (sets the top payload
+bit) and whose kept payload it may not lift to 1; so the NaN lanes keep the bit manipulation's
+result, chosen by a compare and a blend per vector (:func:`half_to_single_f16c`,
+:func:`single_to_half_f16c`).  float64 -> float16 has no x86 instruction short of AVX512-FP16 and
+keeps the bit manipulation.  :func:`widen` and :func:`narrow` are the variants the engine calls.
+
 Each kernel converts the flat range ``[t0, t1)`` of its arguments (both 1-D and C-contiguous);
 :mod:`poolkit._engine` splits the range over its threads.
 """
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import config
+from numba.core.codegen import get_host_cpu_features
+from numba.extending import intrinsic
 
-from ._loops import kernel
+from ._loops import kernel, prefetch
+
+
+def _has_f16c() -> bool:
+    """Whether the code numba compiles may use F16C: numba's target features (its CPU_FEATURES
+    setting, else the host's) include it."""
+    chosen = getattr(config, "CPU_FEATURES", None)  # set by NUMBA_CPU_FEATURES (absent from the stubs)
+    features = chosen if chosen is not None else get_host_cpu_features()
+    return "+f16c" in features.split(",")
+
+
+#: Whether :func:`widen` and :func:`narrow` use the F16C instructions.
+F16C = _has_f16c()
 
 
 @njit(inline="always")
@@ -102,3 +128,155 @@ def double_to_half(src, dst, t0, t1):
     """dst[i] = float16 bits of the float64 src[i] (dst uint16), rounded to nearest even once."""
     for i in range(np.uint64(t0), np.uint64(t1)):
         dst[i] = np.uint16(_double_to_half_bits(src[i]))
+
+
+@intrinsic
+def _fpext_half(typingctx, h):
+    """The float32 bits of the float16 bits ``h`` (uint16 -> uint32), by LLVM's ``fpext``."""
+    def codegen(context, builder, signature, args):
+        wide = builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        return builder.bitcast(wide, ir.IntType(32))
+
+    return types.uint32(types.uint16), codegen
+
+
+@intrinsic
+def _fptrunc_half(typingctx, v):
+    """The float16 bits (uint16) of the float32 ``v``, by LLVM's ``fptrunc`` (nearest even)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
+#: The F16C widening asks for its source this many elements (8 KiB) ahead of its reads, in chunks
+#: of :data:`_CHUNK`: the pooling calls widen a block from memory into cache, and on the family-26
+#: AMD EPYC the hardware prefetcher alone left that read at half the speed of a copy (see
+#: BENCHMARKS.md).
+_AHEAD = 4096
+_CHUNK = 512
+
+
+@kernel
+def half_to_single_f16c(src, dst, t0, t1):
+    """:func:`half_to_single` by ``vcvtph2ps`` (only where :data:`F16C`), NaNs by the bits."""
+    i, end = np.uint64(t0), np.uint64(t1)
+    while i < end:
+        stop = min(i + np.uint64(_CHUNK), end)
+        for z in range(i, stop, np.uint64(32)):  # 32 float16: one 64-byte line
+            prefetch(src, z + np.uint64(_AHEAD))
+        for j in range(i, stop):
+            h = np.uint32(src[j])
+            em = h & np.uint32(0x7FFF)
+            nan = ((h & np.uint32(0x8000)) << np.uint32(16)) | (em << np.uint32(13)) | np.uint32(0x7F800000)
+            dst[j] = nan if em > np.uint32(0x7C00) else _fpext_half(src[j])
+        i = stop
+
+
+@kernel
+def single_to_half_f16c(src, dst, t0, t1):
+    """:func:`single_to_half` by ``vcvtps2ph`` (only where :data:`F16C`), NaNs by the bits."""
+    for i in range(np.uint64(t0), np.uint64(t1)):
+        v = np.float32(src[i])
+        u = v.view(np.uint32)
+        a = u & np.uint32(0x7FFFFFFF)
+        nan = (((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7C00)
+               | max((a & np.uint32(0x007FFFFF)) >> np.uint32(13), np.uint32(1)))
+        dst[i] = np.uint16(nan) if a > np.uint32(0x7F800000) else _fptrunc_half(v)
+
+
+#: The float16 -> float32 and float32 -> float16 kernels the engine calls (same arguments and bits
+#: as :func:`half_to_single` and :func:`single_to_half`).
+widen = half_to_single_f16c if F16C else half_to_single
+narrow = single_to_half_f16c if F16C else single_to_half
+
+
+# --------------------------------------------------------------------------------------------
+# 2x2 stride-2 windows read straight from float16 (F16C only)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _value(h):
+    """The float32 value of the float16 bits ``h`` by ``vcvtph2ps``: exact, but a signalling NaN
+    comes back quiet -- used where only the value counts (compares, float64 sums)."""
+    return np.uint32(_fpext_half(h)).view(np.float32)
+
+
+@njit(inline="always")
+def _first_max(hb, vb, hv, vv):
+    """(bits, value) of the maximum so far (hb, vb) combined with a later tap (hv, vv): the rules of
+    :func:`poolkit._kernels._loops.max2` on the values, keeping the winner's own float16 bits."""
+    take = (vv > vb) | ((vv != vv) & (vb == vb))
+    return (hv if take else hb), (vv if take else vb)
+
+
+@njit(inline="always")
+def _ahead(src, s, n):
+    """Prefetch the lines of ``src[s + _AHEAD : s + _AHEAD + n]`` (float16 bits): the pair
+    kernels read their input once, in order, so this is the part they read a little later."""
+    for z in range(np.uint64(0), np.uint64(n), np.uint64(32)):
+        prefetch(src, np.uint64(s) + np.uint64(_AHEAD) + z)
+
+
+@njit(inline="always")
+def _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, is_sum):
+    """Output rows t0 <= t < t1 (t = plane * out_h + oh) of 2x2 windows at stride 2 without
+    padding: float16 bits in, float16 bits out, in the order the float32 kernels combine each
+    window (see :func:`pairs_max_half`)."""
+    one, two = np.uint64(1), np.uint64(2)
+    c = np.uint64(inner)
+    n_out = np.uint64(out_row // inner)
+    rl = np.uint64(row_len)
+    for t in range(np.uint64(t0), np.uint64(t1)):
+        r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + two * (t % np.uint64(out_h)) * rl
+        r1 = r0 + rl
+        d = t * np.uint64(out_row)
+        if inner == 1:  # channels first: the two rows at each tap, then the taps (as _pairs_row)
+            _ahead(src, r0, two * rl)
+            for q in range(n_out):
+                a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
+                if is_sum:
+                    v = (np.float64(_value(a)) + _value(e)) + (np.float64(_value(b)) + _value(f))
+                    dst[d + q] = _fptrunc_half(np.float32(v * scale))
+                else:
+                    h0, v0 = _first_max(np.uint32(a), _value(a), np.uint32(e), _value(e))
+                    h1, v1 = _first_max(np.uint32(b), _value(b), np.uint32(f), _value(f))
+                    dst[d + q] = np.uint16(_first_max(h0, v0, h1, v1)[0])
+        else:  # channels last: row by row, tap by tap (as _feed_pairs)
+            for q in range(n_out):
+                s0 = r0 + two * q * c
+                s1 = r1 + two * q * c
+                e0 = d + q * c
+                _ahead(src, s0, two * c)
+                _ahead(src, s1, two * c)
+                for i in range(c):
+                    a, b, e, f = src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i]
+                    if is_sum:
+                        v = ((np.float64(_value(a)) + _value(b)) + _value(e)) + _value(f)
+                        dst[e0 + i] = _fptrunc_half(np.float32(v * scale))
+                    else:
+                        h, w = _first_max(np.uint32(a), _value(a), np.uint32(b), _value(b))
+                        h, w = _first_max(h, w, np.uint32(e), _value(e))
+                        dst[e0 + i] = np.uint16(_first_max(h, w, np.uint32(f), _value(f))[0])
+
+
+@kernel
+def pairs_max_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
+    """2x2 stride-2 maxima of float16 ``src`` (flat uint16 bits, planes of ``height`` rows of
+    ``row_len``, ``inner`` elements per W position) into ``dst`` (flat uint16, planes of ``out_h``
+    rows of ``out_row``), output rows t0 <= t < t1, with the fused float32 kernels' rules and order
+    (channels first: each tap's two rows, then the taps; channels last: row by row): the winner's
+    own bits, NaN payloads included -- the bits of widening, pooling in float32 and rounding
+    back, without the float32 copy.  ``scale`` is unused (the sums' twin takes it)."""
+    _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, False)
+
+
+@kernel
+def pairs_sum_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
+    """As :func:`pairs_max_half` for the sums: the four float16 values added in float64 (exactly:
+    four float16 fit in a float64's 53 bits) in the float32 kernels' order, times ``scale`` (the
+    product of the window's reciprocal divisors), rounded to float32 and then to float16, as the
+    float32 path does.  The NaNs are quiet from the first float64 operation on in both, so the
+    hardware conversions give the same bits."""
+    _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, True)
