@@ -377,13 +377,19 @@ PAIRS = [
 @pytest.mark.skipif(not H.F16C, reason="the float16 pair kernels need F16C")
 @pytest.mark.parametrize("shape, axes, kw", PAIRS)
 @pytest.mark.parametrize("op", ["max", "avg"])
-def test_half_pairs_straight(shape, axes, kw, op, rng, two_threads):
+@pytest.mark.parametrize("nans", ["everywhere", "few"])
+def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
+    """``nans`` "few": the NaNs sit in a few elements only, so most output rows take the maxima's
+    fast rule (with zeros of both signs, infinities, subnormals) and a few the exact one."""
     x = (rng.standard_normal(shape) * 4).astype(np.float16)
-    specials = np.array([0x7C00, 0xFC00, 0x7E00, 0xFE01, 0x7C01, 0x7D55, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF,
-                         0xFBFF], dtype=np.uint16).view(np.float16)
+    numbers = [0x7C00, 0xFC00, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF, 0xFBFF]
+    specials = np.array(numbers + [0x7E00, 0xFE01, 0x7C01, 0x7D55] * (nans == "everywhere"),
+                        dtype=np.uint16).view(np.float16)
     flat = x.reshape(-1)
     picks = rng.permutation(flat.size)[: flat.size // 2]
     flat[picks] = specials[rng.integers(0, specials.size, picks.size)]
+    if nans == "few":
+        flat[rng.permutation(flat.size)[:3]] = np.array([0x7E00, 0xFC01, 0x7C01], np.uint16).view(np.float16)
     plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes, ceil_mode=kw.get("ceil_mode", False))
     assert plan.fused is not None and E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
     if op == "max":

@@ -40,7 +40,7 @@ from numba.core import config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
-from ._loops import kernel, prefetch
+from ._loops import kernel, max_num, prefetch
 
 
 def _has_f16c() -> bool:
@@ -220,45 +220,68 @@ def _ahead(src, s, n):
 
 
 @njit(inline="always")
+def _pairs_row(src, dst, r0, r1, d, n_out, c, scale, mode):
+    """One output row of _pairs_half from input rows r0 and r1 into ``dst[d:]``: ``mode`` 0 the
+    sums, 1 the maxima by the NaN rules keeping the winners' bits, 2 the maxima of the values alone
+    (``maxps``'s rule, :func:`max_num`) rounded back -- the same bits while no tap is NaN (a value
+    rounds back to its own float16, -0.0 included) -- returning whether a tap was NaN (then the
+    row must be made again with mode 1)."""
+    one, two = np.uint64(1), np.uint64(2)
+    nan = np.uint8(0)
+    if c == 1:  # channels first: the two rows at each tap, then the taps (as _pairs_row)
+        _ahead(src, r0, two * (r1 - r0))
+        for q in range(n_out):
+            a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
+            if mode == 0:
+                v = (np.float64(_value(a)) + _value(e)) + (np.float64(_value(b)) + _value(f))
+                dst[d + q] = _fptrunc_half(np.float32(v * scale))
+            elif mode == 1:
+                h0, v0 = _first_max(np.uint32(a), _value(a), np.uint32(e), _value(e))
+                h1, v1 = _first_max(np.uint32(b), _value(b), np.uint32(f), _value(f))
+                dst[d + q] = np.uint16(_first_max(h0, v0, h1, v1)[0])
+            else:
+                va, vb, ve, vf = _value(a), _value(b), _value(e), _value(f)
+                dst[d + q] = _fptrunc_half(max_num(max_num(va, ve), max_num(vb, vf)))
+                nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
+        return nan
+    for q in range(n_out):  # channels last: row by row, tap by tap (as _feed_pairs)
+        s0 = r0 + two * q * c
+        s1 = r1 + two * q * c
+        e0 = d + q * c
+        _ahead(src, s0, two * c)
+        _ahead(src, s1, two * c)
+        for i in range(c):
+            a, b, e, f = src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i]
+            if mode == 0:
+                v = ((np.float64(_value(a)) + _value(b)) + _value(e)) + _value(f)
+                dst[e0 + i] = _fptrunc_half(np.float32(v * scale))
+            elif mode == 1:
+                h, w = _first_max(np.uint32(a), _value(a), np.uint32(b), _value(b))
+                h, w = _first_max(h, w, np.uint32(e), _value(e))
+                dst[e0 + i] = np.uint16(_first_max(h, w, np.uint32(f), _value(f))[0])
+            else:
+                va, vb, ve, vf = _value(a), _value(b), _value(e), _value(f)
+                dst[e0 + i] = _fptrunc_half(max_num(max_num(max_num(va, vb), ve), vf))
+                nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
+    return nan
+
+
+@njit(inline="always")
 def _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, is_sum):
     """Output rows t0 <= t < t1 (t = plane * out_h + oh) of 2x2 windows at stride 2 without
     padding: float16 bits in, float16 bits out, in the order the float32 kernels combine each
-    window (see :func:`pairs_max_half`)."""
-    one, two = np.uint64(1), np.uint64(2)
+    window (see :func:`pairs_max_half`).  Maxima take the values' fast rule first and make a row
+    again by the NaN rules only when it holds a NaN (as the float32 fastmax kernels do)."""
     c = np.uint64(inner)
     n_out = np.uint64(out_row // inner)
     rl = np.uint64(row_len)
     for t in range(np.uint64(t0), np.uint64(t1)):
-        r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + two * (t % np.uint64(out_h)) * rl
-        r1 = r0 + rl
+        r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + np.uint64(2) * (t % np.uint64(out_h)) * rl
         d = t * np.uint64(out_row)
-        if inner == 1:  # channels first: the two rows at each tap, then the taps (as _pairs_row)
-            _ahead(src, r0, two * rl)
-            for q in range(n_out):
-                a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
-                if is_sum:
-                    v = (np.float64(_value(a)) + _value(e)) + (np.float64(_value(b)) + _value(f))
-                    dst[d + q] = _fptrunc_half(np.float32(v * scale))
-                else:
-                    h0, v0 = _first_max(np.uint32(a), _value(a), np.uint32(e), _value(e))
-                    h1, v1 = _first_max(np.uint32(b), _value(b), np.uint32(f), _value(f))
-                    dst[d + q] = np.uint16(_first_max(h0, v0, h1, v1)[0])
-        else:  # channels last: row by row, tap by tap (as _feed_pairs)
-            for q in range(n_out):
-                s0 = r0 + two * q * c
-                s1 = r1 + two * q * c
-                e0 = d + q * c
-                _ahead(src, s0, two * c)
-                _ahead(src, s1, two * c)
-                for i in range(c):
-                    a, b, e, f = src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i]
-                    if is_sum:
-                        v = ((np.float64(_value(a)) + _value(b)) + _value(e)) + _value(f)
-                        dst[e0 + i] = _fptrunc_half(np.float32(v * scale))
-                    else:
-                        h, w = _first_max(np.uint32(a), _value(a), np.uint32(b), _value(b))
-                        h, w = _first_max(h, w, np.uint32(e), _value(e))
-                        dst[e0 + i] = np.uint16(_first_max(h, w, np.uint32(f), _value(f))[0])
+        if is_sum:
+            _pairs_row(src, dst, r0, r0 + rl, d, n_out, c, scale, 0)
+        elif _pairs_row(src, dst, r0, r0 + rl, d, n_out, c, scale, 2):
+            _pairs_row(src, dst, r0, r0 + rl, d, n_out, c, scale, 1)
 
 
 @kernel
