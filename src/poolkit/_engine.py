@@ -678,10 +678,14 @@ def _fused_half_pairs(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
     src, dst = x.reshape(-1).view(np.uint16), out.reshape(-1).view(np.uint16)
     n_d, n_h = f.out4[1], f.out4[2]
     scale = float(divs[0] * divs[n_d] * divs[n_d + n_h])  # every window whole: one divisor
-    kern = K.half.pairs_sum_half if op == "sum" else K.half.pairs_max_half
     height, row_len, out_row, inner = f.in4[2], f.in4[3], f.out4[3], f.inner
-    run(lambda t0, t1: kern(src, dst, height, row_len, n_h, out_row, inner, scale, t0, t1),
-        f.in4[0] * n_h, x.size + out.size)
+    if inner == 1:
+        cf = K.half.pairs_sum_half_cf if op == "sum" else K.half.pairs_max_half_cf
+        body = lambda t0, t1: cf(src, dst, height, row_len, n_h, out_row, scale, t0, t1)  # noqa: E731
+    else:
+        cl = K.half.pairs_sum_half_cl if op == "sum" else K.half.pairs_max_half_cl
+        body = lambda t0, t1: cl(src, dst, height, row_len, n_h, out_row, inner, scale, t0, t1)  # noqa: E731
+    run(body, f.in4[0] * n_h, x.size + out.size)
     return out
 
 

@@ -120,9 +120,11 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         jobs += [("half_widen", partial(half.widen, bits, wide, 0, 1)),
                  ("half_narrow", partial(half.narrow, wide.view(np.float32), bits, 0, 1))]
         if half.F16C:
-            pair = (np.zeros(4, np.uint16), np.zeros(1, np.uint16), 2, 2, 1, 1, 1, 0.25, 0, 1)
-            jobs += [("half_pairs_max", partial(half.pairs_max_half, *pair)),
-                     ("half_pairs_sum", partial(half.pairs_sum_half, *pair))]
+            src, dst = np.zeros(4, np.uint16), np.zeros(1, np.uint16)
+            jobs += [("half_pairs_max_cf", partial(half.pairs_max_half_cf, src, dst, 2, 2, 1, 1, 0.25, 0, 1)),
+                     ("half_pairs_sum_cf", partial(half.pairs_sum_half_cf, src, dst, 2, 2, 1, 1, 0.25, 0, 1)),
+                     ("half_pairs_max_cl", partial(half.pairs_max_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1)),
+                     ("half_pairs_sum_cl", partial(half.pairs_sum_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1))]
     return jobs
 
 

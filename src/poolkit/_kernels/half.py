@@ -220,86 +220,147 @@ def _ahead(src, s, n):
 
 
 @njit(inline="always")
-def _pairs_row(src, dst, r0, r1, d, n_out, c, scale, mode):
-    """One output row of _pairs_half from input rows r0 and r1 into ``dst[d:]``: ``mode`` 0 the
-    sums, 1 the maxima by the NaN rules keeping the winners' bits, 2 the maxima of the values alone
-    (``maxps``'s rule, :func:`max_num`) rounded back -- the same bits while no tap is NaN (a value
-    rounds back to its own float16, -0.0 included) -- returning whether a tap was NaN (then the
-    row must be made again with mode 1)."""
+def _cf_sums(src, dst, r0, r1, d, n_out, scale):
+    """Channels first, one output row of pair sums: the two rows at each tap, then the taps (as
+    _pairs_row of :mod:`poolkit._kernels.sliding`), in float64."""
+    one, two = np.uint64(1), np.uint64(2)
+    for q in range(n_out):
+        a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
+        v = (np.float64(_value(a)) + _value(e)) + (np.float64(_value(b)) + _value(f))
+        dst[d + q] = _fptrunc_half(np.float32(v * scale))
+
+
+@njit(inline="always")
+def _cf_max_exact(src, dst, r0, r1, d, n_out):
+    """Channels first, one output row of pair maxima by the NaN rules, in _cf_sums' order."""
+    one, two = np.uint64(1), np.uint64(2)
+    for q in range(n_out):
+        a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
+        h0, v0 = _first_max(np.uint32(a), _value(a), np.uint32(e), _value(e))
+        h1, v1 = _first_max(np.uint32(b), _value(b), np.uint32(f), _value(f))
+        dst[d + q] = np.uint16(_first_max(h0, v0, h1, v1)[0])
+
+
+@njit(inline="always")
+def _cf_max_fast(src, dst, r0, r1, d, n_out):
+    """Channels first, one output row of pair maxima of the values alone (:func:`max_num`,
+    ``maxps``'s rule) rounded back -- the same bits while no tap is NaN (a value rounds back to its
+    own float16, -0.0 included); returns whether a tap was NaN (the row is then made again)."""
     one, two = np.uint64(1), np.uint64(2)
     nan = np.uint8(0)
-    if c == 1:  # channels first: the two rows at each tap, then the taps (as _pairs_row)
-        _ahead(src, r0, two * (r1 - r0))
-        for q in range(n_out):
-            a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
-            if mode == 0:
-                v = (np.float64(_value(a)) + _value(e)) + (np.float64(_value(b)) + _value(f))
-                dst[d + q] = _fptrunc_half(np.float32(v * scale))
-            elif mode == 1:
-                h0, v0 = _first_max(np.uint32(a), _value(a), np.uint32(e), _value(e))
-                h1, v1 = _first_max(np.uint32(b), _value(b), np.uint32(f), _value(f))
-                dst[d + q] = np.uint16(_first_max(h0, v0, h1, v1)[0])
-            else:
-                va, vb, ve, vf = _value(a), _value(b), _value(e), _value(f)
-                dst[d + q] = _fptrunc_half(max_num(max_num(va, ve), max_num(vb, vf)))
-                nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
-        return nan
-    for q in range(n_out):  # channels last: row by row, tap by tap (as _feed_pairs)
-        s0 = r0 + two * q * c
-        s1 = r1 + two * q * c
-        e0 = d + q * c
-        _ahead(src, s0, two * c)
-        _ahead(src, s1, two * c)
-        for i in range(c):
-            a, b, e, f = src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i]
-            if mode == 0:
-                v = ((np.float64(_value(a)) + _value(b)) + _value(e)) + _value(f)
-                dst[e0 + i] = _fptrunc_half(np.float32(v * scale))
-            elif mode == 1:
-                h, w = _first_max(np.uint32(a), _value(a), np.uint32(b), _value(b))
-                h, w = _first_max(h, w, np.uint32(e), _value(e))
-                dst[e0 + i] = np.uint16(_first_max(h, w, np.uint32(f), _value(f))[0])
-            else:
-                va, vb, ve, vf = _value(a), _value(b), _value(e), _value(f)
-                dst[e0 + i] = _fptrunc_half(max_num(max_num(max_num(va, vb), ve), vf))
-                nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
+    for q in range(n_out):
+        va, vb = _value(src[r0 + two * q]), _value(src[r0 + two * q + one])
+        ve, vf = _value(src[r1 + two * q]), _value(src[r1 + two * q + one])
+        dst[d + q] = _fptrunc_half(max_num(max_num(va, ve), max_num(vb, vf)))
+        nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
     return nan
 
 
 @njit(inline="always")
-def _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, is_sum):
-    """Output rows t0 <= t < t1 (t = plane * out_h + oh) of 2x2 windows at stride 2 without
-    padding: float16 bits in, float16 bits out, in the order the float32 kernels combine each
-    window (see :func:`pairs_max_half`).  Maxima take the values' fast rule first and make a row
-    again by the NaN rules only when it holds a NaN (as the float32 fastmax kernels do)."""
-    c = np.uint64(inner)
-    n_out = np.uint64(out_row // inner)
+def _cl_sums(src, dst, r0, r1, d, n_out, c, scale):
+    """Channels last (``c`` channels), one output row of pair sums: row by row, tap by tap (as
+    _feed_pairs of :mod:`poolkit._kernels.sliding`), in float64."""
+    two = np.uint64(2)
+    for q in range(n_out):
+        s0, s1, e0 = r0 + two * q * c, r1 + two * q * c, d + q * c
+        _ahead(src, s0, two * c)
+        _ahead(src, s1, two * c)
+        for i in range(c):
+            v = ((np.float64(_value(src[s0 + i])) + _value(src[s0 + c + i])) + _value(src[s1 + i])) + _value(
+                src[s1 + c + i])
+            dst[e0 + i] = _fptrunc_half(np.float32(v * scale))
+
+
+@njit(inline="always")
+def _cl_max_exact(src, dst, r0, r1, d, n_out, c):
+    """Channels last, one output row of pair maxima by the NaN rules, in _cl_sums' order."""
+    two = np.uint64(2)
+    for q in range(n_out):
+        s0, s1, e0 = r0 + two * q * c, r1 + two * q * c, d + q * c
+        for i in range(c):
+            a, b, e, f = src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i]
+            h, w = _first_max(np.uint32(a), _value(a), np.uint32(b), _value(b))
+            h, w = _first_max(h, w, np.uint32(e), _value(e))
+            dst[e0 + i] = np.uint16(_first_max(h, w, np.uint32(f), _value(f))[0])
+
+
+@njit(inline="always")
+def _cl_max_fast(src, dst, r0, r1, d, n_out, c):
+    """Channels last, _cf_max_fast's values-only maxima in _cl_sums' order; returns whether a tap
+    was NaN."""
+    two = np.uint64(2)
+    nan = np.uint8(0)
+    for q in range(n_out):
+        s0, s1, e0 = r0 + two * q * c, r1 + two * q * c, d + q * c
+        _ahead(src, s0, two * c)
+        _ahead(src, s1, two * c)
+        for i in range(c):
+            va, vb, ve, vf = _value(src[s0 + i]), _value(src[s0 + c + i]), _value(src[s1 + i]), _value(src[s1 + c + i])
+            dst[e0 + i] = _fptrunc_half(max_num(max_num(max_num(va, vb), ve), vf))
+            nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
+    return nan
+
+
+@njit(inline="always")
+def _pair_rows(height, row_len, out_h, out_row, t):
+    """(first input row, output row) offsets of output row t = plane * out_h + oh of _pairs."""
     rl = np.uint64(row_len)
+    r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + np.uint64(2) * (t % np.uint64(out_h)) * rl
+    return r0, r0 + rl, t * np.uint64(out_row)
+
+
+# The 2x2 stride-2 kernels of float16 bits: one per op and layout, so that a first call compiles
+# one row loop (a kernel holding both layouts took 4.9 s to compile, first call included, against
+# 1.7 s for the float32 block path it replaces).  Each takes output rows t0 <= t < t1
+# (t = plane * out_h + oh) of planes of ``height`` input rows of ``row_len`` float16 bits
+# (``src``, flat uint16) into planes of ``out_h`` rows of ``out_row`` (``dst``, flat uint16),
+# 2x2 windows at stride 2, every one whole, combined in the order of the float32 kernels of its
+# layout -- the bits of widening, pooling in float32 and rounding back, without the float32 copy.
+# Maxima keep the winner's own bits (NaN payloads included): the values' fast rule first, and a
+# row made again by the NaN rules only when it holds a NaN (as the float32 fastmax kernels do).
+# Sums add the four values in float64 -- exactly: four float16 fit in a float64's 53 bits -- times
+# ``scale`` (the product of the reciprocal divisors), rounded to float32, then to float16, as the
+# float32 path does; NaNs are quiet from the first float64 operation on in both, so the hardware
+# conversions give the same bits.  ``scale`` is unused by the maxima (one signature for all).
+
+
+@kernel
+def pairs_max_half_cf(src, dst, height, row_len, out_h, out_row, scale, t0, t1):
+    """Maxima, channels first (W is the last axis)."""
+    n = np.uint64(out_row)
     for t in range(np.uint64(t0), np.uint64(t1)):
-        r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + np.uint64(2) * (t % np.uint64(out_h)) * rl
-        d = t * np.uint64(out_row)
-        if is_sum:
-            _pairs_row(src, dst, r0, r0 + rl, d, n_out, c, scale, 0)
-        elif _pairs_row(src, dst, r0, r0 + rl, d, n_out, c, scale, 2):
-            _pairs_row(src, dst, r0, r0 + rl, d, n_out, c, scale, 1)
+        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
+        _ahead(src, r0, r1 - r0 + r1 - r0)
+        if _cf_max_fast(src, dst, r0, r1, d, n):
+            _cf_max_exact(src, dst, r0, r1, d, n)
 
 
 @kernel
-def pairs_max_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
-    """2x2 stride-2 maxima of float16 ``src`` (flat uint16 bits, planes of ``height`` rows of
-    ``row_len``, ``inner`` elements per W position) into ``dst`` (flat uint16, planes of ``out_h``
-    rows of ``out_row``), output rows t0 <= t < t1, with the fused float32 kernels' rules and order
-    (channels first: each tap's two rows, then the taps; channels last: row by row): the winner's
-    own bits, NaN payloads included -- the bits of widening, pooling in float32 and rounding
-    back, without the float32 copy.  ``scale`` is unused (the sums' twin takes it)."""
-    _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, False)
+def pairs_sum_half_cf(src, dst, height, row_len, out_h, out_row, scale, t0, t1):
+    """Sums times ``scale``, channels first."""
+    n = np.uint64(out_row)
+    for t in range(np.uint64(t0), np.uint64(t1)):
+        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
+        _ahead(src, r0, r1 - r0 + r1 - r0)
+        _cf_sums(src, dst, r0, r1, d, n, scale)
 
 
 @kernel
-def pairs_sum_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
-    """As :func:`pairs_max_half` for the sums: the four float16 values added in float64 (exactly:
-    four float16 fit in a float64's 53 bits) in the float32 kernels' order, times ``scale`` (the
-    product of the window's reciprocal divisors), rounded to float32 and then to float16, as the
-    float32 path does.  The NaNs are quiet from the first float64 operation on in both, so the
-    hardware conversions give the same bits."""
-    _pairs_half(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, True)
+def pairs_max_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
+    """Maxima, channels last (``inner`` elements per W position)."""
+    c = np.uint64(inner)
+    n = np.uint64(out_row // inner)
+    for t in range(np.uint64(t0), np.uint64(t1)):
+        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
+        if _cl_max_fast(src, dst, r0, r1, d, n, c):
+            _cl_max_exact(src, dst, r0, r1, d, n, c)
+
+
+@kernel
+def pairs_sum_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
+    """Sums times ``scale``, channels last."""
+    c = np.uint64(inner)
+    n = np.uint64(out_row // inner)
+    for t in range(np.uint64(t0), np.uint64(t1)):
+        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
+        _cl_sums(src, dst, r0, r1, d, n, c, scale)
