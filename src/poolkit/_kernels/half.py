@@ -185,10 +185,17 @@ def single_to_half_f16c(src, dst, t0, t1):
         dst[i] = np.uint16(nan) if a > np.uint32(0x7F800000) else _fptrunc_half(v)
 
 
-#: The float16 -> float32 and float32 -> float16 kernels the engine calls (same arguments and bits
-#: as :func:`half_to_single` and :func:`single_to_half`).
-widen = half_to_single_f16c if F16C else half_to_single
-narrow = single_to_half_f16c if F16C else single_to_half
+def widen(src, dst, t0: int, t1: int) -> None:
+    """The float16 -> float32 conversion the engine calls: :func:`half_to_single_f16c` where
+    :data:`F16C`, else :func:`half_to_single` (the same arguments and bits).  (A function, not an
+    alias: every cached kernel has one name, see tests/test_compile_cache.py.)"""
+    (half_to_single_f16c if F16C else half_to_single)(src, dst, t0, t1)
+
+
+def narrow(src, dst, t0: int, t1: int) -> None:
+    """The float32 -> float16 conversion the engine calls: :func:`single_to_half_f16c` where
+    :data:`F16C`, else :func:`single_to_half`."""
+    (single_to_half_f16c if F16C else single_to_half)(src, dst, t0, t1)
 
 
 # --------------------------------------------------------------------------------------------
