@@ -418,3 +418,19 @@ def test_half_pooling_without_f16c(rng, two_threads, monkeypatch):
             got = pool(x)
             want = pool(x.astype(np.float32)).astype(np.float16)
         np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+@pytest.mark.parametrize("pool", [lambda a, **k: poolkit.max_pool(a, (2, 2), 2, axes=(1, 2), **k),
+                                  lambda a, **k: poolkit.avg_pool(a, (2, 2), 2, axes=(1, 2), **k),
+                                  lambda a, **k: poolkit.max_pool(a, (3, 3), 2, 1, axes=(1, 2), **k),
+                                  lambda a, **k: poolkit.avg_pool(a, (3, 3), 2, 1, axes=(1, 2), **k)])
+def test_half_blocks_write_into_out(pool, rng, two_threads):
+    """A float16 ``out=`` receives the blocked (or 2x2) path's result directly: the same bits as
+    the plain call, in the caller's array, whatever it held before."""
+    x = _special_half(rng, (8, 20, 22, 16))
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = pool(x)
+        out = np.full(want.shape, np.nan, np.float16)
+        got = pool(x, out=out)
+    assert got is out
+    np.testing.assert_array_equal(out.view(np.uint16), want.view(np.uint16))

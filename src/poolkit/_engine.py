@@ -671,10 +671,9 @@ def _half_pairs(f) -> bool:
     return K.half.F16C and f.in4[1] == 1 and _tiles2(f.ph) and _tiles2(f.pw)
 
 
-def _fused_half_pairs(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
-    """:func:`_fused_half` for :func:`_half_pairs` views: the same bits in one pass, no float32
-    block (the kernels read float16 and write float16)."""
-    out = np.empty(out_shape, np.float16)
+def _fused_half_pairs(x: np.ndarray, f, op: str, divs, out: np.ndarray) -> np.ndarray:
+    """:func:`_fused_half` for :func:`_half_pairs` views, into ``out`` (float16, C-contiguous):
+    the same bits in one pass, no float32 block (the kernels read float16 and write float16)."""
     src, dst = x.reshape(-1).view(np.uint16), out.reshape(-1).view(np.uint16)
     n_d, n_h = f.out4[1], f.out4[2]
     scale = float(divs[0] * divs[n_d] * divs[n_d + n_h])  # every window whole: one divisor
@@ -689,21 +688,22 @@ def _fused_half_pairs(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
     return out
 
 
-def _fused_half(x: np.ndarray, f, op: str, divs, out_shape) -> np.ndarray:
+def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | None = None) -> np.ndarray:
     """The fused forward of ``op`` on a float16 ``x``, as float16: each block of planes is widened
     to float32 exactly, pooled by the float32 kernel into float32 and rounded to float16 (as
     :func:`narrow` rounds), while it is in cache -- the same operations, element for element, as
     widening the whole array, pooling it and narrowing the result, so the same bits.  Tiled 2x2
-    windows skip the float32 block (:func:`_half_pairs`)."""
+    windows skip the float32 block (:func:`_half_pairs`).  The result is written into ``out``
+    when it :func:`takes` it."""
+    out = into(out, out_shape, np.float16)
     if _half_pairs(f):
-        return _fused_half_pairs(x, f, op, divs, out_shape)
+        return _fused_half_pairs(x, f, op, divs, out)
     pool, size = _fused_rows(f, op, np.dtype(np.float32))
     work_dtype = np.float64 if op == "sum" else np.float32
     plane_in, plane_out = math.prod(f.in4[1:]), math.prod(f.out4[1:])
     rows_per_plane = f.out4[1] * f.out4[2]
     per = max(1, HALF_BLOCK // plane_in)
     src = x.reshape(-1).view(np.uint16)
-    out = np.empty(out_shape, np.float16)
     dst = out.reshape(-1).view(np.uint16)
 
     def body(p0: int, p1: int) -> None:
@@ -863,7 +863,7 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out:
                 np.empty(plan.out_shape, np.int64) if return_indices else None)
     if not return_indices and plan.fused is not None and _half_blocks(x, plan.fused) and _whole(plan) is None:
         _check_memory(plan.out_shape, 4, plan)
-        return _fused_half(x, plan.fused, "max", plan.fused.divisors(None, None), plan.out_shape), None
+        return _fused_half(x, plan.fused, "max", plan.fused.divisors(None, None), plan.out_shape, out), None
     cur = kernel_input(x)
     _check_memory(plan.out_shape, cur.dtype.itemsize + (8 if return_indices else 0), plan)
     whole = None if return_indices else _whole(plan)
@@ -933,7 +933,7 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
     whole = _whole(plan)
     f = plan.fused
     if whole is None and f is not None and native(out_dtype) == np.float16 and _half_blocks(x, f):
-        return _fused_half(x, f, "sum", f.divisors(count_include_pad, divisor_override), plan.out_shape)
+        return _fused_half(x, f, "sum", f.divisors(count_include_pad, divisor_override), plan.out_shape, out)
     x = kernel_input(x)
     if whole is not None:  # global pooling: the division and the output dtype in the same pass
         out = into(out, plan.out_shape, np.float64 if native(out_dtype) == np.float16 else native(out_dtype))
