@@ -19,18 +19,22 @@ place is 2**-24 (``M = 0.5`` in float32, ``2**28`` in float64), rounds ``|v|`` t
 2**-24 exactly once; subtracting ``M`` back is exact.  No intermediate is subnormal, and a subnormal
 operand rounds to zero whether or not it is flushed, so flush-to-zero modes cannot change a result.
 
-Where the CPU has the F16C instructions (every x86-64 CPU since 2012-2013, and the target numba
-compiles for says so), float16 <-> float32 run through them instead: LLVM's ``fpext`` and
+Where the CPU has the F16C instructions (most x86-64 CPUs since 2012-2013; numba's target
+features say), float16 <-> float32 run through them instead: LLVM's ``fpext`` and
 ``fptrunc`` between ``half`` and ``float`` become ``vcvtph2ps`` and ``vcvtps2ph``, which convert 16
 elements an instruction, rounding to nearest even as the bit manipulation does.  The hardware
 differs from NumPy on one input class only, signalling NaNs, which it quiets (sets the top payload
 bit) and whose kept payload it may not lift to 1; so the NaN lanes keep the bit manipulation's
 result, chosen by a compare and a blend per vector (:func:`half_to_single_f16c`,
 :func:`single_to_half_f16c`).  float64 -> float16 has no x86 instruction short of AVX512-FP16 and
-keeps the bit manipulation.  :func:`widen` and :func:`narrow` are the variants the engine calls.
+keeps the bit manipulation.  The engine calls :func:`widen` and :func:`narrow`, which pick the
+variant.
 
-Each kernel converts the flat range ``[t0, t1)`` of its arguments (both 1-D and C-contiguous);
-:mod:`poolkit._engine` splits the range over its threads.
+Each conversion kernel converts the flat range ``[t0, t1)`` of its arguments (both 1-D and
+C-contiguous); :mod:`poolkit._engine` splits the range over its threads.
+
+The last section holds the F16C-only kernels of tiled 2x2 windows, which read and write float16
+bits directly (``pairs_{max,sum}_half_{cf,cl}``: no float32 copy of the input).
 """
 
 import numpy as np
