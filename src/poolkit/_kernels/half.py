@@ -44,7 +44,7 @@ from numba.core import config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
-from ._loops import kernel, max_num, prefetch
+from ._loops import better, kernel, max_num, prefetch
 
 
 def _has_f16c() -> bool:
@@ -60,12 +60,26 @@ F16C = _has_f16c()
 
 
 @njit(inline="always")
+def _special_to_single(em):
+    """The float32 bits, sign apart, of the float16 inf or NaN whose exponent and mantissa bits are
+    ``em`` (uint32): exponent 31 -> 255, the payload shifted (a signalling NaN stays signalling)."""
+    return (em << np.uint32(13)) | np.uint32(0x7F800000)
+
+
+@njit(inline="always")
+def _nan_to_half(a):
+    """The float16 bits, sign apart, of the float32 NaN whose bits without the sign are ``a``
+    (uint32): its top 10 payload bits, at least 1 (a kept payload of 0 would read as inf)."""
+    return np.uint32(0x7C00) | max((a & np.uint32(0x007FFFFF)) >> np.uint32(13), np.uint32(1))
+
+
+@njit(inline="always")
 def _half_to_single_bits(h):
     """The float32 bits of the float16 bits h (uint32 in, uint32 out)."""
     sign = (h & np.uint32(0x8000)) << np.uint32(16)
     em = h & np.uint32(0x7FFF)  # exponent and mantissa
     normal = (em << np.uint32(13)) + np.uint32(112 << 23)  # rebias the exponent: 127 - 15 = 112
-    special = (em << np.uint32(13)) | np.uint32(0x7F800000)  # inf and NaN: exponent 31 -> 255
+    special = _special_to_single(em)  # inf and NaN
     # zero and subnormals: em * 2**-24, exactly (em < 2**10; the product is a normal float32)
     sub = np.float32(np.float32(np.int32(em)) * np.float32(2.0 ** -24)).view(np.uint32)
     bits = special if em >= np.uint32(0x7C00) else (normal if em >= np.uint32(0x0400) else sub)
@@ -78,8 +92,7 @@ def _single_to_half_bits(v):
     u = np.float32(v).view(np.uint32)
     sign = (u >> np.uint32(16)) & np.uint32(0x8000)
     a = u & np.uint32(0x7FFFFFFF)
-    # NaN: the top 10 payload bits, at least 1
-    nan = np.uint32(0x7C00) | max((a & np.uint32(0x007FFFFF)) >> np.uint32(13), np.uint32(1))
+    nan = _nan_to_half(a)
     # normal results (|v| >= 2**-14): rebias, round off 13 bits to even; a carry moves the
     # exponent up, to inf (0x7c00) at the top; the minimum maps larger values and inf to inf
     odd = (a >> np.uint32(13)) & np.uint32(1)
@@ -172,7 +185,7 @@ def half_to_single_f16c(src, dst, t0, t1):
         for j in range(i, stop):
             h = np.uint32(src[j])
             em = h & np.uint32(0x7FFF)
-            nan = ((h & np.uint32(0x8000)) << np.uint32(16)) | (em << np.uint32(13)) | np.uint32(0x7F800000)
+            nan = ((h & np.uint32(0x8000)) << np.uint32(16)) | _special_to_single(em)
             dst[j] = nan if em > np.uint32(0x7C00) else _fpext_half(src[j])
         i = stop
 
@@ -184,8 +197,7 @@ def single_to_half_f16c(src, dst, t0, t1):
         v = np.float32(src[i])
         u = v.view(np.uint32)
         a = u & np.uint32(0x7FFFFFFF)
-        nan = (((u >> np.uint32(16)) & np.uint32(0x8000)) | np.uint32(0x7C00)
-               | max((a & np.uint32(0x007FFFFF)) >> np.uint32(13), np.uint32(1)))
+        nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | _nan_to_half(a)
         dst[i] = np.uint16(nan) if a > np.uint32(0x7F800000) else _fptrunc_half(v)
 
 
@@ -218,7 +230,7 @@ def _value(h):
 def _first_max(hb, vb, hv, vv):
     """(bits, value) of the maximum so far (hb, vb) combined with a later tap (hv, vv): the rules of
     :func:`poolkit._kernels._loops.max2` on the values, keeping the winner's own float16 bits."""
-    take = (vv > vb) | ((vv != vv) & (vb == vb))
+    take = better(vv, vb)
     return (hv if take else hb), (vv if take else vb)
 
 
@@ -231,10 +243,12 @@ def _ahead(src, s, n):
 
 
 @njit(inline="always")
-def _cf_sums(src, dst, r0, r1, d, n_out, scale):
+def _cf_sums(src, dst, r0, r1, d, n_out, c, scale):
     """Channels first, one output row of pair sums: the two rows at each tap, then the taps (as
-    _pairs_row of :mod:`poolkit._kernels.sliding`), in float64."""
+    _pairs_row of :mod:`poolkit._kernels.sliding`), in float64.  (``c`` is 1: every row function
+    takes the same arguments.)"""
     one, two = np.uint64(1), np.uint64(2)
+    _ahead(src, r0, two * (r1 - r0))
     for q in range(n_out):
         a, b, e, f = src[r0 + two * q], src[r0 + two * q + one], src[r1 + two * q], src[r1 + two * q + one]
         v = (np.float64(_value(a)) + _value(e)) + (np.float64(_value(b)) + _value(f))
@@ -268,6 +282,15 @@ def _cf_max_fast(src, dst, r0, r1, d, n_out):
 
 
 @njit(inline="always")
+def _cf_max(src, dst, r0, r1, d, n_out, c, scale):
+    """Channels first, one output row of pair maxima: the fast rule, then the NaN rules if a tap
+    was NaN."""
+    _ahead(src, r0, np.uint64(2) * (r1 - r0))
+    if _cf_max_fast(src, dst, r0, r1, d, n_out):
+        _cf_max_exact(src, dst, r0, r1, d, n_out)
+
+
+@njit(inline="always")
 def _cl_sums(src, dst, r0, r1, d, n_out, c, scale):
     """Channels last (``c`` channels), one output row of pair sums: row by row, tap by tap (as
     _feed_pairs of :mod:`poolkit._kernels.sliding`), in float64."""
@@ -277,8 +300,8 @@ def _cl_sums(src, dst, r0, r1, d, n_out, c, scale):
         _ahead(src, s0, two * c)
         _ahead(src, s1, two * c)
         for i in range(c):
-            v = ((np.float64(_value(src[s0 + i])) + _value(src[s0 + c + i])) + _value(src[s1 + i])) + _value(
-                src[s1 + c + i])
+            a, b, e, f = src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i]
+            v = ((np.float64(_value(a)) + _value(b)) + _value(e)) + _value(f)
             dst[e0 + i] = _fptrunc_half(np.float32(v * scale))
 
 
@@ -313,11 +336,22 @@ def _cl_max_fast(src, dst, r0, r1, d, n_out, c):
 
 
 @njit(inline="always")
-def _pair_rows(height, row_len, out_h, out_row, t):
-    """(first input row, output row) offsets of output row t = plane * out_h + oh of _pairs."""
-    rl = np.uint64(row_len)
-    r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + np.uint64(2) * (t % np.uint64(out_h)) * rl
-    return r0, r0 + rl, t * np.uint64(out_row)
+def _cl_max(src, dst, r0, r1, d, n_out, c, scale):
+    """Channels last, one output row of pair maxima: the fast rule, then the NaN rules if a tap
+    was NaN."""
+    if _cl_max_fast(src, dst, r0, r1, d, n_out, c):
+        _cl_max_exact(src, dst, r0, r1, d, n_out, c)
+
+
+@njit(inline="always")
+def _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, row):
+    """Output rows t0 <= t < t1 (t = plane * out_h + oh) of 2x2 windows, each made by ``row``
+    (one of the row functions above) from its two input rows."""
+    rl, c = np.uint64(row_len), np.uint64(inner)
+    n = np.uint64(out_row // inner)
+    for t in range(np.uint64(t0), np.uint64(t1)):
+        r0 = (t // np.uint64(out_h)) * np.uint64(height) * rl + np.uint64(2) * (t % np.uint64(out_h)) * rl
+        row(src, dst, r0, r0 + rl, t * np.uint64(out_row), n, c, scale)
 
 
 # The 2x2 stride-2 kernels of float16 bits: one per op and layout, so that a first call compiles
@@ -338,40 +372,22 @@ def _pair_rows(height, row_len, out_h, out_row, t):
 @kernel
 def pairs_max_half_cf(src, dst, height, row_len, out_h, out_row, scale, t0, t1):
     """Maxima, channels first (W is the last axis)."""
-    n = np.uint64(out_row)
-    for t in range(np.uint64(t0), np.uint64(t1)):
-        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
-        _ahead(src, r0, r1 - r0 + r1 - r0)
-        if _cf_max_fast(src, dst, r0, r1, d, n):
-            _cf_max_exact(src, dst, r0, r1, d, n)
+    _pairs(src, dst, height, row_len, out_h, out_row, 1, scale, t0, t1, _cf_max)
 
 
 @kernel
 def pairs_sum_half_cf(src, dst, height, row_len, out_h, out_row, scale, t0, t1):
     """Sums times ``scale``, channels first."""
-    n = np.uint64(out_row)
-    for t in range(np.uint64(t0), np.uint64(t1)):
-        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
-        _ahead(src, r0, r1 - r0 + r1 - r0)
-        _cf_sums(src, dst, r0, r1, d, n, scale)
+    _pairs(src, dst, height, row_len, out_h, out_row, 1, scale, t0, t1, _cf_sums)
 
 
 @kernel
 def pairs_max_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
     """Maxima, channels last (``inner`` elements per W position)."""
-    c = np.uint64(inner)
-    n = np.uint64(out_row // inner)
-    for t in range(np.uint64(t0), np.uint64(t1)):
-        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
-        if _cl_max_fast(src, dst, r0, r1, d, n, c):
-            _cl_max_exact(src, dst, r0, r1, d, n, c)
+    _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, _cl_max)
 
 
 @kernel
 def pairs_sum_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
     """Sums times ``scale``, channels last."""
-    c = np.uint64(inner)
-    n = np.uint64(out_row // inner)
-    for t in range(np.uint64(t0), np.uint64(t1)):
-        r0, r1, d = _pair_rows(height, row_len, out_h, out_row, t)
-        _cl_sums(src, dst, r0, r1, d, n, c, scale)
+    _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, _cl_sums)
