@@ -1091,6 +1091,24 @@ def _num_threads(F):
         poolkit.set_num_threads(before)
 
 
+@spec("result_cache")
+def _result_cache(F):
+    before = poolkit.get_result_cache()
+    try:
+        n, _ = call("poolkit.get_result_cache", poolkit.get_result_cache)
+        assert isinstance(n, int) and n >= 0, n
+        value = F.pick(F.int(0, 1 << 31), st.sampled_from([-1, 2**63, 10**400, 1.5, 2.0, True, None, "2",
+                                                          np.int64(1 << 20)]))
+        _, err = call("poolkit.set_result_cache", poolkit.set_result_cache, value)
+        if err is None:
+            assert poolkit.get_result_cache() == int(value)
+        x = F.array(max_side=6)
+        args, kw = _geo_args(_geometry(F, x.shape))
+        call("poolkit.max_pool", poolkit.max_pool, x, *args, **kw)
+    finally:
+        poolkit.set_result_cache(before)
+
+
 # ---------------------------------------------------------------------------------------------
 # min and mode pooling, explain, pyramid
 # ---------------------------------------------------------------------------------------------
@@ -1694,7 +1712,9 @@ def _group_of(module, name):
     """The fuzz group that calls ``module.name``."""
     base = re.sub(r"[123]d$", "", name)
     if module == "poolkit":
-        return "num_threads" if name in ("get_num_threads", "set_num_threads") else name
+        if name in ("get_num_threads", "set_num_threads"):
+            return "num_threads"
+        return "result_cache" if name in ("get_result_cache", "set_result_cache") else name
     if module == "torch":
         return f"torch.{base}"
     if module == "tf":

@@ -26,6 +26,7 @@ from numpy.typing import DTypeLike
 from . import _geometry as geo
 from . import _kernels as K
 from . import _validate as V
+from ._results import result_array
 
 __all__ = ["get_num_threads", "set_num_threads"]
 
@@ -415,7 +416,7 @@ def _widen_half(x: np.ndarray) -> np.ndarray:
     if x.size < HALF_KERNEL_FROM:
         return np.ascontiguousarray(x, dtype=np.float32)
     x = np.ascontiguousarray(x, dtype=np.float16)  # no copy when already native and C-contiguous
-    out = np.empty(x.shape, np.float32)
+    out = new_result(x.shape, np.float32)
     src, dst = x.reshape(-1).view(np.uint16), out.reshape(-1).view(np.uint32)
     run(lambda t0, t1: K.half.widen(src, dst, t0, t1), src.size, 2 * src.size)
     return out
@@ -430,7 +431,7 @@ def _to_half(a: np.ndarray) -> np.ndarray | None:
     if fortran and not a.flags.f_contiguous:
         return None
     src = (a.T if fortran else a).reshape(-1)
-    out = np.empty(src.size, np.float16)
+    out = new_result((src.size,), np.float16)
     dst = out.view(np.uint16)
     kern = K.half.narrow if a.dtype == np.float32 else K.half.double_to_half
     run(lambda t0, t1: kern(src, dst, t0, t1), src.size, 2 * src.size)
@@ -458,20 +459,26 @@ def takes(out: np.ndarray, shape: tuple[int, ...], dtype: DTypeLike) -> bool:
             and out.flags.writeable)
 
 
+def new_result(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` for a result; a large one over reused memory when some is free
+    (:func:`poolkit._results.result_array`)."""
+    return result_array(shape, dtype)[0]
+
+
 def into(out: np.ndarray | None, shape: tuple[int, ...], dtype: DTypeLike,
-         make: Callable[..., np.ndarray] = np.empty) -> np.ndarray:
+         make: Callable[..., np.ndarray] = new_result) -> np.ndarray:
     """Where a kernel writes its result: ``out`` when it :func:`takes` it, else ``make(shape, dtype)``
-    (``np.empty`` or :func:`fresh`).  The engine's functions return the array they wrote; when that
+    (:func:`new_result` or :func:`fresh`).  The engine's functions return the array they wrote; when that
     is not ``out``, the caller copies it in.  Kernels write every element of their result (the
     scatter kernels zero each plane first), so a dirty ``out`` is fine."""
     return out if out is not None and takes(out, shape, dtype) else make(shape, dtype)
 
 
 def fresh(shape, dtype) -> np.ndarray:
-    """``np.empty(shape, dtype)`` for a kernel to fill from the pool's threads: a large one has its
-    pages faulted in by the calling thread first (see PREFAULT_BYTES)."""
-    out = np.empty(shape, dtype)
-    if out.nbytes >= PREFAULT_BYTES and get_num_threads() > 1:
+    """:func:`new_result` for a kernel to fill from the pool's threads: a large one on new memory
+    has its pages faulted in by the calling thread first (see PREFAULT_BYTES)."""
+    out, reused = result_array(shape, dtype)
+    if not reused and out.nbytes >= PREFAULT_BYTES and get_num_threads() > 1:
         K.scatter.touch_pages(out.reshape(-1).view(np.uint8), 4096)
     return out
 
@@ -874,7 +881,7 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out:
     f = plan.fused
     if f is not None:
         out = into(out, plan.out_shape, cur.dtype)
-        idx = np.empty(plan.out_shape, dtype=np.int64) if return_indices else None
+        idx = new_result(plan.out_shape, np.int64) if return_indices else None
         if out.size:
             if idx is not None:
                 src, dst, ix = cur.reshape(f.in4), out.reshape(f.out4), idx.reshape(f.out4)
@@ -897,12 +904,12 @@ def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):
     for a, ap, scale in reversed(list(zip(plan.axes, plan.axis_plans, scales))):
         outer, length, inner = view3(cur.shape, a)
         new_shape = cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:]
-        out = np.empty(new_shape, dtype=cur.dtype)
+        out = new_result(new_shape, cur.dtype)
         src = cur.reshape(outer, length, inner)
         dst = out.reshape(outer, ap.out_size, inner)
         total = outer * ap.out_size
         if return_indices:
-            idx_out = np.empty(new_shape, dtype=np.int64)
+            idx_out = new_result(new_shape, np.int64)
             idx_in = _NO_INDICES if idx is None else idx.reshape(outer, length, inner)
             has_in = idx is not None
             ix = idx_out.reshape(outer, ap.out_size, inner)
@@ -960,7 +967,7 @@ def sum_reduce(x: np.ndarray, plan: geo.Plan) -> np.ndarray:
 def _sum_separable(cur: np.ndarray, plan: geo.Plan, acc: np.dtype = F64) -> np.ndarray:
     for a, ap in reversed(list(zip(plan.axes, plan.axis_plans))):
         outer, length, inner = view3(cur.shape, a)
-        out = np.empty(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], dtype=acc)
+        out = new_result(cur.shape[:a] + (ap.out_size,) + cur.shape[a + 1:], acc)
         if out.size:
             src, dst = cur.reshape(outer, length, inner), out.reshape(outer, ap.out_size, inner)
             run(lambda t0, t1: K.axis.sum_axis(src, ap.starts, ap.counts, ap.dilation, dst, t0, t1),
@@ -1002,7 +1009,7 @@ def _sum_separable_adjoint(g: np.ndarray, plan: geo.Plan) -> np.ndarray:
     cur = np.ascontiguousarray(g, dtype=np.float64)
     for a, ap in zip(plan.axes, plan.axis_plans):
         outer, _, inner = view3(cur.shape, a)
-        out = np.empty(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], dtype=np.float64)
+        out = new_result(cur.shape[:a] + (ap.in_size,) + cur.shape[a + 1:], np.float64)
         if out.size:
             src, dst = cur.reshape(outer, ap.out_size, inner), out.reshape(outer, ap.in_size, inner)
             run(lambda o0, o1: K.axis.sum_axis_adjoint(src, ap.starts, ap.counts, ap.dilation, dst, o0, o1),
