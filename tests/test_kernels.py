@@ -319,6 +319,12 @@ FASTMAX_GEOMETRY = {
     **{kind: VARIANT_GEOMETRY[kind] for kind in ("small_k3s2", "small_k3s1", "pairs_s1", "taps1", "taps2",
                                                  "taps4", "taps", "inner", "inner3")},
     "small_k3s2 3-D": ((2, 2, 5, 6, 7), (3, 3, 3), 2, 1, (2, 3, 4)),
+    # the plane twin (VARIANT_GEOMETRY's small_k3s2) with rows dilated, and with windows of 1 and
+    # 2 rows; the row twin for windows 4 rows high and for planes beyond PLANE_SCAN_BYTES
+    # (test_fastmax_plane_limit)
+    "small_k3s2 dilated rows": ((2, 2, 11, 9), (3, 3), 2, 1, (2, 3), (2, 1)),
+    "small_k3s2 two rows": ((2, 2, 9, 9), (2, 3), 2, 1, (2, 3)),
+    "small_k3s2 4 rows": _warmup.TWIN_GEOMETRY["small_k3s2 rows"],
     "taps dilated": ((2, 2, 11, 9), (3, 3), 3, 1, (2, 3), (2, 1)),
 }
 
@@ -335,10 +341,24 @@ def test_every_fastmax_twin_has_a_geometry():
     covered = set()
     for name in FASTMAX_GEOMETRY:
         *_, plan = _fastmax_case(name)
-        exact = sliding.variant(plan.fused, "max")
-        assert hasattr(sliding, "fast" + exact), name
-        covered.add("fast" + exact)
+        twin = sliding.twin(plan.fused, 4)
+        assert twin is not None and hasattr(sliding, twin), name
+        covered.add(twin)
     assert sorted(covered) == twins
+
+
+def test_fastmax_plane_limit():
+    """The plane twin serves 3x3 s2 windows over planes of at most PLANE_SCAN_BYTES; larger
+    planes, 3-D windows and windows of 4 rows take the row twin."""
+    def twin(shape, k=(3, 3), itemsize=4, axes=(2, 3)):
+        return sliding.twin(geo.make_plan(shape, k, 2, 1, 1, False, axes).fused, itemsize)
+
+    side = int((sliding.PLANE_SCAN_BYTES // 4) ** 0.5)
+    assert twin((2, 3, side, side)) == "fastmax_plane_k3s2"
+    assert twin((2, 3, side + 1, side)) == "fastmax_small_k3s2"
+    assert twin((2, 3, side, side), itemsize=8) == "fastmax_small_k3s2"
+    assert twin((2, 3, 4, 9, 9), (3, 3, 3), axes=(2, 3, 4)) == "fastmax_small_k3s2"
+    assert twin((2, 3, 9, 9), (4, 3)) == "fastmax_small_k3s2"
 
 
 @pytest.mark.parametrize("name", sorted(FASTMAX_GEOMETRY))
@@ -351,7 +371,7 @@ def test_fastmax_twins_hand_over_at_the_first_nan_row(name):
     shape, k, s, pad, axes, dilation, plan = _fastmax_case(name)
     f = plan.fused
     exact = getattr(sliding, sliding.variant(f, "max"))
-    fast = getattr(sliding, "fast" + sliding.variant(f, "max"))
+    fast = getattr(sliding, sliding.twin(f, 4))
     rng = np.random.default_rng(len(name))
     x = rng.integers(-3, 3, shape).astype(np.float32)
     x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float32), size=int((x == 0).sum()))  # tied signed zeros
@@ -394,7 +414,7 @@ def test_fastmax_hands_over_inside_threaded_chunks():
     plan = geo.make_plan(x.shape, (3, 3), 2, 1, 1, False, (2, 3))
     f = plan.fused
     exact = getattr(sliding, sliding.variant(f, "max"))
-    assert hasattr(sliding, "fast" + exact.__name__)
+    assert sliding.twin(f, 4) == "fastmax_plane_k3s2"
     before = E.get_num_threads()
     E.set_num_threads(2)
     try:

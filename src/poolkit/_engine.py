@@ -611,7 +611,12 @@ def _fastmax(f, op: str, dtype: np.dtype):
     ``dtype``, or None: only float maxima whose variant has one (see :func:`_fused_rows`)."""
     if op != "max" or dtype.kind != "f":
         return None
-    return getattr(K.sliding, "fast" + _fused_kernel(f, op)[0].__name__, None)
+    memo = f.kernels
+    key = ("twin", dtype.itemsize)
+    if key not in memo:
+        name = K.sliding.twin(f, dtype.itemsize)
+        memo[key] = None if name is None else getattr(K.sliding, name)
+    return memo[key]
 
 
 def _fused_rows(f, op: str, dtype: np.dtype):

@@ -53,6 +53,14 @@ VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding
 }
 
 
+#: Geometries whose max variant has a second fastmax twin, the engine picking one by the window
+#: and plane (see :func:`poolkit._kernels.sliding.twin`): 3x3 s2 windows over small 2-D planes run
+#: ``fastmax_plane_k3s2`` (VARIANT_GEOMETRY's), windows 4 rows high ``fastmax_small_k3s2``.
+TWIN_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
+    "small_k3s2 rows": ((1, 2, 9, 11), (4, 3), 2, 1, (2, 3)),
+}
+
+
 def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     """A call of the fastmax twin of the max variant ``kind`` (None if it has none or ``dtype`` is
     not a float): large float maxima run the twin first (the exact variant takes over at a NaN),
@@ -60,7 +68,7 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     a non-native byte order in the native one."""
     if dtype.kind != "f" or dtype.itemsize > 8:
         return None
-    shape, k, s, p, axes = VARIANT_GEOMETRY[kind]
+    shape, k, s, p, axes = VARIANT_GEOMETRY[kind] if kind in VARIANT_GEOMETRY else TWIN_GEOMETRY[kind]
     f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
     if f is None:
         return None
@@ -87,6 +95,10 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
             jobs.append((f"fastmax_{kind}", twin))
         if dtype != np.bool_:
             jobs.append((f"sum_{kind}", partial(pooling.avg_pool, xs, k, s, p, axes=axes)))
+    for kind in TWIN_GEOMETRY:
+        twin = _twin(kind, dtype)
+        if twin is not None:
+            jobs.append((f"fastmax_{kind}", twin))
     v, i = pooling.max_pool(np.ones((2, 3, 8, 9), np.float64), (2, 2), return_indices=True)  # the indices only
     jobs += [
         ("max_indices", partial(pooling.max_pool, x, (3, 3), 2, 1, return_indices=True)),
