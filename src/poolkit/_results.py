@@ -1,11 +1,14 @@
 """The memory of large results, kept for the next result of the same size.
 
-A large array from ``np.empty`` is memory the operating system maps fresh for each call (glibc
-serves every request of 32 MiB or more with its own ``mmap`` and unmaps it on ``free``), and the
-first write to each of its pages is a page fault in which the kernel zeroes that page.  For a
-pooling call that writes a large result once, those faults cost as much as the pooling: a 1-D max
-by 4 of (8, 64, 65536) float32 took 5.8 ms with a new 32 MiB result and 3.6 ms written into an
-``out=`` array, a 3x3 max backward of (32, 64, 112, 112) 10.8 against 4.6 ms (BENCHMARKS.md).
+A large array from ``np.empty`` is often memory the operating system maps fresh for the call, and
+the first write to each of its pages is a page fault in which the kernel zeroes that page.  glibc
+serves every request of 32 MiB or more with its own ``mmap`` and unmaps it on ``free``; smaller
+ones come from its heap, whose free pages it keeps or returns depending on what else the process
+allocates.  For a pooling call that writes a large result once, those faults cost as much as the
+pooling: a 1-D max by 4 of (8, 64, 65536) float32 took 7.0 ms with a new 32 MiB result and 3.6 ms
+written into an ``out=`` array, a 3x3 max backward of (32, 64, 112, 112) 10.5 against 5.0 ms; a
+2x2 max of (32, 128, 56, 56), 12.8 MB, 2.07 against 1.19 ms in a process that also ran PyTorch
+and onnxruntime (BENCHMARKS.md).
 
 A network calls the same layer batch after batch, and each result is dropped before the next
 call of that layer makes one of the same size.  So a result of RECYCLE_FROM bytes or more is made
@@ -31,10 +34,9 @@ from numpy.typing import DTypeLike
 
 __all__ = ["get_result_cache", "set_result_cache"]
 
-#: Results of at least this many bytes are made over reusable memory.  glibc's malloc serves
-#: smaller requests from its heap after the first few (its mmap threshold rises up to 32 MiB as
-#: mapped blocks are freed), and the heap keeps their pages: they fault once, not per call.
-RECYCLE_FROM = 1 << 25
+#: Results of at least this many bytes (4 MiB) are made over reusable memory: calls that write
+#: them take 0.1 ms or more, so the 2 us that a result over a lease costs is 2% at most.
+RECYCLE_FROM = 1 << 22
 
 #: The default most bytes of freed results kept for reuse.
 DEFAULT_CACHE_BYTES = 1 << 30
@@ -128,7 +130,7 @@ def get_result_cache() -> int:
 def set_result_cache(nbytes: int) -> None:
     """Set the most bytes of freed large results poolkit keeps to reuse (0: keep none).
 
-    A result of 32 MiB or more is made over memory that poolkit takes back when the last array
+    A result of 4 MiB or more is made over memory that poolkit takes back when the last array
     over it is gone (the array's ``base`` is the holder of that memory), and the next result of
     exactly that many bytes reuses it: its pages are mapped already, where new memory would have
     each page faulted in and zeroed by the operating system on its first write, which costs as much
