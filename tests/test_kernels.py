@@ -527,3 +527,33 @@ def test_channels_last_float32_means_add_rows_in_order(channels, rows):
     got = poolkit.global_avg_pool(x, axes=(1,))
     np.testing.assert_array_equal(got, want)
     assert np.signbit(got[1, 0]), "the mean of -0.0 lost its sign"
+
+
+def test_row_windows_by_hand():
+    """Which windows hold each input row (the overlapping adjoint's gather): H = 5 with 3x3 s2 p1
+    windows over rows [0, 1], [1, 3], [3, 4]; with a D axis of 3 and 2x2 s1 windows over D too."""
+    f = geo.make_plan((2, 5, 4), (3, 3), 2, 1, 1, False, (1, 2)).fused
+    np.testing.assert_array_equal(f.row_windows(), [0, 1, 3, 4, 6, 7] + [0, 0, 1, 1, 1, 2, 2])
+    f = geo.make_plan((1, 3, 2, 4), (2, 2, 2), 1, 0, 1, False, (1, 2, 3)).fused  # OD = 2, OH = 1
+    # rows d * 2 + h: (0, 0), (0, 1) in window od 0; (1, 0), (1, 1) in od 0 and 1; (2, *) in od 1
+    np.testing.assert_array_equal(f.row_windows(), [0, 1, 2, 4, 6, 7, 8] + [0, 0, 0, 1, 0, 1, 1, 1])
+
+
+@pytest.mark.parametrize("k, pad", [((3, 3), 1), ((3, 3), 0), ((2, 3), 1), ((3, 2), 1), ((2, 2), 0), ((5, 3), 1),
+                                    ((3, 1), 0)])
+@pytest.mark.parametrize("width", [9, 10])
+def test_avg_backward_stride_two_against_the_oracle(k, pad, width):
+    """The adjoint's stride-2 spreads (full windows of 1-3 taps in one pass over pairs) and its
+    gather of overlapping rows (rows held by 1, 2 or 3 windows), NCHW and NHWC, against the oracle."""
+    rng = np.random.default_rng(width + 10 * k[0] + k[1])
+    for shape, axes in (((2, 3, 11, width), (2, 3)), ((2, 11, width, 3), (1, 2))):
+        x = rng.standard_normal(shape)
+        out_shape = poolkit.avg_pool(x, k, 2, pad, axes=axes).shape
+        g = rng.standard_normal(out_shape)
+        for cip in (True, False):
+            got = poolkit.avg_pool_backward(g, x, k, 2, pad, axes=axes, count_include_pad=cip)
+            want = R.ref_avg_pool_backward(g, x, k, 2, [(pad, pad)] * 2, 1, False, axes, cip)
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+            got32 = poolkit.avg_pool_backward(g.astype(np.float32), x.astype(np.float32), k, 2, pad, axes=axes,
+                                              count_include_pad=cip)
+            np.testing.assert_allclose(got32, want, rtol=2e-6, atol=1e-6)

@@ -532,6 +532,7 @@ def from_kernel(out: np.ndarray, dtype) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 _NO_INDICES = np.zeros((1, 1, 1), dtype=np.int64)
+_NO_ROWS = np.zeros(0, dtype=np.int64)  # sum_adjoint's cover when no input row lies in two windows
 
 
 def _empty(shape) -> bool:
@@ -997,7 +998,9 @@ def spread(g: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, div
             g4, o4 = g.reshape(f.out4), out.reshape(f.in4)
             divs = f.divisors(count_include_pad, divisor_override)
             size = K.sliding.adjoint_work_size(f.in4, f.out4, f.params)
-            run(lambda o0, o1: K.sliding.sum_adjoint(g4, f.tables, f.params, divs, o4, np.empty(size), o0, o1),
+            cover = _NO_ROWS if f.params[K.sliding.P_ROWS_DISJOINT] else f.row_windows()
+            run(lambda o0, o1: K.sliding.sum_adjoint(g4, f.tables, f.params, divs, cover, o4, np.empty(size), o0,
+                                                     o1),
                 f.in4[0], g.size + out.size)
         return narrow(out, out_dtype)
     if count_include_pad is not None:

@@ -439,6 +439,29 @@ class FusedView:
         self._divisors: dict[tuple, np.ndarray] = {}
         #: the engine's kernel choices for this view, by op
         self.kernels: dict[str, tuple] = {}
+        self._row_windows: np.ndarray | None = None
+
+    def row_windows(self) -> np.ndarray:
+        """Which windows hold each input row, for the adjoint of windows that overlap along D or H:
+        for the input row r = d * H + h of a plane, the output rows t = od * OH + oh whose windows
+        hold it, ascending.  One int64 array: D * H + 1 offsets (row r's list is entries
+        ``offsets[r]:offsets[r + 1]`` of the lists), then the lists."""
+        if self._row_windows is None:
+            pd, ph = self.pd, self.ph
+            t = np.arange(pd.out_size * ph.out_size)
+            od, oh = np.divmod(t, ph.out_size)
+            rows, held = [], []
+            for jd in range(int(pd.counts.max(initial=0))):
+                for jh in range(int(ph.counts.max(initial=0))):
+                    ok = (jd < pd.counts[od]) & (jh < ph.counts[oh])
+                    rows.append(((pd.starts[od] + jd * pd.dilation) * ph.in_size + ph.starts[oh]
+                                 + jh * ph.dilation)[ok])
+                    held.append(t[ok])
+            r, t = np.concatenate(rows).astype(np.int64), np.concatenate(held)
+            order = np.lexsort((t, r))  # by row, then by output row
+            offsets = np.concatenate(([0], np.cumsum(np.bincount(r, minlength=pd.in_size * ph.in_size))))
+            self._row_windows = np.concatenate((offsets, t[order])).astype(np.int64)
+        return self._row_windows
 
     def _regular_h(self):
         """(kernel, stride, lo, hi, blocks) of H: windows lo <= i < hi are full and regular, and
