@@ -15,9 +15,12 @@ What TensorFlow does, and so what happens here:
 * SAME average pooling divides by the number of cells inside the input, not the window size.
 * Max pooling skips NaN (a window of NaN only gives the dtype's lowest value) and never returns less
   than the lowest finite value (a window of ``-inf`` gives it too), as TensorFlow's reference
-  (Eigen) kernels do for every dtype.  For float16 TensorFlow's result depends on the CPU: where
-  it routes float16 through oneDNN, a window of ``-inf`` gives ``-inf`` (seen on an Intel Xeon);
-  where it falls back to Eigen, -65504 (seen on an AMD EPYC).  poolkit gives -65504.
+  (Eigen) kernels do for every dtype.  For float16, and for 3-D windows, TensorFlow's result
+  depends on the CPU: where it routes float16 through oneDNN, a window of ``-inf`` gives ``-inf``
+  (seen on an Intel Xeon); where it falls back to Eigen, -65504 (seen on an AMD EPYC).  Its
+  ``max_pool3d`` gave NaN for a window of NaN only and ``-inf`` for a window of ``-inf`` on an AMD
+  EPYC of family 25 (without AVX-512), the lowest finite value on one of family 26.  poolkit
+  gives the reference kernel's lowest finite value everywhere.
   ``max_pool_with_argmax`` takes the first cell of a window and then any strictly larger one, so a
   NaN in the first cell wins and a NaN elsewhere never does.
 * ``max_pool_with_argmax`` encodes the position of each maximum as ``(y * W + x) * C + c``, plus
