@@ -404,6 +404,52 @@ def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
+# 3-wide stride-2 windows of at most 3 rows over 2-D planes go straight through the float16 plane
+# kernels (where the CPU has F16C): the same bits as pooling the float32 copy and rounding with
+# NumPy's cast.  The maxima hand the planes from the first holding a NaN to the float32 blocks.
+PLANES = [
+    ((3, 4, 20, 22), (3, 3), 1, {}),                                   # the 3x3 s2 p1 of the suite
+    ((8, 3, 13, 17), (3, 3), 1, {"ceil_mode": True}),                  # odd sizes, a last window clipped
+    ((6, 4, 21, 9), (2, 3), ((0, 0), (1, 1)), {"count_include_pad": False}),  # windows of two rows
+    ((6, 4, 21, 9), (3, 3), 1, {"dilation": (2, 1), "divisor_override": 4}),  # rows two apart
+    ((40, 30, 11), (3, 3), 1, {}),                                     # no batch axis
+]
+
+
+@pytest.mark.skipif(not H.F16C, reason="the float16 plane kernels need F16C")
+@pytest.mark.parametrize("shape, k, pad, kw", PLANES)
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("nans", ["none", "few", "everywhere"])
+def test_half_planes_straight(shape, k, pad, kw, op, nans, rng, two_threads):
+    """``nans`` "few": three NaNs (one signalling), so the maxima make most planes by the plane
+    kernel and the rest by the float32 blocks, in each thread's share; "none": every plane by the
+    plane kernel, with zeros of both signs, infinities and subnormals."""
+    x = (rng.standard_normal(shape) * 4).astype(np.float16)
+    numbers = [0x7C00, 0xFC00, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF, 0xFBFF]
+    specials = np.array(numbers + [0x7E00, 0xFE01, 0x7C01, 0x7D55] * (nans == "everywhere"),
+                        dtype=np.uint16).view(np.float16)
+    flat = x.reshape(-1)
+    picks = rng.permutation(flat.size)[: flat.size // 2]
+    flat[picks] = specials[rng.integers(0, specials.size, picks.size)]
+    if nans == "few":
+        flat[rng.permutation(flat.size)[:3]] = np.array([0x7E00, 0xFC01, 0x7C01], np.uint16).view(np.float16)
+    axes = tuple(range(len(shape) - 2, len(shape)))
+    if op == "max":
+        kw = {a: v for a, v in kw.items() if a not in ("divisor_override", "count_include_pad")}
+        pool = lambda a: poolkit.max_pool(a, k, 2, pad, axes=axes, **kw)  # noqa: E731
+    else:
+        kw = {a: v for a, v in kw.items() if a != "dilation"}
+        pool = lambda a: poolkit.avg_pool(a, k, 2, pad, axes=axes, **kw)  # noqa: E731
+    plan = poolkit._geometry.make_plan(x.shape, k, 2, pad, kw.get("dilation", 1), kw.get("ceil_mode", False), axes)
+    assert plan.fused is not None and E._half_blocks(x, plan.fused)
+    assert E._half_plane(plan.fused, "max" if op == "max" else "sum") is not None
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = pool(x)
+        want = pool(x.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
 def test_half_pooling_without_f16c(rng, two_threads, monkeypatch):
     """On a CPU without F16C the engine takes the bit-manipulation kernels and the float32 blocks:
     the same bits."""

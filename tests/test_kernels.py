@@ -282,7 +282,12 @@ def _forward_kernels():
 
 
 def test_every_forward_variant_has_a_geometry():
+    """Every forward kernel is a variant a warm-up geometry selects, or the plane kernel the engine
+    runs for one instead."""
     names = {f"max_{kind}" for kind in VARIANT_GEOMETRY} | {f"sum_{kind}" for kind in VARIANT_GEOMETRY}
+    for shape, k, s, pad, axes in VARIANT_GEOMETRY.values():
+        f = geo.make_plan(shape, k, s, pad, 1, False, axes).fused
+        names |= {sliding.plane(f, op) for op in ("max", "sum")} - {None}
     assert sorted(names) == _forward_kernels()
 
 
@@ -404,6 +409,67 @@ def test_fastmax_twins_hand_over_at_the_first_nan_row(name):
             assert t <= first_changed[0]
         np.testing.assert_array_equal(a[:t].view(np.uint32), b[:t].view(np.uint32))
         assert (ref_clean.reshape(rows, -1)[:t] == b[:t]).all()
+
+
+def test_plane_kernel_selection():
+    """sum_plane_k3s2 serves the sums of 2-D windows 3 wide at stride 2 and at most 3 rows high,
+    inner 1, whatever the plane's size; 3-D windows, windows of 4 rows, channels-last windows and
+    maxima keep their variant."""
+    def plane(shape, k=(3, 3), axes=(2, 3), op="sum"):
+        return sliding.plane(geo.make_plan(shape, k, 2, 1, 1, False, axes).fused, op)
+
+    assert plane((2, 3, 9, 9)) == plane((1, 1, 700, 700)) == plane((2, 3, 9, 9), (2, 3)) == "sum_plane_k3s2"
+    assert plane((2, 3, 9, 9), op="max") is None
+    assert plane((2, 3, 9, 9), (4, 3)) is None
+    assert plane((2, 3, 9, 9), (3, 2)) is None
+    assert plane((2, 3, 4, 9, 9), (3, 3, 3), axes=(2, 3, 4)) is None
+    assert plane((2, 9, 9, 3), axes=(1, 2)) is None
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 3), st.integers(0, 1), st.integers(0, 1),
+       st.integers(1, 2), st.booleans(), st.sampled_from([(True, None), (False, None), (True, 5)]),
+       st.sampled_from([np.float32, np.float64, np.int16]), st.sampled_from([np.float64, np.float32]),
+       st.integers(0, 2**31 - 1))
+def test_plane_sums_are_the_variants_bits(H, W, kh, ph, pw, dh, ceil, divisor, dtype, acc, seed):
+    """sum_plane_k3s2 writes the bits of sum_small_k3s2, the variant it stands in for, over chunks
+    of output rows split anywhere: values spread over 60 binades (float sums that depend on the
+    order of their additions), both divisor rules and an override, float64 and float32 sums."""
+    try:
+        plan = geo.make_plan((2, 3, H, W), (kh, 3), 2, [(ph, ph), (pw, pw)], (dh, 1), ceil, (2, 3))
+    except ValueError:
+        return
+    f = plan.fused
+    if f is None or sliding.plane(f, "sum") is None:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, H, W)) * np.exp2(rng.integers(-30, 30, (2, 3, H, W)))
+    x = (x * 1000).astype(dtype) if dtype == np.int16 else x.astype(dtype)
+    divs = f.divisors(*divisor)
+    rows = math.prod(f.out4[:3])
+    size = sliding.work_size("sum_small_k3s2", f.in4, f.out4, f.params)
+    out_dtype = np.float64 if dtype == np.int16 else dtype
+    want, got = np.full(f.out4, 7, out_dtype), np.full(f.out4, -7, out_dtype)
+    sliding.sum_small_k3s2(x.reshape(f.in4), f.tables, f.params, divs, want, np.empty(size, acc), 0, rows)
+    cut = int(rng.integers(0, rows + 1))
+    for t0, t1 in ((0, cut), (cut, rows)):
+        sliding.sum_plane_k3s2(x.reshape(f.in4), f.tables, f.params, divs, got, np.empty(size, acc), t0, t1)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+def test_plane_sums_by_hand():
+    """A 3x3 s2 p1 average of a 5x5 plane counted by hand (count_include_pad: every window / 9;
+    without it, by the taps inside), through the public call, which runs sum_plane_k3s2."""
+    x = np.arange(25, dtype=np.float32).reshape(1, 1, 5, 5)
+    assert sliding.plane(geo.make_plan(x.shape, (3, 3), 2, 1, 1, False, (2, 3)).fused, "sum") == "sum_plane_k3s2"
+    # windows: rows {0,1} / {1,2,3} / {3,4} by columns {0,1} / {1,2,3} / {3,4}
+    sums = np.array([[0 + 1 + 5 + 6, 1 + 2 + 3 + 6 + 7 + 8, 3 + 4 + 8 + 9],
+                     [5 + 6 + 10 + 11 + 15 + 16, 6 + 7 + 8 + 11 + 12 + 13 + 16 + 17 + 18, 8 + 9 + 13 + 14 + 18 + 19],
+                     [15 + 16 + 20 + 21, 16 + 17 + 18 + 21 + 22 + 23, 18 + 19 + 23 + 24]], np.float64)
+    counts = np.array([[4, 6, 4], [6, 9, 6], [4, 6, 4]])
+    np.testing.assert_array_equal(poolkit.avg_pool(x, (3, 3), 2, 1)[0, 0], (sums / 9).astype(np.float32))
+    np.testing.assert_array_equal(poolkit.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)[0, 0],
+                                  (sums / counts).astype(np.float32))
 
 
 def test_fastmax_hands_over_inside_threaded_chunks():

@@ -599,11 +599,13 @@ def _reduce_whole(kern, x: np.ndarray, shape3, out: np.ndarray, *args, serial_be
 
 def _fused_kernel(f, op: str):
     """(kernel, work size) of the fused forward of ``op`` ("max" or "sum") for the view ``f``,
-    chosen once per plan."""
+    chosen once per plan: the variant, or the written-out plane kernel that makes its bits
+    (:func:`poolkit._kernels.sliding.plane`)."""
     memo = f.kernels
     if op not in memo:
         name = K.sliding.variant(f, op)
-        memo[op] = getattr(K.sliding, name), K.sliding.work_size(name, f.in4, f.out4, f.params)
+        size = K.sliding.work_size(name, f.in4, f.out4, f.params)
+        memo[op] = getattr(K.sliding, K.sliding.plane(f, op) or name), size
     return memo[op]
 
 
@@ -701,13 +703,31 @@ def _fused_half_pairs(x: np.ndarray, f, op: str, divs, out: np.ndarray) -> np.nd
     return out
 
 
+def _half_plane(f, op: str):
+    """The float16 plane kernel of :mod:`poolkit._kernels.half` for view ``f`` and ``op`` (F16C
+    only), or None: 3-wide stride-2 windows of at most 3 rows over 2-D planes, whose float32
+    kernel is a plane kernel (:func:`poolkit._kernels.sliding.plane`; for maxima the plane twin,
+    chosen by the float16 plane's bytes)."""
+    memo = f.kernels
+    key = ("half plane", op)
+    if key not in memo:
+        if not K.half.F16C:
+            memo[key] = None
+        elif op == "max":
+            memo[key] = K.half.plane_max_half_k3s2 if K.sliding.twin(f, 2) == "fastmax_plane_k3s2" else None
+        else:
+            memo[key] = K.half.plane_sum_half_k3s2 if K.sliding.plane(f, op) else None
+    return memo[key]
+
+
 def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | None = None) -> np.ndarray:
     """The fused forward of ``op`` on a float16 ``x``, as float16: each block of planes is widened
     to float32 exactly, pooled by the float32 kernel into float32 and rounded to float16 (as
     :func:`narrow` rounds), while it is in cache -- the same operations, element for element, as
     widening the whole array, pooling it and narrowing the result, so the same bits.  Tiled 2x2
-    windows skip the float32 block (:func:`_half_pairs`).  The result is written into ``out``
-    when it :func:`takes` it."""
+    windows skip the float32 block (:func:`_half_pairs`), and so do the windows of the plane
+    kernels (:func:`_half_plane`; a maximum's planes from the first that holds a NaN go through
+    the block).  The result is written into ``out`` when it :func:`takes` it."""
     out = into(out, out_shape, np.float16)
     if _half_pairs(f):
         return _fused_half_pairs(x, f, op, divs, out)
@@ -719,7 +739,7 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
     src = x.reshape(-1).view(np.uint16)
     dst = out.reshape(-1).view(np.uint16)
 
-    def body(p0: int, p1: int) -> None:
+    def blocks(p0: int, p1: int) -> None:
         wide = np.empty((min(per, p1 - p0),) + tuple(f.in4[1:]), np.float32)
         pooled = np.empty((wide.shape[0],) + tuple(f.out4[1:]), np.float32)
         work = np.empty(size, work_dtype)
@@ -729,6 +749,17 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
             K.half.widen(src[b0 * plane_in:(b0 + n) * plane_in], wide_bits, 0, n * plane_in)
             pool(wide[:n], divs, pooled[:n], work, 0, n * rows_per_plane)
             K.half.narrow(pooled_flat, dst[b0 * plane_out:(b0 + n) * plane_out], 0, n * plane_out)
+
+    direct = _half_plane(f, op)
+    body = blocks
+    if direct is not None:
+        src4, dst4 = src.reshape(f.in4), dst.reshape(f.out4)
+
+        def body(p0: int, p1: int) -> None:
+            t = direct(src4, f.tables, f.params, divs, dst4, np.empty(size, work_dtype), p0 * rows_per_plane,
+                       p1 * rows_per_plane)
+            if t is not None and t < p1 * rows_per_plane:  # a maximum's plane holding a NaN
+                blocks(t // rows_per_plane, p1)
 
     run(body, f.in4[0], x.size + out.size)
     return out

@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine as E
 from . import _geometry as geo
 from . import masked, pooling, roi
-from ._kernels import half, sync
+from ._kernels import half, sliding, sync
 from ._validate import Padding
 
 __all__ = ["warmup"]
@@ -53,9 +53,10 @@ VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding
 }
 
 
-#: Geometries whose max variant has a second fastmax twin, the engine picking one by the window
-#: and plane (see :func:`poolkit._kernels.sliding.twin`): 3x3 s2 windows over small 2-D planes run
-#: ``fastmax_plane_k3s2`` (VARIANT_GEOMETRY's), windows 4 rows high ``fastmax_small_k3s2``.
+#: Geometries that reach a variant's second kernel, the engine picking one by the window and plane
+#: (see :func:`poolkit._kernels.sliding.twin` and :func:`~poolkit._kernels.sliding.plane`): 3x3 s2
+#: windows over 2-D planes run ``fastmax_plane_k3s2`` (small planes) and ``sum_plane_k3s2``
+#: (VARIANT_GEOMETRY's), windows 4 rows high ``fastmax_small_k3s2`` and ``sum_small_k3s2``.
 TWIN_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
     "small_k3s2 rows": ((1, 2, 9, 11), (4, 3), 2, 1, (2, 3)),
 }
@@ -81,6 +82,29 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
                    np.empty(size, dt), 0, int(np.prod(f.out4[:3])))
 
 
+def _sum_kernel(kind: str) -> str:
+    """The name of the sum kernel the average of geometry ``kind`` runs: its variant's, or the
+    plane kernel the engine runs instead."""
+    shape, k, s, p, axes = VARIANT_GEOMETRY[kind] if kind in VARIANT_GEOMETRY else TWIN_GEOMETRY[kind]
+    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
+    assert f is not None
+    return sliding.plane(f, "sum") or sliding.variant(f, "sum")
+
+
+def _half_plane_jobs() -> list[tuple[str, Callable[[], object]]]:
+    """Calls of the float16 plane kernels (3x3 s2 windows over 2-D planes, float16 bits; F16C
+    only), with the engine's argument types."""
+    shape, k, s, p, axes = VARIANT_GEOMETRY["small_k3s2"]
+    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
+    assert f is not None
+    x4, o4, rows = np.zeros(f.in4, np.uint16), np.zeros(f.out4, np.uint16), int(np.prod(f.out4[:3]))
+    size = E._fused_kernel(f, "sum")[1]
+    return [("half_plane_max", partial(half.plane_max_half_k3s2, x4, f.tables, f.params, f.divisors(None, None), o4,
+                                       np.empty(size, np.float32), 0, rows)),
+            ("half_plane_sum", partial(half.plane_sum_half_k3s2, x4, f.tables, f.params, f.divisors(True, None), o4,
+                                       np.empty(size, np.float64), 0, rows))]
+
+
 def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
     """(label, call) pairs that, between them, compile every kernel for ``dtype``."""
     x = np.ones((2, 3, 8, 9), dtype)
@@ -94,11 +118,13 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         if twin is not None:
             jobs.append((f"fastmax_{kind}", twin))
         if dtype != np.bool_:
-            jobs.append((f"sum_{kind}", partial(pooling.avg_pool, xs, k, s, p, axes=axes)))
-    for kind in TWIN_GEOMETRY:
+            jobs.append((_sum_kernel(kind), partial(pooling.avg_pool, xs, k, s, p, axes=axes)))
+    for kind, (shape, k, s, p, axes) in TWIN_GEOMETRY.items():
         twin = _twin(kind, dtype)
         if twin is not None:
             jobs.append((f"fastmax_{kind}", twin))
+        if dtype != np.bool_:
+            jobs.append((_sum_kernel(kind), partial(pooling.avg_pool, np.ones(shape, dtype), k, s, p, axes=axes)))
     v, i = pooling.max_pool(np.ones((2, 3, 8, 9), np.float64), (2, 2), return_indices=True)  # the indices only
     jobs += [
         ("max_indices", partial(pooling.max_pool, x, (3, 3), 2, 1, return_indices=True)),
@@ -137,6 +163,7 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
                      ("half_pairs_sum_cf", partial(half.pairs_sum_half_cf, src, dst, 2, 2, 1, 1, 0.25, 0, 1)),
                      ("half_pairs_max_cl", partial(half.pairs_max_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1)),
                      ("half_pairs_sum_cl", partial(half.pairs_sum_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1))]
+            jobs += _half_plane_jobs()
     return jobs
 
 

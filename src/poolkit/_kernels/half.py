@@ -33,8 +33,9 @@ variant.
 Each conversion kernel converts the flat range ``[t0, t1)`` of its arguments (both 1-D and
 C-contiguous); :mod:`poolkit._engine` splits the range over its threads.
 
-The last section holds the F16C-only kernels of tiled 2x2 windows, which read and write float16
-bits directly (``pairs_{max,sum}_half_{cf,cl}``: no float32 copy of the input).
+The last sections hold the F16C-only kernels of tiled 2x2 windows and of 3-wide stride-2 windows
+over 2-D planes, which read and write float16 bits directly (``pairs_{max,sum}_half_{cf,cl}``,
+``plane_{max,sum}_half_k3s2``: no float32 copy of the input).
 """
 
 import numpy as np
@@ -44,7 +45,8 @@ from numba.core import config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
-from ._loops import better, kernel, max_num, prefetch
+from ._loops import add2, better, kernel, max_num, prefetch
+from .sliding import _any_nan, _emit_max, _emit_sum, _no_nan, _plane_k3s2
 
 
 def _has_f16c() -> bool:
@@ -226,6 +228,19 @@ def _value(h):
     return np.uint32(_fpext_half(h)).view(np.float32)
 
 
+@intrinsic
+def _pair_at(typingctx, arr, i):
+    """The float16 bits ``arr[i]`` and ``arr[i + 1]`` (a flat uint16 array; ``i`` uint64) in one
+    uint32, ``arr[i]`` in the low half (x86 is little-endian): one 4-byte load, aligned to 2."""
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        load = builder.load(builder.bitcast(builder.gep(a.data, [args[1]]), ir.IntType(32).as_pointer()))
+        load.align = 2
+        return load
+
+    return types.uint32(arr, i), codegen
+
+
 @njit(inline="always")
 def _first_max(hb, vb, hv, vv):
     """(bits, value) of the maximum so far (hb, vb) combined with a later tap (hv, vv): the rules of
@@ -270,12 +285,17 @@ def _cf_max_exact(src, dst, r0, r1, d, n_out):
 def _cf_max_fast(src, dst, r0, r1, d, n_out):
     """Channels first, one output row of pair maxima of the values alone (:func:`max_num`,
     ``maxps``'s rule) rounded back -- the same bits while no tap is NaN (a value rounds back to its
-    own float16, -0.0 included); returns whether a tap was NaN (the row is then made again)."""
-    one, two = np.uint64(1), np.uint64(2)
+    own float16, -0.0 included); returns whether a tap was NaN (the row is then made again).
+    Each window row's two taps are one 4-byte load (:func:`_pair_at`): LLVM left the loop of
+    2-byte loads at stride 2 scalar on an AVX2 CPU (AMD EPYC family 25, one thread,
+    (32, 128, 56, 56): 11.4 ms, 4.6 ms with the pairs; the sums, vectorised either way, were
+    slower with them, 3.0 against 4.2 ms)."""
+    two, low, high = np.uint64(2), np.uint32(0xFFFF), np.uint32(16)
     nan = np.uint8(0)
     for q in range(n_out):
-        va, vb = _value(src[r0 + two * q]), _value(src[r0 + two * q + one])
-        ve, vf = _value(src[r1 + two * q]), _value(src[r1 + two * q + one])
+        w0, w1 = _pair_at(src, r0 + two * q), _pair_at(src, r1 + two * q)
+        va, vb = _value(np.uint16(w0 & low)), _value(np.uint16(w0 >> high))
+        ve, vf = _value(np.uint16(w1 & low)), _value(np.uint16(w1 >> high))
         dst[d + q] = _fptrunc_half(max_num(max_num(va, ve), max_num(vb, vf)))
         nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
     return nan
@@ -391,3 +411,53 @@ def pairs_max_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t
 def pairs_sum_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
     """Sums times ``scale``, channels last."""
     _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, _cl_sums)
+
+
+# --------------------------------------------------------------------------------------------
+# 3-wide stride-2 windows over 2-D planes, read straight from float16 (F16C only)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _load_half(xf, i):
+    """The float32 value of the float16 bits ``xf[i]`` (:func:`_value`): the plane kernels' load."""
+    return _value(xf[i])
+
+
+@njit(inline="always")
+def _store_half(of, i, v):
+    """``of[i]`` = the float16 bits of ``v`` rounded to float32, then to float16 (as the float32
+    path's result is rounded, then narrowed): the plane kernels' store."""
+    of[i] = _fptrunc_half(np.float32(v))
+
+
+@njit(inline="always")
+def _nan_at_half(xf, i):
+    """Whether the float16 bits ``xf[i]`` are a NaN's (exponent all ones, fraction not 0)."""
+    return (np.uint32(xf[i]) & np.uint32(0x7FFF)) > np.uint32(0x7C00)
+
+
+# The plane kernels of :mod:`poolkit._kernels.sliding` (fastmax_plane_k3s2, sum_plane_k3s2) over
+# float16 bits: ``x`` and ``out`` are uint16 views, ``work`` float32 (maxima) or float64 (sums),
+# the other arguments the float32 kernels'.  The values are widened as they are read and each
+# result rounded as it is written -- the bits of widening the planes, pooling them in float32 and
+# rounding back (:func:`poolkit._engine._fused_half`), without the float32 copies.  Maxima combine
+# the values by max_num and return the first row of the first plane that holds a NaN (the engine
+# makes the rest by the float32 path; a maximum rounds back to its own float16 bits, -0.0
+# included); sums are float64 from the first operand on (exact: nine float16 fit in 53 bits), so
+# a signalling NaN quieted by ``vcvtph2ps`` gives the bits of the float32 path, whose first float64
+# operation quiets it.
+
+
+@kernel
+def plane_max_half_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """Maxima, up to the first row of the first plane holding a NaN (returned; else t1)."""
+    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _load_half,
+                       _store_half, _nan_at_half)
+
+
+@kernel
+def plane_sum_half_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """Sums times the reciprocal divisors."""
+    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _load_half, _store_half,
+                _nan_at_half)

@@ -984,26 +984,82 @@ def fastmax_small_k3s2(x, tables, params, divs, out, work, t0, t1):
                     max_num, _rows_direct, _cols_small, _k3s2, False, _feed_single, _keep, _window_nan)
 
 
-#: The largest plane (bytes) :func:`fastmax_plane_k3s2` scans whole and prefetches ahead: it and
-#: the next one stay in a core's L2 (1 MiB on the family-26 EPYC); larger planes keep the row scan.
+#: The largest plane (bytes) :func:`fastmax_plane_k3s2` scans whole and the plane kernels prefetch
+#: ahead: it and the next one stay in a core's L2 (1 MiB on the family-26 EPYC); the max twin of
+#: larger planes keeps the row scan.
 PLANE_SCAN_BYTES = 1 << 18
 
 
-@kernel
-def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
-    """max_small_k3s2 with max_num for 2-D windows (D = 1) of at most 3 rows over planes of at
-    most PLANE_SCAN_BYTES, up to the first row of the first plane that holds a NaN (returned).
+@njit(inline="always")
+def _get(xf, i):
+    """The value of the element ``xf[i]``: the plane kernels' ``load`` of arrays of their own dtype."""
+    return xf[i]
 
-    Each plane is scanned for NaN whole, once, before its first output row, and while its rows
-    are made, each output row asks for the cache lines of its share of the next plane
-    (``prefetch``): the next plane's scan then reads from the cache.  The rows and taps are
-    combined in the exact variant's order (rows into the buffer first, then the taps), so the same
-    bits.  Written out rather than through :func:`_forward`: the general row and column strategies
-    cost about 20 ns per output row more (one thread, (32, 64, 112, 112) float32 3x3 s2 p1, 16
-    passes over two images in cache: 5.8 ms with them, 3.6 ms written out; from memory, with the
-    prefetch, 6.5 against 4.2 ms).
-    """
+
+@njit(inline="always")
+def _put(of, i, v):
+    """``of[i] = v`` (cast to ``of``'s dtype): the plane kernels' ``store``."""
+    of[i] = v
+
+
+@njit(inline="always")
+def _nan_at(xf, i):
+    """Whether ``xf[i]`` is NaN: the plane kernels' ``is_nan``."""
+    return xf[i] != xf[i]
+
+
+@njit(inline="always")
+def _any_nan(xf, base, n, is_nan):
+    """Whether one of ``xf[base : base + n]`` is NaN (by ``is_nan``): the maxima's plane scan."""
+    bad = False
+    for q in range(np.uint64(n)):
+        bad |= is_nan(xf, base + q)
+    return bad
+
+
+@njit(inline="always")
+def _no_nan(xf, base, n, is_nan):
+    """The sums' plane scan: none (a sum needs no NaN rule)."""
+    return False
+
+
+@njit(inline="always")
+def _emit_max(of, i, v, f, store):
+    """A maximum's output: ``v`` (``f`` unused)."""
+    store(of, i, v)
+
+
+@njit(inline="always")
+def _emit_sum(of, i, v, f, store):
+    """A sum's output: ``v`` times its reciprocal divisor ``f``."""
+    store(of, i, v * f)
+
+
+@njit(inline="always")
+def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, load, store, is_nan):
+    """Output rows t0 <= t < t1 of 3-wide stride-2 windows of at most 3 rows over 2-D planes
+    (D = 1, inner 1), written out rather than through :func:`_forward`: the maxima (``comb``
+    max_num, ``scan`` :func:`_any_nan`, ``emit`` :func:`_emit_max`) of
+    :func:`fastmax_plane_k3s2`, up to the first row of the first plane that holds a NaN
+    (returned), or the sums times the reciprocal divisors (add2, :func:`_no_nan`,
+    :func:`_emit_sum`) of :func:`sum_plane_k3s2` (``work`` float64 for float64 sums; returns t1).
+    Elements are read by ``load(xf, i)``, written by ``store(of, i, v)`` and checked by
+    ``is_nan(xf, i)`` (:func:`_get`, :func:`_put`, :func:`_nan_at`; the float16 plane kernels of
+    :mod:`poolkit._kernels.half` read and write float16 bits, and find NaNs by the bits: 5.3 ->
+    4.9 ms against converting them).  The choices are functions passed in, not an ``is_sum``
+    literal, so that each kernel compiles only its own code (with the literal, a first 3x3 max
+    took 2.17 s cold against 1.77 s before the sums shared this body, on the family-25 EPYC).
+
+    The window's rows go into the row buffer first (in ``work``'s dtype), then the taps, in the
+    order of the exact variant (max_small_k3s2, sum_small_k3s2: :func:`_rows_direct` then
+    :func:`_cols_small` and :func:`_scale`), so the same bits; the full windows' sums are scaled
+    straight into the output, by their one divisor (see :func:`_direct_factor`).  While a plane's
+    rows are made, each output row asks for the cache lines of its share of the next plane
+    (``prefetch``), when a plane is at most PLANE_SCAN_BYTES: it and the next one stay in a core's
+    L2.  The maxima scan each plane for NaN whole, once, before its first output row: the next
+    plane's scan then reads from the cache."""
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    div_d, div_h, div_w = _divisor_views(divs, params)
     dh, dw, lo, hi = params[P_DH], params[P_DW], params[P_LO_W], params[P_HI_W]
     n_oh, n_ow = sh.shape[0], sw.shape[0]
     row_len, out_len = x.shape[3], out.shape[3]
@@ -1011,19 +1067,20 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     xf = x.reshape(x.size)
     of = out.reshape(out.size)
     buf = work[:row_len]
+    wide = work.dtype.type
     n = np.uint64(row_len)
     line = np.uint64(max(64 // x.itemsize, 1))
-    share = np.uint64((plane_len + n_oh - 1) // n_oh)  # the next plane's elements each row prefetches
+    # the next plane's elements each row prefetches (none when two planes would not stay in L2)
+    share = np.uint64((plane_len + n_oh - 1) // n_oh if plane_len * x.itemsize <= PLANE_SCAN_BYTES else 0)
     tail = max(hi, lo)
+    m = np.uint64(max(hi - lo, 0))
+    w0 = np.uint64(sw[lo] if m else 0)
     o, _, oh = _row_coords(t0, 1, n_oh)
     scanned = -1
     for t in range(t0, t1):
         base = np.uint64(o * plane_len)
         if o != scanned:
-            bad = False
-            for q in range(np.uint64(plane_len)):
-                bad |= xf[base + q] != xf[base + q]
-            if bad:
+            if scan(xf, base, plane_len, is_nan):
                 return t
             scanned = o
         ahead = base + np.uint64(plane_len) + np.uint64(oh) * share
@@ -1036,30 +1093,65 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
         if nh == 3:
             b, c = a + step, a + step + step
             for q in range(n):
-                buf[q] = max_num(max_num(xf[a + q], xf[b + q]), xf[c + q])
+                buf[q] = comb(comb(wide(load(xf, a + q)), load(xf, b + q)), load(xf, c + q))
         elif nh == 2:
             b = a + step
             for q in range(n):
-                buf[q] = max_num(xf[a + q], xf[b + q])
+                buf[q] = comb(wide(load(xf, a + q)), load(xf, b + q))
         else:
             for q in range(n):
-                buf[q] = xf[a + q]
+                buf[q] = load(xf, a + q)
         # the taps: edge windows (at most 3 taps) one by one, then the full ones in one pass
         d0 = t * out_len
+        scale = div_d[0] * div_h[oh]
         for e in range(lo + n_ow - tail):
             ow = e if e < lo else e - lo + tail
-            s0, m = sw[ow], buf[sw[ow]]
+            s0, v = sw[ow], buf[sw[ow]]
             if cw[ow] > 1:
-                m = max_num(m, buf[s0 + dw])
+                v = comb(v, buf[s0 + dw])
                 if cw[ow] > 2:
-                    m = max_num(m, buf[s0 + dw + dw])
-            of[d0 + ow] = m
-        _k3s2(of, np.uint64(d0 + lo), buf, np.uint64(sw[lo]), np.uint64(hi - lo), max_num)
+                    v = comb(v, buf[s0 + dw + dw])
+            emit(of, d0 + ow, v, scale * div_w[ow], store)
+        f = scale * div_w[lo] if m else 1.0
+        d, two = np.uint64(d0 + lo), np.uint64(2)
+        w1, w2 = w0 + np.uint64(1), w0 + np.uint64(2)
+        for q in range(m):
+            v = comb(comb(buf[w0 + two * q], buf[w1 + two * q]), buf[w2 + two * q])
+            emit(of, d + q, v, f, store)
         oh += 1
         if oh == n_oh:
             oh = 0
             o += 1
     return t1
+
+
+@kernel
+def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """max_small_k3s2 with max_num for 2-D windows (D = 1) of at most 3 rows over planes of at
+    most PLANE_SCAN_BYTES, up to the first row of the first plane that holds a NaN (returned):
+    :func:`_plane_k3s2`.  Written out rather than through :func:`_forward`: the general row and
+    column strategies cost about 20 ns per output row more (one thread, (32, 64, 112, 112) float32
+    3x3 s2 p1, 16 passes over two images in cache: 5.8 ms with them, 3.6 ms written out; from
+    memory, with the prefetch, 6.5 against 4.2 ms).
+    """
+    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _get, _put, _nan_at)
+
+
+@kernel
+def sum_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """sum_small_k3s2 for 2-D windows (D = 1) of at most 3 rows, the same bits, written out
+    (:func:`_plane_k3s2`): the engine runs it instead of the variant (see :func:`plane`)."""
+    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _get, _put, _nan_at)
+
+
+def plane(f, op: str) -> str | None:
+    """The name of the written-out plane kernel the engine runs instead of the fused view ``f``'s
+    ``op`` variant, or None: :func:`sum_plane_k3s2` for sums of windows 3 wide at stride 2 and at
+    most 3 high over 2-D planes (inner 1), any plane size (the maxima of such windows have the
+    plane twin instead: :func:`twin`)."""
+    if op == "sum" and variant(f, op) == "sum_small_k3s2" and f.in4[1] == 1 and f.params[P_KH] <= 3:
+        return "sum_plane_k3s2"
+    return None
 
 
 def twin(f, itemsize: int) -> str | None:
