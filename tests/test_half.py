@@ -362,6 +362,22 @@ def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, mo
     np.testing.assert_array_equal(got.view(np.uint16), three_passes.view(np.uint16))
 
 
+def _mostly_special_half(rng, shape, nans):
+    """float16 input, half of it special values: zeros of both signs, infinities, subnormals, the
+    largest finite values; with ``nans`` "everywhere" NaNs among them (one signalling), with "few"
+    three NaNs in all (one signalling), with "none" no NaN."""
+    x = (rng.standard_normal(shape) * 4).astype(np.float16)
+    numbers = [0x7C00, 0xFC00, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF, 0xFBFF]
+    specials = np.array(numbers + [0x7E00, 0xFE01, 0x7C01, 0x7D55] * (nans == "everywhere"),
+                        dtype=np.uint16).view(np.float16)
+    flat = x.reshape(-1)
+    picks = rng.permutation(flat.size)[: flat.size // 2]
+    flat[picks] = specials[rng.integers(0, specials.size, picks.size)]
+    if nans == "few":
+        flat[rng.permutation(flat.size)[:3]] = np.array([0x7E00, 0xFC01, 0x7C01], np.uint16).view(np.float16)
+    return x
+
+
 # Tiled 2x2 stride-2 windows of float16 go straight through the float16 kernels (where the CPU has
 # F16C): the same bits as pooling the float32 copy and rounding with NumPy's cast.  The inputs are
 # mostly special values, so that windows hold both zeros, several NaNs, infinities of both signs.
@@ -381,15 +397,7 @@ PAIRS = [
 def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
     """``nans`` "few": the NaNs sit in a few elements only, so most output rows take the maxima's
     fast rule (with zeros of both signs, infinities, subnormals) and a few the exact one."""
-    x = (rng.standard_normal(shape) * 4).astype(np.float16)
-    numbers = [0x7C00, 0xFC00, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF, 0xFBFF]
-    specials = np.array(numbers + [0x7E00, 0xFE01, 0x7C01, 0x7D55] * (nans == "everywhere"),
-                        dtype=np.uint16).view(np.float16)
-    flat = x.reshape(-1)
-    picks = rng.permutation(flat.size)[: flat.size // 2]
-    flat[picks] = specials[rng.integers(0, specials.size, picks.size)]
-    if nans == "few":
-        flat[rng.permutation(flat.size)[:3]] = np.array([0x7E00, 0xFC01, 0x7C01], np.uint16).view(np.float16)
+    x = _mostly_special_half(rng, shape, nans)
     plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes, ceil_mode=kw.get("ceil_mode", False))
     assert plan.fused is not None and E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
     if op == "max":
@@ -424,15 +432,7 @@ def test_half_planes_straight(shape, k, pad, kw, op, nans, rng, two_threads):
     """``nans`` "few": three NaNs (one signalling), so the maxima make most planes by the plane
     kernel and the rest by the float32 blocks, in each thread's share; "none": every plane by the
     plane kernel, with zeros of both signs, infinities and subnormals."""
-    x = (rng.standard_normal(shape) * 4).astype(np.float16)
-    numbers = [0x7C00, 0xFC00, 0x8000, 0x0000, 0x0001, 0x8001, 0x7BFF, 0xFBFF]
-    specials = np.array(numbers + [0x7E00, 0xFE01, 0x7C01, 0x7D55] * (nans == "everywhere"),
-                        dtype=np.uint16).view(np.float16)
-    flat = x.reshape(-1)
-    picks = rng.permutation(flat.size)[: flat.size // 2]
-    flat[picks] = specials[rng.integers(0, specials.size, picks.size)]
-    if nans == "few":
-        flat[rng.permutation(flat.size)[:3]] = np.array([0x7E00, 0xFC01, 0x7C01], np.uint16).view(np.float16)
+    x = _mostly_special_half(rng, shape, nans)
     axes = tuple(range(len(shape) - 2, len(shape)))
     if op == "max":
         kw = {a: v for a, v in kw.items() if a not in ("divisor_override", "count_include_pad")}

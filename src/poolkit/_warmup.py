@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine as E
 from . import _geometry as geo
 from . import masked, pooling, roi
-from ._kernels import half, sliding, sync
+from ._kernels import half, sync
 from ._validate import Padding
 
 __all__ = ["warmup"]
@@ -62,6 +62,14 @@ TWIN_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, t
 }
 
 
+def _fused(kind: str) -> geo.FusedView:
+    """The fused view of the call of geometry ``kind`` (VARIANT_GEOMETRY's or TWIN_GEOMETRY's)."""
+    shape, k, s, p, axes = VARIANT_GEOMETRY[kind] if kind in VARIANT_GEOMETRY else TWIN_GEOMETRY[kind]
+    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
+    assert f is not None  # every geometry is a fused one (tests/test_kernels.py selects each)
+    return f
+
+
 def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     """A call of the fastmax twin of the max variant ``kind`` (None if it has none or ``dtype`` is
     not a float): large float maxima run the twin first (the exact variant takes over at a NaN),
@@ -69,10 +77,7 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     a non-native byte order in the native one."""
     if dtype.kind != "f" or dtype.itemsize > 8:
         return None
-    shape, k, s, p, axes = VARIANT_GEOMETRY[kind] if kind in VARIANT_GEOMETRY else TWIN_GEOMETRY[kind]
-    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
-    if f is None:
-        return None
+    f = _fused(kind)
     dt = np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")  # as the engine converts
     twin = E._fastmax(f, "max", dt)
     if twin is None:
@@ -83,20 +88,15 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
 
 
 def _sum_kernel(kind: str) -> str:
-    """The name of the sum kernel the average of geometry ``kind`` runs: its variant's, or the
-    plane kernel the engine runs instead."""
-    shape, k, s, p, axes = VARIANT_GEOMETRY[kind] if kind in VARIANT_GEOMETRY else TWIN_GEOMETRY[kind]
-    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
-    assert f is not None
-    return sliding.plane(f, "sum") or sliding.variant(f, "sum")
+    """The name of the sum kernel the engine runs for the average of geometry ``kind``: its
+    variant's, or the plane kernel it runs instead (:func:`poolkit._engine._fused_kernel`)."""
+    return E._fused_kernel(_fused(kind), "sum")[0].__name__
 
 
 def _half_plane_jobs() -> list[tuple[str, Callable[[], object]]]:
     """Calls of the float16 plane kernels (3x3 s2 windows over 2-D planes, float16 bits; F16C
     only), with the engine's argument types."""
-    shape, k, s, p, axes = VARIANT_GEOMETRY["small_k3s2"]
-    f = geo.make_plan(shape, k, s, p, 1, False, axes).fused
-    assert f is not None
+    f = _fused("small_k3s2")
     x4, o4, rows = np.zeros(f.in4, np.uint16), np.zeros(f.out4, np.uint16), int(np.prod(f.out4[:3]))
     size = E._fused_kernel(f, "sum")[1]
     return [("half_plane_max", partial(half.plane_max_half_k3s2, x4, f.tables, f.params, f.divisors(None, None), o4,
