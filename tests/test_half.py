@@ -11,6 +11,7 @@ import pytest
 
 import poolkit
 from poolkit import _engine as E
+from poolkit import _kernels as K
 from poolkit._kernels import half as H
 
 SIGN32 = np.uint32(0x80000000)
@@ -103,6 +104,53 @@ def test_half_to_single_every_pattern(widen):
     assert out[0x0001] == 0x33800000 and out[0x83FF] == 0xB87FC000  # subnormals: 2**-24, -1023 * 2**-24
     assert out[0x7C00] == 0x7F800000 and out[0xFC00] == 0xFF800000  # +-inf
     assert out[0x7C01] == 0x7F802000 and out[0xFE00] == 0xFFC00000  # NaN payloads shifted, sign kept
+
+
+def _lone_nans(values, nans, chunk):
+    """Copies of ``values`` (1-D) each with one of ``nans`` at a position near a chunk boundary of
+    the range [7, size - 3) (the converted range of :func:`_convert_range`): (array, position)."""
+    n = values.size
+    for pos in sorted({7, 8, 7 + chunk - 1, 7 + chunk, 7 + chunk + 1, 7 + 2 * chunk - 1, n // 2, n - 4}):
+        for nan in nans:
+            a = values.copy()
+            a[pos] = nan
+            yield a, pos
+
+
+def _convert_range(kern, src, fill):
+    """``kern`` over [7, size - 3) of ``src`` into a destination filled with ``fill``."""
+    out = np.full(src.size, fill)
+    kern(src, out, 7, src.size - 3)
+    return out
+
+
+@pytest.mark.parametrize("widen", WIDEN, ids=lambda k: k.__name__)
+def test_half_to_single_lone_nan_in_a_chunk(widen, rng):
+    """One NaN among finite values, at the edges of the F16C kernel's chunks (which convert by the
+    hardware alone unless they hold a signalling NaN): every NaN pattern class, every element
+    bit for bit, the elements outside the range untouched."""
+    n = 3 * H._CHUNK + 11
+    values = rng.standard_normal(n).astype(np.float16).view(np.uint16)
+    nans = np.array([0x7C01, 0xFDFF, 0x7D55, 0x7E00, 0xFFFF, 0x7C00], np.uint16)  # signalling, quiet, inf
+    for h, pos in _lone_nans(values, nans, H._CHUNK):
+        got = _convert_range(widen, h, np.uint32(0xDEADBEEF))
+        want = h.view(np.float16).astype(np.float32).view(np.uint32)
+        np.testing.assert_array_equal(got[7:-3], want[7:-3], err_msg=f"{int(h[pos]):#06x} at {pos}")
+        assert (got[:7] == 0xDEADBEEF).all() and (got[-3:] == 0xDEADBEEF).all()
+
+
+@pytest.mark.parametrize("narrow", NARROW, ids=lambda k: k.__name__)
+def test_single_to_half_lone_nan_in_a_chunk(narrow, rng):
+    """test_half_to_single_lone_nan_in_a_chunk for float32 -> float16: signalling NaNs whose kept
+    payload is 0 (NumPy: payload 1, quiet bit clear) or not, quiet NaNs, inf."""
+    n = 3 * H._CHUNK + 11
+    values = rng.standard_normal(n).astype(np.float32)
+    nans = np.array([0x7F800001, 0xFF802000, 0x7FBFFFFF, 0x7FC00000, 0xFFFFFFFF, 0x7F800000],
+                    np.uint32).view(np.float32)
+    for x, pos in _lone_nans(values, nans, H._CHUNK):
+        got = _convert_range(narrow, x, np.uint16(0xBEEF))
+        np.testing.assert_array_equal(got[7:-3], _numpy_half(x)[7:-3], err_msg=f"{int(_bits(x)[pos]):#x} at {pos}")
+        assert (got[:7] == 0xBEEF).all() and (got[-3:] == 0xBEEF).all()
 
 
 def test_kernel_input_every_pattern(two_threads):
@@ -330,7 +378,7 @@ def test_pooling_big_endian_half(rng):
 # give, and those of pooling the float32 copy and rounding with NumPy's cast.  A block of 40 input
 # elements holds one (2, 20) or (20, 2) plane here, or several (3, 4) ones: many blocks, the last one
 # short, in every chunk the threads share (inputs of 2048 elements or more: smaller ones never
-# reach it).
+# reach it).  Channels-last averages take the blocks here too, not sum_cl_half (tested below).
 BLOCKED = [
     ((9, 2, 20, 20), (2, 3), lambda a, **k: poolkit.max_pool(a, (3, 3), (2, 2), (1, 1), **k)),
     ((9, 2, 20, 20), (2, 3), lambda a, **k: poolkit.avg_pool(a, (3, 3), (2, 2), (1, 1), **k)),
@@ -352,6 +400,7 @@ def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, mo
     plan = poolkit._geometry.make_plan(x.shape, 2, axes=axes)  # any plan over these axes: the same view
     assert plan.fused is not None and E._half_blocks(x, plan.fused)  # the blocked path is taken
     monkeypatch.setattr(E, "HALF_BLOCK", block)
+    monkeypatch.setattr(E, "_half_sums_cl", lambda f, op: None)
     with np.errstate(invalid="ignore"):  # signalling NaNs
         got = pool(x, axes=axes)
         want = pool(x.astype(np.float32), axes=axes).astype(np.float16)
@@ -448,6 +497,69 @@ def test_half_planes_straight(shape, k, pad, kw, op, nans, rng, two_threads):
         want = pool(x.astype(np.float32)).astype(np.float16)
     assert got.dtype == np.float16 and got.shape == want.shape
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+# Channels-last averages of the float32 kernels sum_inner, sum_inner2 and sum_inner3 go straight
+# through sum_cl_half (where the CPU has F16C): the same bits as pooling the float32 copy and
+# rounding with NumPy's cast, but for the sign and payload of a NaN sum of several NaNs (see
+# sum_cl_half).  3x3 stride-2 windows take its column sums, other full 3x3 windows the nine taps
+# in order, the rest its general loop.
+CL_SUMS = [
+    ((8, 20, 22, 16), (3, 3), 2, 1, {}),                                           # the suite's, by columns
+    ((8, 21, 23, 24), (3, 3), 2, 1, {"count_include_pad": False, "ceil_mode": True}),  # last windows clipped
+    ((8, 20, 22, 16), (3, 3), 2, 1, {"divisor_override": 5}),
+    ((8, 19, 20, 8), (3, 3), 3, 0, {}),                                            # nines in order (stride 3)
+    ((8, 19, 20, 8), (3, 3), 2, 2, {"dilation": 2}),                               # taps two apart, in order
+    ((8, 13, 14, 12), (2, 2), (2, 3), 1, {}),                                      # pairs, general loop
+    ((8, 13, 14, 12), (3, 2), 2, 1, {"count_include_pad": False}),                 # 3x2: general loop
+    ((8, 6, 10, 12, 8), (3, 3, 3), 2, 1, {}),                                      # 3-D: D slices
+]
+
+
+@pytest.mark.skipif(not H.F16C, reason="the float16 channels-last sums need F16C")
+@pytest.mark.parametrize("shape, k, stride, pad, kw", CL_SUMS)
+@pytest.mark.parametrize("nans", ["none", "few", "everywhere"])
+def test_half_channels_last_sums_straight(shape, k, stride, pad, kw, nans, rng, two_threads):
+    """``nans`` "none": zeros of both signs, infinities of both signs and subnormals in every
+    window, so the column sums' reordering meets every order-dependent case but NaN; "few": three
+    NaNs, each alone in its windows (its payload kept, bit for bit); "everywhere": windows of
+    several NaNs, where a NaN sum must be NaN, whichever NaN it keeps."""
+    x = _mostly_special_half(rng, shape, nans)
+    axes = tuple(range(1, len(k) + 1))
+    pool = lambda a: poolkit.avg_pool(a, k, stride, pad, axes=axes, **kw)  # noqa: E731
+    plan = poolkit._geometry.make_plan(x.shape, k, stride, pad, kw.get("dilation", 1), kw.get("ceil_mode", False),
+                                       axes)
+    assert plan.fused is not None and E._half_blocks(x, plan.fused)
+    assert E._half_sums_cl(plan.fused, "sum") is K.half.sum_cl_half
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = pool(x)
+        want = pool(x.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    nan = np.isnan(want)
+    if nans == "everywhere":
+        assert nan.any() and (~nan).any()
+        np.testing.assert_array_equal(np.isnan(got), nan)
+        got, want = got[~nan], want[~nan]
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+def test_half_channels_last_sums_column_order_is_exact(rng):
+    """The column sums' premise, checked by brute force: nine float16 values (drawn from every
+    exponent, both signs, zeros and infinities) add to the same float64 bits row-major and by
+    columns (the 3x3 window transposed)."""
+    sign = rng.integers(0, 2, (20000, 9), dtype=np.uint16) << 15
+    bits = rng.integers(0, 0x7C01, (20000, 9), dtype=np.uint16) | sign
+    v = bits.view(np.float16).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        rows = v[:, 0].copy()
+        for j in range(1, 9):
+            rows = rows + v[:, j]
+        t = v.reshape(-1, 3, 3).transpose(0, 2, 1).reshape(-1, 9)
+        cols = t[:, 0].copy()
+        for j in range(1, 9):
+            cols = cols + t[:, j]
+    same = (rows.view(np.uint64) == cols.view(np.uint64)) | (np.isnan(rows) & np.isnan(cols))
+    assert same.all()
 
 
 def test_half_pooling_without_f16c(rng, two_threads, monkeypatch):

@@ -720,6 +720,18 @@ def _half_plane(f, op: str):
     return memo[key]
 
 
+def _half_sums_cl(f, op: str):
+    """:func:`poolkit._kernels.half.sum_cl_half` for the sums of channels-last view ``f`` (F16C
+    only) whose float32 kernel adds each window's taps rows first, then taps (``sum_inner``,
+    ``sum_inner2``, ``sum_inner3``: the order that kernel keeps), or None."""
+    memo = f.kernels
+    key = ("half sums cl", op)
+    if key not in memo:
+        memo[key] = (K.half.sum_cl_half if K.half.F16C and op == "sum" and f.inner > 1
+                     and K.sliding.variant(f, op) in ("sum_inner", "sum_inner2", "sum_inner3") else None)
+    return memo[key]
+
+
 def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | None = None) -> np.ndarray:
     """The fused forward of ``op`` on a float16 ``x``, as float16: each block of planes is widened
     to float32 exactly, pooled by the float32 kernel into float32 and rounded to float16 (as
@@ -727,7 +739,8 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
     widening the whole array, pooling it and narrowing the result, so the same bits.  Tiled 2x2
     windows skip the float32 block (:func:`_half_pairs`), and so do the windows of the plane
     kernels (:func:`_half_plane`; a maximum's planes from the first that holds a NaN go through
-    the block).  The result is written into ``out`` when it :func:`takes` it."""
+    the block) and channels-last sums (:func:`_half_sums_cl`).  The result is written into ``out``
+    when it :func:`takes` it."""
     out = into(out, out_shape, np.float16)
     if _half_pairs(f):
         return _fused_half_pairs(x, f, op, divs, out)
@@ -750,7 +763,7 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
             pool(wide[:n], divs, pooled[:n], work, 0, n * rows_per_plane)
             K.half.narrow(pooled_flat, dst[b0 * plane_out:(b0 + n) * plane_out], 0, n * plane_out)
 
-    direct = _half_plane(f, op)
+    direct = _half_plane(f, op) or _half_sums_cl(f, op)
     body = blocks
     if direct is not None:
         src4, dst4 = src.reshape(f.in4), dst.reshape(f.out4)

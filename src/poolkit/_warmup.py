@@ -93,16 +93,19 @@ def _sum_kernel(kind: str) -> str:
     return E._fused_kernel(_fused(kind), "sum")[0].__name__
 
 
-def _half_plane_jobs() -> list[tuple[str, Callable[[], object]]]:
-    """Calls of the float16 plane kernels (3x3 s2 windows over 2-D planes, float16 bits; F16C
-    only), with the engine's argument types."""
-    f = _fused("small_k3s2")
-    x4, o4, rows = np.zeros(f.in4, np.uint16), np.zeros(f.out4, np.uint16), int(np.prod(f.out4[:3]))
-    size = E._fused_kernel(f, "sum")[1]
-    return [("half_plane_max", partial(half.plane_max_half_k3s2, x4, f.tables, f.params, f.divisors(None, None), o4,
-                                       np.empty(size, np.float32), 0, rows)),
-            ("half_plane_sum", partial(half.plane_sum_half_k3s2, x4, f.tables, f.params, f.divisors(True, None), o4,
-                                       np.empty(size, np.float64), 0, rows))]
+def _half_direct_jobs() -> list[tuple[str, Callable[[], object]]]:
+    """Calls of the float16 plane kernels (3x3 s2 windows over 2-D planes) and of the channels-last
+    sums (float16 bits; F16C only), with the engine's argument types."""
+    jobs: list[tuple[str, Callable[[], object]]] = []
+    for kind, label, kern, op, dt in [("small_k3s2", "half_plane_max", half.plane_max_half_k3s2, "max", np.float32),
+                                      ("small_k3s2", "half_plane_sum", half.plane_sum_half_k3s2, "sum", np.float64),
+                                      ("inner3", "half_sum_cl", half.sum_cl_half, "sum", np.float64)]:
+        f = _fused(kind)
+        x4, o4, rows = np.zeros(f.in4, np.uint16), np.zeros(f.out4, np.uint16), int(np.prod(f.out4[:3]))
+        divs = f.divisors(True, None) if op == "sum" else f.divisors(None, None)
+        work = np.empty(E._fused_kernel(f, "sum")[1], dt)
+        jobs.append((label, partial(kern, x4, f.tables, f.params, divs, o4, work, 0, rows)))
+    return jobs
 
 
 def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
@@ -163,7 +166,7 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
                      ("half_pairs_sum_cf", partial(half.pairs_sum_half_cf, src, dst, 2, 2, 1, 1, 0.25, 0, 1)),
                      ("half_pairs_max_cl", partial(half.pairs_max_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1)),
                      ("half_pairs_sum_cl", partial(half.pairs_sum_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1))]
-            jobs += _half_plane_jobs()
+            jobs += _half_direct_jobs()
     return jobs
 
 

@@ -24,18 +24,19 @@ features say), float16 <-> float32 run through them instead: LLVM's ``fpext`` an
 ``fptrunc`` between ``half`` and ``float`` become ``vcvtph2ps`` and ``vcvtps2ph``, which convert 16
 elements an instruction, rounding to nearest even as the bit manipulation does.  The hardware
 differs from NumPy on one input class only, signalling NaNs, which it quiets (sets the top payload
-bit) and whose kept payload it may not lift to 1; so the NaN lanes keep the bit manipulation's
-result, chosen by a compare and a blend per vector (:func:`half_to_single_f16c`,
-:func:`single_to_half_f16c`).  float64 -> float16 has no x86 instruction short of AVX512-FP16 and
-keeps the bit manipulation.  The engine calls :func:`widen` and :func:`narrow`, which pick the
-variant.
+bit) and whose kept payload it may not lift to 1; so a chunk of elements that holds a signalling
+NaN is converted again by the bit manipulation's rules, its NaN lanes chosen by a compare and a
+blend per vector (:func:`half_to_single_f16c`, :func:`single_to_half_f16c`).  float64 -> float16
+has no x86 instruction short of AVX512-FP16 and keeps the bit manipulation.  The engine calls
+:func:`widen` and :func:`narrow`, which pick the variant.
 
 Each conversion kernel converts the flat range ``[t0, t1)`` of its arguments (both 1-D and
 C-contiguous); :mod:`poolkit._engine` splits the range over its threads.
 
-The last sections hold the F16C-only kernels of tiled 2x2 windows and of 3-wide stride-2 windows
-over 2-D planes, which read and write float16 bits directly (``pairs_{max,sum}_half_{cf,cl}``,
-``plane_{max,sum}_half_k3s2``: no float32 copy of the input).
+The last sections hold the F16C-only kernels of tiled 2x2 windows, of 3-wide stride-2 windows
+over 2-D planes and of channels-last window sums, which read and write float16 bits directly
+(``pairs_{max,sum}_half_{cf,cl}``, ``plane_{max,sum}_half_k3s2``, ``sum_cl_half``: no float32 copy
+of the input).
 """
 
 import numpy as np
@@ -46,7 +47,25 @@ from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
 from ._loops import add2, better, kernel, max_num, prefetch
-from .sliding import _any_nan, _emit_max, _emit_sum, _no_nan, _plane_k3s2
+from .sliding import (
+    P_DD,
+    P_DH,
+    P_DW,
+    P_HI_W,
+    P_INNER,
+    P_KW,
+    P_LO_W,
+    P_STRIDE_W,
+    _any_nan,
+    _divisor_views,
+    _emit_max,
+    _emit_sum,
+    _next_row,
+    _no_nan,
+    _plane_k3s2,
+    _row_coords,
+    _tables,
+)
 
 
 def _has_f16c() -> bool:
@@ -176,31 +195,71 @@ _AHEAD = 4096
 _CHUNK = 512
 
 
+@njit(inline="always")
+def _widen_blend(src, dst, i, stop):
+    """dst[j] for i <= j < stop as :func:`half_to_single`: ``vcvtph2ps``, NaN lanes by the bits."""
+    for j in range(i, stop):
+        h = np.uint32(src[j])
+        em = h & np.uint32(0x7FFF)
+        nan = ((h & np.uint32(0x8000)) << np.uint32(16)) | _special_to_single(em)
+        dst[j] = nan if em > np.uint32(0x7C00) else _fpext_half(src[j])
+
+
+@njit(inline="always")
+def _narrow_blend(src, dst, i, stop):
+    """dst[j] for i <= j < stop as :func:`single_to_half`: ``vcvtps2ph``, NaN lanes by the bits."""
+    for j in range(i, stop):
+        v = np.float32(src[j])
+        u = v.view(np.uint32)
+        a = u & np.uint32(0x7FFFFFFF)
+        nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | _nan_to_half(a)
+        dst[j] = np.uint16(nan) if a > np.uint32(0x7F800000) else _fptrunc_half(v)
+
+
+# The F16C conversions run in chunks of _CHUNK elements: each chunk is converted by the hardware
+# alone while a running minimum finds whether it holds a signalling NaN -- ``em - first`` (the
+# float16's exponent and fraction bits, or the float32's, less the first signalling NaN's), which
+# wraps around below it, is small exactly for the signalling NaNs -- and only a chunk that does is
+# converted again with the blend.  A minimum vectorises where an or of compares did not: on the
+# family-25 AMD EPYC (AVX2), one thread, 2**17 elements in cache, the widening took 0.36 ns an
+# element with the blend everywhere and 0.26 with an or, 0.12 with the minimum -- the time of the
+# bare ``vcvtph2ps`` loop (0.11); the narrowing 0.37 -> 0.10 (bare 0.10).  Quiet NaNs (NumPy's nan
+# among them) need no blend: the hardware converts them as NumPy does.
+
+
 @kernel
 def half_to_single_f16c(src, dst, t0, t1):
-    """:func:`half_to_single` by ``vcvtph2ps`` (only where :data:`F16C`), NaNs by the bits."""
+    """:func:`half_to_single` by ``vcvtph2ps`` (only where :data:`F16C`), signalling NaNs by the bits."""
     i, end = np.uint64(t0), np.uint64(t1)
     while i < end:
         stop = min(i + np.uint64(_CHUNK), end)
         for z in range(i, stop, np.uint64(32)):  # 32 float16: one 64-byte line
             prefetch(src, z + np.uint64(_AHEAD))
+        low = np.uint16(0xFFFF)
         for j in range(i, stop):
-            h = np.uint32(src[j])
-            em = h & np.uint32(0x7FFF)
-            nan = ((h & np.uint32(0x8000)) << np.uint32(16)) | _special_to_single(em)
-            dst[j] = nan if em > np.uint32(0x7C00) else _fpext_half(src[j])
+            h = src[j]
+            dst[j] = _fpext_half(h)
+            low = min(low, np.uint16((h & np.uint16(0x7FFF)) - np.uint16(0x7C01)))  # 0x7C01-0x7DFF: signalling
+        if low < np.uint16(0x01FF):
+            _widen_blend(src, dst, i, stop)
         i = stop
 
 
 @kernel
 def single_to_half_f16c(src, dst, t0, t1):
-    """:func:`single_to_half` by ``vcvtps2ph`` (only where :data:`F16C`), NaNs by the bits."""
-    for i in range(np.uint64(t0), np.uint64(t1)):
-        v = np.float32(src[i])
-        u = v.view(np.uint32)
-        a = u & np.uint32(0x7FFFFFFF)
-        nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | _nan_to_half(a)
-        dst[i] = np.uint16(nan) if a > np.uint32(0x7F800000) else _fptrunc_half(v)
+    """:func:`single_to_half` by ``vcvtps2ph`` (only where :data:`F16C`), signalling NaNs by the bits."""
+    i, end = np.uint64(t0), np.uint64(t1)
+    while i < end:
+        stop = min(i + np.uint64(_CHUNK), end)
+        low = np.uint32(0xFFFFFFFF)
+        for j in range(i, stop):
+            v = np.float32(src[j])
+            dst[j] = _fptrunc_half(v)
+            a = v.view(np.uint32) & np.uint32(0x7FFFFFFF)
+            low = min(low, np.uint32(a - np.uint32(0x7F800001)))  # 0x7F800001-0x7FBFFFFF: signalling
+        if low < np.uint32(0x003FFFFF):
+            _narrow_blend(src, dst, i, stop)
+        i = stop
 
 
 def widen(src, dst, t0: int, t1: int) -> None:
@@ -291,13 +350,13 @@ def _cf_max_fast(src, dst, r0, r1, d, n_out):
     (32, 128, 56, 56): 11.4 ms, 4.6 ms with the pairs; the sums, vectorised either way, were
     slower with them, 3.0 against 4.2 ms)."""
     two, low, high = np.uint64(2), np.uint32(0xFFFF), np.uint32(16)
-    nan = np.uint8(0)
+    nan = False
     for q in range(n_out):
         w0, w1 = _pair_at(src, r0 + two * q), _pair_at(src, r1 + two * q)
         va, vb = _value(np.uint16(w0 & low)), _value(np.uint16(w0 >> high))
         ve, vf = _value(np.uint16(w1 & low)), _value(np.uint16(w1 >> high))
         dst[d + q] = _fptrunc_half(max_num(max_num(va, ve), max_num(vb, vf)))
-        nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
+        nan |= (va != va) | (vb != vb) | (ve != ve) | (vf != vf)
     return nan
 
 
@@ -343,7 +402,7 @@ def _cl_max_fast(src, dst, r0, r1, d, n_out, c):
     """Channels last, _cf_max_fast's values-only maxima in _cl_sums' order; returns whether a tap
     was NaN."""
     two = np.uint64(2)
-    nan = np.uint8(0)
+    nan = False
     for q in range(n_out):
         s0, s1, e0 = r0 + two * q * c, r1 + two * q * c, d + q * c
         _ahead(src, s0, two * c)
@@ -351,7 +410,7 @@ def _cl_max_fast(src, dst, r0, r1, d, n_out, c):
         for i in range(c):
             va, vb, ve, vf = _value(src[s0 + i]), _value(src[s0 + c + i]), _value(src[s1 + i]), _value(src[s1 + c + i])
             dst[e0 + i] = _fptrunc_half(max_num(max_num(max_num(va, vb), ve), vf))
-            nan |= np.uint8((va != va) | (vb != vb) | (ve != ve) | (vf != vf))
+            nan |= (va != va) | (vb != vb) | (ve != ve) | (vf != vf)
     return nan
 
 
@@ -461,3 +520,139 @@ def plane_sum_half_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Sums times the reciprocal divisors."""
     _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _load_half, _store_half,
                 _nan_at_half)
+
+
+# --------------------------------------------------------------------------------------------
+# channels-last window sums, read straight from float16 (F16C only)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(inline="always")
+def _cl_window(xf, work, b0, rs, n_rows, tap, n_taps, n_inner, first):
+    """work[i] (+)= the sum, in float64, of the taps ``xf[b0 + r * rs + j * tap + i]`` for
+    r < n_rows, j < n_taps (float16 bits), rows in order, then taps -- the order of the float32
+    channels-last kernels -- for i < n_inner; when ``first``, the first tap is converted to
+    float64 into work, else every tap is added to work."""
+    for r in range(np.uint64(n_rows)):
+        for j in range(np.uint64(n_taps)):
+            p = b0 + r * rs + j * tap
+            if first:
+                for i in range(n_inner):
+                    work[i] = np.float64(_value(xf[p + i]))
+            else:
+                for i in range(n_inner):
+                    work[i] = work[i] + _value(xf[p + i])
+            first = False
+
+
+@njit(inline="always")
+def _column(xf, s, rs, i):
+    """The float64 sum of ``xf[s + i]``, ``xf[s + rs + i]`` and ``xf[s + 2 * rs + i]`` (float16 bits:
+    one tap of a window's three rows), in that order."""
+    return (np.float64(_value(xf[s + i])) + _value(xf[s + rs + i])) + _value(xf[s + rs + rs + i])
+
+
+@njit(inline="always")
+def _nines_in_order(xf, of, s, e, m, rs, tap, step, n_inner, scale, div_w, lo):
+    """Full 3x3 windows q < m of one output row, from ``xf[s + q * step]`` (three rows ``rs`` apart,
+    taps ``tap`` apart) into ``of[e + q * n_inner]``: the nine taps of each run of the inner axis
+    added rows first, then taps, times ``scale * div_w[lo + q]``."""
+    two = tap + tap
+    for q in range(m):
+        s0 = s + q * step
+        s1, s2, d = s0 + rs, s0 + rs + rs, e + q * n_inner
+        f = scale * div_w[lo + q]
+        for i in range(n_inner):
+            v = (np.float64(_value(xf[s0 + i])) + _value(xf[s0 + tap + i])) + _value(xf[s0 + two + i])
+            v = ((v + _value(xf[s1 + i])) + _value(xf[s1 + tap + i])) + _value(xf[s1 + two + i])
+            v = ((v + _value(xf[s2 + i])) + _value(xf[s2 + tap + i])) + _value(xf[s2 + two + i])
+            of[d + i] = _fptrunc_half(np.float32(v * f))
+
+
+@njit(inline="always")
+def _nines_by_columns(xf, of, work, s, e, m, rs, n_inner, scale, div_w, lo):
+    """:func:`_nines_in_order` for windows of 3 taps at stride 2 (``tap`` = n_inner,
+    ``step`` = 2 * n_inner), which share their edge columns: each window adds its three column
+    sums (:func:`_column`), the first being the one its left neighbour added last (kept in
+    ``work``), so each column is summed once -- six taps read per window, not nine.
+
+    The same numbers as :func:`_nines_in_order`: the sum of at most nine float16 values is exact in
+    float64 in any order (each is a multiple of 2**-24 below 2**16, so every partial sum is a
+    multiple of 2**-24 below 2**20: 44 bits), an exact sum is -0.0 only when every term is -0.0,
+    and infinities of one sign give that infinity in any order (of both signs, or with a NaN: a
+    NaN in any order).  (Prefetching each window's next lines, as the pair kernels do, made it
+    slower: one thread, (32, 112, 112, 64), 1.08 ns an output with, 1.01-1.03 without.)"""
+    two = n_inner + n_inner
+    for i in range(n_inner):
+        work[i] = _column(xf, s, rs, i)
+    for q in range(m):
+        b = s + q * two
+        d = e + q * n_inner
+        f = scale * div_w[lo + q]
+        for i in range(n_inner):
+            c1 = _column(xf, b + n_inner, rs, i)
+            c2 = _column(xf, b + two, rs, i)
+            v = (work[i] + c1) + c2
+            work[i] = c2
+            of[d + i] = _fptrunc_half(np.float32(v * f))
+
+
+@kernel
+def sum_cl_half(x, tables, params, divs, out, work, t0, t1):
+    """Output rows t0 <= t < t1 of window sums times the reciprocal divisors, windows in runs of the
+    inner axis (channels last: ``inner`` > 1), from float16 bits (``x``, ``out``: uint16 views;
+    ``work``: float64, at least ``inner`` long; the other arguments the float32 kernels').
+
+    Each window's taps are added in float64 as the float32 kernels (``sum_inner``, ``sum_inner2``,
+    ``sum_inner3`` of :mod:`poolkit._kernels.sliding`) add them -- exactly: a float16 is a multiple
+    of 2**-24 below 2**16, so sums of up to 2**13 of them fit in float64's 53 bits -- times the
+    same product of reciprocal divisors (D's times H's, times W's), rounded to float32 and then to
+    float16: the bits of widening the input, pooling it in float32 and narrowing the result,
+    without the float32 copies.  One thing may differ: the sign and payload of a NaN sum whose
+    window holds several NaNs (or a NaN and infinities of both signs).  IEEE 754 leaves open which
+    NaN an addition keeps, and LLVM orders an addition's operands as it likes: the float32 kernels,
+    as compiled here, keep the first NaN; this kernel may keep another.  A window with one NaN
+    gives that NaN, quieted, in both.
+
+    The full 3x3 windows of rows of three add a run of the inner axis at a time in registers -- by
+    shared column sums at stride 2 (:func:`_nines_by_columns`) -- and every other window (clipped
+    by padding, other sizes, 3-D) is summed in ``work``, rows in order, then taps."""
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_inner = np.uint64(params[P_INNER])
+    height, row_len = x.shape[2], x.shape[3]
+    n_od, n_oh, n_ow = sd.shape[0], sh.shape[0], sw.shape[0]
+    div_d, div_h, div_w = _divisor_views(divs, params)
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    out_len = np.uint64(out.shape[3])
+    plane_len = x.shape[1] * height * row_len
+    tap = np.uint64(params[P_DW]) * n_inner
+    step = np.uint64(params[P_STRIDE_W]) * n_inner  # from one window to the next along W
+    rs = np.uint64(params[P_DH] * row_len)  # from one window row to the next along H
+    rd = np.uint64(params[P_DD] * height * row_len)  # ... and along D
+    lo, hi = params[P_LO_W], params[P_HI_W]  # the full windows along W
+    nine = params[P_KW] == 3 and hi > lo
+    shared = nine and params[P_STRIDE_W] == 2 and params[P_DW] == 1
+    o, od, oh = _row_coords(t0, n_od, n_oh)
+    for t in range(t0, t1):
+        scale = div_d[od] * div_h[oh]
+        nines = nine and ch[oh] == 3 and cd[od] == 1
+        r0 = np.uint64(o * plane_len + (sd[od] * height + sh[oh]) * row_len)
+        e0 = np.uint64(t) * out_len
+        for ow in range(n_ow):
+            if nines and lo <= ow < hi:
+                continue  # below
+            s0 = r0 + np.uint64(sw[ow]) * n_inner
+            for jd in range(cd[od]):  # the rows of one D slice are rs apart, the slices rd
+                _cl_window(xf, work, s0 + np.uint64(jd) * rd, rs, ch[oh], tap, cw[ow], n_inner, jd == 0)
+            f = scale * div_w[ow]
+            e = e0 + np.uint64(ow) * n_inner
+            for i in range(n_inner):
+                of[e + i] = _fptrunc_half(np.float32(work[i] * f))
+        if nines:
+            s, e, m = r0 + np.uint64(sw[lo]) * n_inner, e0 + np.uint64(lo) * n_inner, np.uint64(hi - lo)
+            if shared:
+                _nines_by_columns(xf, of, work, s, e, m, rs, n_inner, scale, div_w, lo)
+            else:
+                _nines_in_order(xf, of, s, e, m, rs, tap, step, n_inner, scale, div_w, lo)
+        o, od, oh = _next_row(o, od, oh, n_od, n_oh)
