@@ -353,8 +353,9 @@ def test_every_fastmax_twin_has_a_geometry():
 
 
 def test_fastmax_plane_limit():
-    """The plane twin serves 3x3 s2 windows over planes of at most PLANE_SCAN_BYTES; larger
-    planes, 3-D windows and windows of 4 rows take the row twin."""
+    """The plane twin serves 3x3 s2 windows over planes of at most PLANE_SCAN_BYTES, the volume
+    twin such windows at most 3 deep over those planes; larger planes, deeper windows and windows
+    of 4 rows take the row twin."""
     def twin(shape, k=(3, 3), itemsize=4, axes=(2, 3)):
         return sliding.twin(geo.make_plan(shape, k, 2, 1, 1, False, axes).fused, itemsize)
 
@@ -362,7 +363,9 @@ def test_fastmax_plane_limit():
     assert twin((2, 3, side, side)) == "fastmax_plane_k3s2"
     assert twin((2, 3, side + 1, side)) == "fastmax_small_k3s2"
     assert twin((2, 3, side, side), itemsize=8) == "fastmax_small_k3s2"
-    assert twin((2, 3, 4, 9, 9), (3, 3, 3), axes=(2, 3, 4)) == "fastmax_small_k3s2"
+    assert twin((2, 3, 4, 9, 9), (3, 3, 3), axes=(2, 3, 4)) == "fastmax_volume_k3s2"
+    assert twin((2, 3, 4, side + 1, side), (3, 3, 3), axes=(2, 3, 4)) == "fastmax_small_k3s2"
+    assert twin((2, 3, 9, 9, 9), (4, 3, 3), axes=(2, 3, 4)) == "fastmax_small_k3s2"
     assert twin((2, 3, 9, 9), (4, 3)) == "fastmax_small_k3s2"
 
 
@@ -391,6 +394,10 @@ def test_fastmax_twins_hand_over_at_the_first_nan_row(name):
         return a.reshape(rows, -1), b.reshape(rows, -1), t
 
     a, b, t = both(x)
+    if fast is sliding.fastmax_volume_k3s2:  # it also hands over at a -0.0 (x holds some)
+        assert t < rows
+        np.testing.assert_array_equal(a[:t].view(np.uint32), b[:t].view(np.uint32))
+        a, b, t = both(x + np.float32(0))  # every zero +0.0
     assert t == rows
     np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
     nan = np.array(0x7FC0_1234, np.uint32).view(np.float32)
@@ -409,6 +416,41 @@ def test_fastmax_twins_hand_over_at_the_first_nan_row(name):
             assert t <= first_changed[0]
         np.testing.assert_array_equal(a[:t].view(np.uint32), b[:t].view(np.uint32))
         assert (ref_clean.reshape(rows, -1)[:t] == b[:t]).all()
+
+
+VOLUMES = [((2, 3, 9, 10, 11), 3, 2, 1), ((3, 2, 8, 9, 13), (2, 3, 3), (2, 1, 2), (0, 1, 1)),
+           ((2, 2, 7, 7, 9), (3, 2, 3), 2, 1)]
+
+
+@pytest.mark.parametrize("shape, k, s, pad", VOLUMES)
+def test_fastmax_volume_signed_zeros(shape, k, s, pad):
+    """The volume twin reorders each window's taps (slices first), which changes a maximum's bits
+    only where the taps hold a NaN or both zeros, so it hands over at a -0.0 too: values of -3..0
+    with zeros of both signs, so that many windows' maximum is a tie of 0.0 and -0.0, give the exact
+    variant's bits through the call; without -0.0 the twin alone makes every row, the same bits."""
+    plan = geo.make_plan(shape, k, s, pad, 1, False, (2, 3, 4))
+    f = plan.fused
+    assert sliding.twin(f, 4) == "fastmax_volume_k3s2" and sliding.variant(f, "max") == "max_small_k3s2"
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 1, shape).astype(np.float32)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float32), size=int((x == 0).sum()))
+    rows = math.prod(f.out4[:3])
+    work = np.empty(sliding.work_size("max_small_k3s2", f.in4, f.out4, f.params), np.float32)
+
+    def run(kern, xs):
+        out = np.full(f.out4, 7, np.float32)
+        t = kern(xs.reshape(f.in4), f.tables, f.params, f.divisors(None, None), out, work, 0, rows)
+        return out.reshape(-1).view(np.uint32), t
+
+    exact = run(sliding.max_small_k3s2, x)[0]
+    zeros = exact[(exact & np.uint32(0x7FFFFFFF)) == 0]
+    assert zeros.size > 10 and (zeros == 0).any() and (zeros != 0).any()  # ties of both signs won
+    got = poolkit.max_pool(x, k, s, pad, axes=(2, 3, 4))
+    np.testing.assert_array_equal(got.reshape(-1).view(np.uint32), exact)
+    clean = x + np.float32(0)  # every zero +0.0
+    fast, t = run(sliding.fastmax_volume_k3s2, clean)
+    assert t == rows
+    np.testing.assert_array_equal(fast, run(sliding.max_small_k3s2, clean)[0])
 
 
 def test_plane_kernel_selection():

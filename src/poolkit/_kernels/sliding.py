@@ -758,7 +758,8 @@ def work_size(name: str, in4, out4, params) -> int:
         return 0
     row_len = in4[3]
     return (2 * row_len + (out4[3] if name.startswith("sum_") else 0)
-            + (4 * int(params[P_KH]) * row_len if name.endswith(("_blocks", "_wide")) else 0))
+            + (4 * int(params[P_KH]) * row_len if name.endswith(("_blocks", "_wide")) else 0)
+            + (in4[2] * row_len if name == "max_small_k3s2" and in4[1] > 1 else 0))  # fastmax_volume_k3s2's plane
 
 
 def _one_row(f) -> bool:
@@ -1137,6 +1138,75 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _get, _put, _nan_at)
 
 
+@njit(inline="always")
+def _unruly(v):
+    """Whether ``v`` is NaN or -0.0: the values whose place in a window can change a maximum's bits
+    (the first NaN wins, and the first of -0.0 and 0.0)."""
+    return (v != v) | ((v == 0) & np.signbit(v))
+
+
+@kernel
+def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """max_small_k3s2 with max_num for 3-D windows (D > 1) of at most 3 slices and 3 rows, 3 wide at
+    stride 2, over planes of at most PLANE_SCAN_BYTES, up to the first row of the first (o, od)
+    whose window slices hold a NaN or a -0.0 (returned; the exact variant makes the rest).
+
+    The exact variant reduces each output row's 3 x 3 input rows slice by slice, then row by row
+    (:func:`_rows_direct`): nine short rows per output row.  Here the window slices of each (o, od)
+    are reduced first, in one pass over whole planes, into a plane in ``work`` (its first H * W
+    entries), and that plane's output rows are then made as a 2-D plane's are
+    (:func:`_plane_k3s2`).  That combines each window's taps in another order than the variant --
+    which changes no bit while the taps hold neither NaN nor -0.0 (equal numbers other than the two
+    zeros have the same bits), and the pass finds those.  One thread, (2, 16, 64, 64, 64) float32
+    3x3x3 s2 p1, interleaved with the row twin (fastmax_small_k3s2): 3.24-3.56 ms against
+    4.80-5.05 ms (a prototype of this kernel, BENCHMARKS.md)."""
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    n_od, n_oh = sd.shape[0], sh.shape[0]
+    depth, height, row_len = x.shape[1], x.shape[2], x.shape[3]
+    out_len = out.shape[3]
+    plane = height * row_len
+    n = np.uint64(plane)
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    p = work[:plane]
+    p4 = p.reshape((1, 1, height, row_len))
+    rest = work[plane:]
+    dd = np.uint64(params[P_DD]) * n  # from one window slice to the next
+    t = t0
+    while t < t1:
+        o, od, oh = _row_coords(t, n_od, n_oh)
+        stop = min(t1, t - oh + n_oh)  # this (o, od)'s rows in the chunk
+        b0 = np.uint64((o * depth + sd[od]) * plane)
+        nd = cd[od]
+        bad = False
+        if nd == 3:
+            b1 = b0 + dd
+            b2 = b1 + dd
+            for i in range(n):
+                a, b, c = xf[b0 + i], xf[b1 + i], xf[b2 + i]
+                p[i] = max_num(max_num(a, b), c)
+                bad |= _unruly(a) | _unruly(b) | _unruly(c)
+        elif nd == 2:
+            b1 = b0 + dd
+            for i in range(n):
+                a, b = xf[b0 + i], xf[b1 + i]
+                p[i] = max_num(a, b)
+                bad |= _unruly(a) | _unruly(b)
+        else:
+            for i in range(n):
+                a = xf[b0 + i]
+                p[i] = a
+                bad |= _unruly(a)
+        if bad:
+            return t
+        e = (o * n_od + od) * n_oh * out_len
+        o4 = of[e:e + n_oh * out_len].reshape((1, 1, n_oh, out_len))
+        _plane_k3s2(p4, tables, params, divs, o4, rest, oh, oh + stop - t, max_num, _no_nan, _emit_max, _get, _put,
+                    _nan_at)
+        t = stop
+    return t1
+
+
 @kernel
 def sum_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     """sum_small_k3s2 for 2-D windows (D = 1) of at most 3 rows, the same bits, written out
@@ -1157,11 +1227,13 @@ def plane(f, op: str) -> str | None:
 def twin(f, itemsize: int) -> str | None:
     """The name of the fastmax twin of the fused view ``f``'s max variant for float elements of
     ``itemsize`` bytes, or None when it has none: :func:`fastmax_plane_k3s2` for windows 3 wide at
-    stride 2 and at most 3 high over small 2-D planes, else ``"fast"`` + the variant's name where that exists."""
+    stride 2 and at most 3 high over small 2-D planes, :func:`fastmax_volume_k3s2` for such windows
+    at most 3 deep over small planes of 3-D inputs, else ``"fast"`` + the variant's name where that
+    exists."""
     name = variant(f, "max")
-    if (name == "max_small_k3s2" and f.in4[1] == 1 and f.params[P_KH] <= 3
+    if (name == "max_small_k3s2" and f.params[P_KH] <= 3 and f.pd.kernel <= 3
             and f.in4[2] * f.in4[3] * itemsize <= PLANE_SCAN_BYTES):
-        return "fastmax_plane_k3s2"
+        return "fastmax_plane_k3s2" if f.in4[1] == 1 else "fastmax_volume_k3s2"
     return "fast" + name if "fast" + name in globals() else None
 
 
