@@ -427,6 +427,16 @@ def _mostly_special_half(rng, shape, nans):
     return x
 
 
+def _pooled_both_ways(pool, x):
+    """``pool`` of the float16 ``x`` and of its float32 copy rounded with NumPy's cast (both
+    float16, of one shape): what the float16 paths are held to."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        got = pool(x)
+        want = pool(x.astype(np.float32)).astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    return got, want
+
+
 # Tiled 2x2 stride-2 windows of float16 go straight through the float16 kernels (where the CPU has
 # F16C): the same bits as pooling the float32 copy and rounding with NumPy's cast.  The inputs are
 # mostly special values, so that windows hold both zeros, several NaNs, infinities of both signs.
@@ -454,10 +464,7 @@ def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
         pool = lambda a: poolkit.max_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
     else:
         pool = lambda a: poolkit.avg_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
-    with np.errstate(invalid="ignore", over="ignore"):
-        got = pool(x)
-        want = pool(x.astype(np.float32)).astype(np.float16)
-    assert got.dtype == np.float16 and got.shape == want.shape
+    got, want = _pooled_both_ways(pool, x)
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
@@ -492,10 +499,7 @@ def test_half_planes_straight(shape, k, pad, kw, op, nans, rng, two_threads):
     plan = poolkit._geometry.make_plan(x.shape, k, 2, pad, kw.get("dilation", 1), kw.get("ceil_mode", False), axes)
     assert plan.fused is not None and E._half_blocks(x, plan.fused)
     assert E._half_plane(plan.fused, "max" if op == "max" else "sum") is not None
-    with np.errstate(invalid="ignore", over="ignore"):
-        got = pool(x)
-        want = pool(x.astype(np.float32)).astype(np.float16)
-    assert got.dtype == np.float16 and got.shape == want.shape
+    got, want = _pooled_both_ways(pool, x)
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
@@ -531,10 +535,7 @@ def test_half_channels_last_sums_straight(shape, k, stride, pad, kw, nans, rng, 
                                        axes)
     assert plan.fused is not None and E._half_blocks(x, plan.fused)
     assert E._half_sums_cl(plan.fused, "sum") is K.half.sum_cl_half
-    with np.errstate(invalid="ignore", over="ignore"):
-        got = pool(x)
-        want = pool(x.astype(np.float32)).astype(np.float16)
-    assert got.dtype == np.float16 and got.shape == want.shape
+    got, want = _pooled_both_ways(pool, x)
     nan = np.isnan(want)
     if nans == "everywhere":
         assert nan.any() and (~nan).any()

@@ -25,8 +25,8 @@ features say), float16 <-> float32 run through them instead: LLVM's ``fpext`` an
 elements an instruction, rounding to nearest even as the bit manipulation does.  The hardware
 differs from NumPy on one input class only, signalling NaNs, which it quiets (sets the top payload
 bit) and whose kept payload it may not lift to 1; so a chunk of elements that holds a signalling
-NaN is converted again by the bit manipulation's rules, its NaN lanes chosen by a compare and a
-blend per vector (:func:`half_to_single_f16c`, :func:`single_to_half_f16c`).  float64 -> float16
+NaN is converted again by the bit manipulation (:func:`half_to_single_f16c`,
+:func:`single_to_half_f16c`).  float64 -> float16
 has no x86 instruction short of AVX512-FP16 and keeps the bit manipulation.  The engine calls
 :func:`widen` and :func:`narrow`, which pick the variant.
 
@@ -195,32 +195,12 @@ _AHEAD = 4096
 _CHUNK = 512
 
 
-@njit(inline="always")
-def _widen_blend(src, dst, i, stop):
-    """dst[j] for i <= j < stop as :func:`half_to_single`: ``vcvtph2ps``, NaN lanes by the bits."""
-    for j in range(i, stop):
-        h = np.uint32(src[j])
-        em = h & np.uint32(0x7FFF)
-        nan = ((h & np.uint32(0x8000)) << np.uint32(16)) | _special_to_single(em)
-        dst[j] = nan if em > np.uint32(0x7C00) else _fpext_half(src[j])
-
-
-@njit(inline="always")
-def _narrow_blend(src, dst, i, stop):
-    """dst[j] for i <= j < stop as :func:`single_to_half`: ``vcvtps2ph``, NaN lanes by the bits."""
-    for j in range(i, stop):
-        v = np.float32(src[j])
-        u = v.view(np.uint32)
-        a = u & np.uint32(0x7FFFFFFF)
-        nan = ((u >> np.uint32(16)) & np.uint32(0x8000)) | _nan_to_half(a)
-        dst[j] = np.uint16(nan) if a > np.uint32(0x7F800000) else _fptrunc_half(v)
-
-
 # The F16C conversions run in chunks of _CHUNK elements: each chunk is converted by the hardware
 # alone while a running minimum finds whether it holds a signalling NaN -- ``em - first`` (the
 # float16's exponent and fraction bits, or the float32's, less the first signalling NaN's), which
 # wraps around below it, is small exactly for the signalling NaNs -- and only a chunk that does is
-# converted again with the blend.  A minimum vectorises where an or of compares did not: on the
+# converted again, by the bit manipulation (before, every vector blended the bit manipulation's
+# result into its NaN lanes).  A minimum vectorises where an or of compares did not: on the
 # family-25 AMD EPYC (AVX2), one thread, 2**17 elements in cache, the widening took 0.36 ns an
 # element with the blend everywhere and 0.26 with an or, 0.12 with the minimum -- the time of the
 # bare ``vcvtph2ps`` loop (0.11); the narrowing 0.37 -> 0.10 (bare 0.10).  Quiet NaNs (NumPy's nan
@@ -241,7 +221,8 @@ def half_to_single_f16c(src, dst, t0, t1):
             dst[j] = _fpext_half(h)
             low = min(low, np.uint16((h & np.uint16(0x7FFF)) - np.uint16(0x7C01)))  # 0x7C01-0x7DFF: signalling
         if low < np.uint16(0x01FF):
-            _widen_blend(src, dst, i, stop)
+            for j in range(i, stop):
+                dst[j] = _half_to_single_bits(np.uint32(src[j]))
         i = stop
 
 
@@ -258,7 +239,8 @@ def single_to_half_f16c(src, dst, t0, t1):
             a = v.view(np.uint32) & np.uint32(0x7FFFFFFF)
             low = min(low, np.uint32(a - np.uint32(0x7F800001)))  # 0x7F800001-0x7FBFFFFF: signalling
         if low < np.uint32(0x003FFFFF):
-            _narrow_blend(src, dst, i, stop)
+            for j in range(i, stop):
+                dst[j] = np.uint16(_single_to_half_bits(src[j]))
         i = stop
 
 
@@ -566,7 +548,7 @@ def _nines_in_order(xf, of, s, e, m, rs, tap, step, n_inner, scale, div_w, lo):
             v = (np.float64(_value(xf[s0 + i])) + _value(xf[s0 + tap + i])) + _value(xf[s0 + two + i])
             v = ((v + _value(xf[s1 + i])) + _value(xf[s1 + tap + i])) + _value(xf[s1 + two + i])
             v = ((v + _value(xf[s2 + i])) + _value(xf[s2 + tap + i])) + _value(xf[s2 + two + i])
-            of[d + i] = _fptrunc_half(np.float32(v * f))
+            _store_half(of, d + i, v * f)
 
 
 @njit(inline="always")
@@ -594,7 +576,7 @@ def _nines_by_columns(xf, of, work, s, e, m, rs, n_inner, scale, div_w, lo):
             c2 = _column(xf, b + two, rs, i)
             v = (work[i] + c1) + c2
             work[i] = c2
-            of[d + i] = _fptrunc_half(np.float32(v * f))
+            _store_half(of, d + i, v * f)
 
 
 @kernel
@@ -648,7 +630,7 @@ def sum_cl_half(x, tables, params, divs, out, work, t0, t1):
             f = scale * div_w[ow]
             e = e0 + np.uint64(ow) * n_inner
             for i in range(n_inner):
-                of[e + i] = _fptrunc_half(np.float32(work[i] * f))
+                _store_half(of, e + i, work[i] * f)
         if nines:
             s, e, m = r0 + np.uint64(sw[lo]) * n_inner, e0 + np.uint64(lo) * n_inner, np.uint64(hi - lo)
             if shared:
