@@ -6,6 +6,8 @@ functions on float16 inputs against the same computation with NumPy's casts."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,8 @@ import poolkit
 from poolkit import _engine as E
 from poolkit import _kernels as K
 from poolkit._kernels import half as H
+
+from support import oracle as R
 
 SIGN32 = np.uint32(0x80000000)
 SIGN64 = np.uint64(0x8000000000000000)
@@ -411,6 +415,82 @@ def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, mo
     np.testing.assert_array_equal(got.view(np.uint16), three_passes.view(np.uint16))
 
 
+# Maxima outside the 2x2 and plane kernels are pooled as int16 keys (E._half_key_blocks): a block
+# with no NaN and no -0.0 by integer compares, any other block by the float32 path.  The keys must
+# order every other value as max2 does (infinities, subnormals, the largest finite values, +0.0,
+# ties) and give back the winner's bits; blocks of 40 elements here, so that many blocks take each
+# route in one call.
+KEY_MAXIMA = [
+    ((11, 20, 20, 2), (3, 3), 2, 1, (1, 2)),               # channels last (max_inner3)
+    ((11, 20, 20, 2), (2, 2), 2, 0, (1, 2)),               # channels last 2x2: the pair kernels, or keys
+    ((5, 3, 6, 7, 8), (3, 3, 3), 2, 1, (2, 3, 4)),         # 3-D: the int16 volume twin
+    ((9, 2, 20, 20), (5, 5), 1, 2, (2, 3)),                # stride 1
+    ((40, 3, 33), (4,), 4, 0, (2,)),                        # 1-D
+]
+
+
+def _ordered_half(rng, shape):
+    """float16 without NaN or -0.0: bit patterns in clusters of four neighbours (ties, and values
+    one bit apart: subnormals, around 1.0, the largest finite values), every other slice of the
+    first axis negative, then the infinities and +0.0 at a tenth of the places each."""
+    base = np.array([0x0001, 0x3C00, 0x7BF8], np.uint16)
+    bits = base[rng.integers(0, 3, shape)] + rng.integers(0, 4, shape).astype(np.uint16)
+    bits[1::2] |= np.uint16(0x8000)
+    flat = bits.reshape(-1)
+    picks = rng.permutation(flat.size)[: flat.size // 10 * 3]
+    flat[picks] = np.array([0x7C00, 0xFC00, 0x0000], np.uint16)[np.arange(picks.size) % 3]
+    return bits.view(np.float16)
+
+
+@pytest.mark.parametrize("shape, k, s, pad, axes", KEY_MAXIMA)
+@pytest.mark.parametrize("data", ["ordered", "one NaN", "one -0.0", "zeros of both signs"])
+def test_half_maxima_as_keys(shape, k, s, pad, axes, data, rng, two_threads, monkeypatch):
+    """``data`` "ordered": every block by the keys; "one NaN" / "one -0.0": the block holding it by
+    the float32 path (the first NaN's payload, the first of the tied zeros), the others by the
+    keys; "zeros of both signs": values of -3..0 with zeros of both signs, so that many windows'
+    maximum is a tie of the zeros, whose first the float32 path keeps."""
+    x = _ordered_half(rng, shape)
+    flat = x.reshape(-1)
+    if data == "one NaN":
+        flat[flat.size // 3] = np.array(0xFC01, np.uint16).view(np.float16)  # the NaN nearest -inf
+    elif data == "one -0.0":
+        x = -np.abs(x)  # ties of zeros everywhere: the block with the -0.0 shows which zero won
+        x[x == 0] = 0  # +0.0 but for the one below
+        x.reshape(-1)[x.size // 3] = np.array(0x8000, np.uint16).view(np.float16)
+    elif data == "zeros of both signs":
+        x = rng.integers(-3, 1, shape).astype(np.float16)
+        x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float16), size=int((x == 0).sum()))
+    plan = poolkit._geometry.make_plan(x.shape, k, s, pad, 1, False, axes)
+    assert plan.fused is not None and E._half_blocks(x, plan.fused)
+    assert E._half_plane(plan.fused, "max") is None and E._half_sums_cl(plan.fused, "max") is None
+    monkeypatch.setattr(E, "HALF_BLOCK", 40)
+    if E._half_pairs(plan.fused):  # the tiled 2x2 windows take the pair kernels first
+        monkeypatch.setattr(E, "_half_pairs", lambda f: False)
+    by_float32 = []  # the planes handed to the float32 path
+    key_blocks = E._half_key_blocks
+
+    def counted(f, src, dst, per, blocks):
+        def spy(p0, p1):
+            by_float32.append(p1 - p0)
+            blocks(p0, p1)
+        return key_blocks(f, src, dst, per, spy)
+
+    monkeypatch.setattr(E, "_half_key_blocks", counted)
+    got, want = _pooled_both_ways(lambda a: poolkit.max_pool(a, k, s, pad, axes=axes), x)
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    # the oracle's values (its ties of the two zeros go row-major, the kernels' not always: the
+    # bits are the float32 path's, above)
+    oracle = R.ref_max_pool(x, k, s, [tuple(p) for p in plan.pads], 1, False, axes)[0]
+    np.testing.assert_array_equal(got, oracle)
+    planes, per = plan.fused.in4[0], max(1, 40 // math.prod(plan.fused.in4[1:]))
+    if data == "ordered":
+        assert by_float32 == []
+    elif data in ("one NaN", "one -0.0"):
+        assert len(by_float32) == 1 and by_float32[0] <= per < planes
+    else:
+        assert sum(by_float32) > planes // 2  # nearly every block holds a -0.0
+
+
 def _mostly_special_half(rng, shape, nans):
     """float16 input, half of it special values: zeros of both signs, infinities, subnormals, the
     largest finite values; with ``nans`` "everywhere" NaNs among them (one signalling), with "few"
@@ -442,6 +522,7 @@ def _pooled_both_ways(pool, x):
 # mostly special values, so that windows hold both zeros, several NaNs, infinities of both signs.
 PAIRS = [
     ((3, 4, 20, 22), (2, 3), {}),                       # channels first
+    ((4, 3, 16, 90), (2, 3), {}),                       # channels first, rows long enough for vector loops
     ((8, 21, 23, 5), (1, 2), {}),                       # channels last, odd H and W (last row and column dropped)
     ((8, 16, 16, 64), (1, 2), {}),                      # channels last, long channel runs
     ((40, 6, 10), (1, 2), {"divisor_override": 3}),     # no leading batch axis
@@ -454,8 +535,11 @@ PAIRS = [
 @pytest.mark.parametrize("op", ["max", "avg"])
 @pytest.mark.parametrize("nans", ["everywhere", "few"])
 def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
-    """``nans`` "few": the NaNs sit in a few elements only, so most output rows take the maxima's
-    fast rule (with zeros of both signs, infinities, subnormals) and a few the exact one."""
+    """``nans`` "few": the NaNs sit in a few elements only, each alone in its windows, so most
+    output rows take the maxima's fast rule and the sums' float32 one (with zeros of both signs,
+    infinities, subnormals) and a few the exact one (a lone NaN's payload kept, bit for bit);
+    "everywhere": windows of several NaNs, where a NaN sum must be NaN, whichever NaN it keeps
+    (a maximum keeps the first)."""
     x = _mostly_special_half(rng, shape, nans)
     plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes, ceil_mode=kw.get("ceil_mode", False))
     assert plan.fused is not None and E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
@@ -465,6 +549,47 @@ def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
     else:
         pool = lambda a: poolkit.avg_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
     got, want = _pooled_both_ways(pool, x)
+    if op == "avg" and nans == "everywhere":
+        nan = np.isnan(want)
+        assert nan.any() and (~nan).any()
+        np.testing.assert_array_equal(np.isnan(got), nan)
+        got, want = got[~nan], want[~nan]
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+def _far_apart_windows(rng, n):
+    """(n, 4) float16: two taps of each row of large magnitude (exponents 5 to 15), two small
+    (exponents below -3, subnormals included), in random places, of random signs.  Their exact sums
+    need up to 42 bits, so rounding them once to float32 and adding them in float32 differ: in
+    about one row of 1000 the rounded results differ in float16 too (double rounding)."""
+    sign = rng.integers(0, 2, (n, 4), dtype=np.uint16) << 15
+    bits = np.concatenate([rng.integers(0x5000, 0x7C00, (n, 2)), rng.integers(0, 0x3000, (n, 2))], axis=1)
+    bits = np.take_along_axis(bits.astype(np.uint16), rng.permuted(np.tile(np.arange(4), (n, 1)), axis=1), axis=1)
+    return (bits | sign).view(np.float16)
+
+
+@pytest.mark.skipif(not H.F16C, reason="the float16 pair kernels need F16C")
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("divisor", [None, 8, 3])
+def test_half_pair_sums_round_once(channels_last, divisor, rng, two_threads):
+    """The pair sums' float32 arithmetic (:func:`poolkit._kernels.half._quad`, used when the
+    scale is a power of two: no divisor_override, or 8) rounds the exact sum once, as the float32
+    path's float64 sums do; divisor 3 takes the float64 sums.  The oracle: each 2x2 window's four
+    values added in float64 by NumPy (exact), times the reciprocal divisor, cast to float32 and
+    float16.  24 576 windows: a float32 sum of the taps would miss about 25 of them."""
+    n, c, oh, ow = 8, 12, 16, 16
+    w = _far_apart_windows(rng, n * c * oh * ow).reshape(n, c, oh, ow, 2, 2)
+    x = w.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, 2 * oh, 2 * ow)  # window (i, j) at rows 2i, 2i+1
+    exact = w.astype(np.float64).sum(axis=(4, 5))
+    oracle = (exact * (1.0 / (divisor or 4))).astype(np.float32).astype(np.float16)
+    axes = (2, 3)
+    if channels_last:
+        x, oracle, axes = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), oracle.transpose(0, 2, 3, 1), (1, 2)
+    plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes)
+    assert E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
+    kw = {} if divisor is None else {"divisor_override": divisor}
+    got, want = _pooled_both_ways(lambda a: poolkit.avg_pool(a, 2, 2, axes=axes, **kw), x)
+    np.testing.assert_array_equal(got.view(np.uint16), oracle.view(np.uint16))
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 

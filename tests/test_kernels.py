@@ -453,6 +453,54 @@ def test_fastmax_volume_signed_zeros(shape, k, s, pad):
     np.testing.assert_array_equal(fast, run(sliding.max_small_k3s2, clean)[0])
 
 
+def test_integer_twins_are_chosen_by_kind():
+    """Integers have no NaN, so their maxima take the plane and volume twins (the same results in
+    another order of work), uint8 2x2 stride-2 windows the byte-pair kernel, and no other twin:
+    int8 and uint16 keep max_pairs_s2, and float32's row twins are not an integer's."""
+    def twin(shape, k, s, pad, itemsize, kind, axes=(2, 3)):
+        return sliding.twin(geo.make_plan(shape, k, s, pad, 1, False, axes).fused, itemsize, kind)
+
+    pairs = ((2, 3, 8, 10), (2, 2), 2, 0)
+    assert twin(*pairs, 1, "u") == "bytemax_pairs_s2"
+    assert twin(*pairs, 1, "i") is None and twin(*pairs, 2, "u") is None and twin(*pairs, 4, "f") is None
+    assert twin((2, 3, 9, 9), (3, 3), 2, 1, 1, "u") == twin((2, 3, 9, 9), (3, 3), 2, 1, 8, "i") == "fastmax_plane_k3s2"
+    assert twin((2, 3, 4, 9, 9), (3, 3, 3), 2, 1, 2, "i", (2, 3, 4)) == "fastmax_volume_k3s2"
+    assert twin((2, 3, 9, 9), (4, 3), 2, 1, 4, "f") == "fastmax_small_k3s2"
+    assert twin((2, 3, 9, 9), (4, 3), 2, 1, 4, "i") is None
+
+
+# Integer maxima through the integer twins (byte pairs, plane, volume) and the exact variants they
+# hand nothing to: the oracle's values for every integer dtype, from its lowest to its highest value
+# (ties everywhere: the values are drawn from a few), on two threads with chunks of many rows.
+INT_MAXIMA = [
+    ((16, 24, 40, 38), (2, 2), 2, 0, False),      # byte pairs, windows tiling the rows
+    ((16, 24, 41, 39), (2, 2), 2, 0, False),      # odd sizes: the last row and column dropped
+    ((16, 24, 41, 39), (2, 2), 2, 0, True),       # ceil mode: partial windows, the exact variant
+    ((16, 24, 40, 38), (3, 3), 2, 1, False),      # the plane twin
+    ((4, 6, 9, 20, 22), (3, 3, 3), 2, 1, False),  # the volume twin
+]
+
+
+@pytest.mark.parametrize("shape, k, s, pad, ceil", INT_MAXIMA)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32, np.int64, np.uint64])
+def test_integer_maxima_through_their_twins(shape, k, s, pad, ceil, dtype):
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(len(shape) + np.dtype(dtype).itemsize)
+    values = np.array([info.min, info.min + 1, 0, 1, 7, info.max - 1, info.max], dtype)
+    x = values[rng.integers(0, values.size, shape)]
+    axes = tuple(range(len(shape) - len(k), len(shape)))
+    before = poolkit.get_num_threads()
+    poolkit.set_num_threads(2)
+    try:
+        got = poolkit.max_pool(x, k, s, pad, ceil_mode=ceil, axes=axes)
+    finally:
+        poolkit.set_num_threads(before)
+    pads = [tuple(p) for p in geo.make_plan(shape, k, s, pad, 1, ceil, axes).pads]
+    want = R.ref_max_pool(x, k, s, pads, 1, ceil, axes)[0]
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_plane_kernel_selection():
     """sum_plane_k3s2 serves the sums of 2-D windows 3 wide at stride 2 and at most 3 rows high,
     inner 1, whatever the plane's size; 3-D windows, windows of 4 rows, channels-last windows and

@@ -73,11 +73,11 @@ def _fused(kind: str) -> geo.FusedView:
 
 
 def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
-    """A call of the fastmax twin of the max variant ``kind`` (None if it has none or ``dtype`` is
-    not a float): large float maxima run the twin first (the exact variant takes over at a NaN),
-    while the warm-up's small calls run the exact variant alone.  float16 is pooled in float32, and
-    a non-native byte order in the native one."""
-    if dtype.kind != "f" or dtype.itemsize > 8:
+    """A call of the fastmax twin of the max variant ``kind`` (None if it has none for ``dtype``):
+    large maxima run the twin first (the exact variant takes over at a NaN), while the warm-up's
+    small calls run the exact variant alone.  float16 is pooled in float32, and a non-native byte
+    order in the native one."""
+    if dtype.kind not in "fiu" or dtype.itemsize > 8:
         return None
     f = _fused(kind)
     dt = np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")  # as the engine converts
@@ -87,6 +87,19 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     size = E._fused_kernel(f, "max")[1]
     return partial(twin, np.zeros(f.in4, dt), f.tables, f.params, f.divisors(None, None), np.empty(f.out4, dt),
                    np.empty(size, dt), 0, int(np.prod(f.out4[:3])))
+
+
+def _max_jobs(kind: str, dtype: np.dtype, label: str = "") -> list[tuple[str, Callable[[], object]]]:
+    """The maximum of geometry ``kind`` for ``dtype`` (VARIANT_GEOMETRY's: a small call, which
+    runs the exact variant) and its fastmax twin, if it has one."""
+    jobs: list[tuple[str, Callable[[], object]]] = []
+    if kind in VARIANT_GEOMETRY:
+        shape, k, s, p, axes = VARIANT_GEOMETRY[kind]
+        jobs.append((f"max_{kind}{label}", partial(pooling.max_pool, np.ones(shape, dtype), k, s, p, axes=axes)))
+    twin = _twin(kind, dtype)
+    if twin is not None:
+        jobs.append((f"fastmax_{kind}{label}", twin))
+    return jobs
 
 
 def _sum_kernel(kind: str) -> str:
@@ -117,17 +130,11 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
     lengths = np.array([3, 1])
     jobs: list[tuple[str, Callable[[], object]]] = []
     for kind, (shape, k, s, p, axes) in VARIANT_GEOMETRY.items():
-        xs = np.ones(shape, dtype)
-        jobs.append((f"max_{kind}", partial(pooling.max_pool, xs, k, s, p, axes=axes)))
-        twin = _twin(kind, dtype)
-        if twin is not None:
-            jobs.append((f"fastmax_{kind}", twin))
+        jobs += _max_jobs(kind, dtype)
         if dtype != np.bool_:
-            jobs.append((_sum_kernel(kind), partial(pooling.avg_pool, xs, k, s, p, axes=axes)))
+            jobs.append((_sum_kernel(kind), partial(pooling.avg_pool, np.ones(shape, dtype), k, s, p, axes=axes)))
     for kind, (shape, k, s, p, axes) in TWIN_GEOMETRY.items():
-        twin = _twin(kind, dtype)
-        if twin is not None:
-            jobs.append((f"fastmax_{kind}", twin))
+        jobs += _max_jobs(kind, dtype)
         if dtype != np.bool_:
             jobs.append((_sum_kernel(kind), partial(pooling.avg_pool, np.ones(shape, dtype), k, s, p, axes=axes)))
     v, i = pooling.max_pool(np.ones((2, 3, 8, 9), np.float64), (2, 2), return_indices=True)  # the indices only
@@ -161,7 +168,11 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         # float16 directly (with the engine's argument types)
         bits, wide = np.zeros(1, np.uint16), np.zeros(1, np.uint32)
         jobs += [("half_widen", partial(half.widen, bits, wide, 0, 1)),
-                 ("half_narrow", partial(half.narrow, wide.view(np.float32), bits, 0, 1))]
+                 ("half_narrow", partial(half.narrow, wide.view(np.float32), bits, 0, 1)),
+                 ("half_keys", partial(half.half_keys, bits, bits.copy(), 0, 1))]
+        # the maxima of large float16 calls, pooled as int16 keys (poolkit._engine._half_key_blocks)
+        for kind in list(VARIANT_GEOMETRY) + list(TWIN_GEOMETRY):
+            jobs += _max_jobs(kind, np.dtype(np.int16), " (int16 keys)")
         if half.F16C:
             src, dst = np.zeros(4, np.uint16), np.zeros(1, np.uint16)
             jobs += [("half_pairs_max_cf", partial(half.pairs_max_half_cf, src, dst, 2, 2, 1, 1, 0.25, 0, 1)),
@@ -179,7 +190,8 @@ def warmup(dtypes: Iterable = WARMUP_DTYPES, *, progress: Callable[[int, int, st
     ----------
     dtypes : iterable of dtype-like, optional
         The input dtypes to prepare, e.g. ``("float32", "uint8")``; float16 uses the float32
-        kernels (and adds its conversions and 2x2 kernels) and bool the uint8 ones.  Default: float32 and float64.
+        kernels (and adds its conversions, its 2x2 kernels and the int16 maxima of its keys) and
+        bool the uint8 ones.  Default: float32 and float64.
     progress : callable, optional
         Called as ``progress(done, total, label)`` before each step (label: kernel and dtype) and
         once at the end with ``done == total``.

@@ -49,14 +49,16 @@ def _avg(shape, k, s, p, axes):
     return case
 
 
-def _max_large(nan):
-    """A 3x3 max large enough for the threaded path, where float maxima run the fastmax twin first;
-    with a NaN, the exact variant takes over from the first row whose windows hold it."""
+def _max_large(nan, k=(3, 3), s=2, p=1, shape=(4, 16, 40, 40)):
+    """A max large enough for the threaded path, where float maxima run the fastmax twin first;
+    with a NaN, the exact variant takes over from the first row whose windows hold it.  (Integer
+    maxima of more than 2**16 elements in and out run the plane twin, uint8 2x2 windows the
+    byte-pair kernel.)"""
     def case(dtype):
-        x = _data(dtype, (4, 16, 40, 40))
+        x = _data(dtype, shape)
         if nan:
             x[1, 5, 17, 3] = np.nan
-        return poolkit.max_pool(x, (3, 3), 2, 1), R.ref_max_pool(x, (3, 3), 2, 1, 1, False, (2, 3))[0]
+        return poolkit.max_pool(x, k, s, p), R.ref_max_pool(x, k, s, p, 1, False, (2, 3))[0]
     return case
 
 
@@ -147,6 +149,8 @@ CASES = {
     "max_wide": _max((1, 2, 20, 20), (9, 9), 1, 4, (2, 3)),
     "max_large": _max_large(False),
     "max_large_nan": _max_large(True),
+    "max_large_int": _max_large(False, shape=(4, 16, 64, 64)),
+    "max_pairs_large": _max_large(False, (2, 2), 2, 0, (4, 16, 64, 64)),
     "avg_wide": _avg((1, 2, 20, 20), (9, 9), 1, 4, (2, 3)),
     "max_1d": _max((2, 3, 33), (4,), 4, 0, (2,)),
     "max_axes": _max((5, 3, 6), (2, 3), 1, 0, (0, 2)),

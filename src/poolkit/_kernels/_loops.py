@@ -160,6 +160,27 @@ def prefetch(typingctx, arr, i):
     return sig, codegen
 
 
+@intrinsic
+def pair_at(typingctx, arr, i):
+    """The unsigned integer elements ``arr[i]`` and ``arr[i + 1]`` (a flat array of uint8 or uint16;
+    ``i`` uint64) as one integer of twice their width, ``arr[i]`` in the low half (x86 is
+    little-endian): one load, aligned to the element.  LLVM leaves loops that read every other
+    narrow element scalar on an AVX2 CPU; the pair kernels load each window row's two taps this way
+    instead (see :mod:`poolkit._kernels.half` and :func:`poolkit._kernels.sliding.bytemax_pairs_s2`)."""
+    bits = arr.dtype.bitwidth
+    if not isinstance(arr.dtype, types.Integer) or arr.dtype.signed or bits not in (8, 16):
+        return None
+    wide = types.uint16 if bits == 8 else types.uint32
+
+    def codegen(context, builder, signature, args):
+        a = context.make_array(signature.args[0])(context, builder, args[0])
+        load = builder.load(builder.bitcast(builder.gep(a.data, [args[1]]), ir.IntType(2 * bits).as_pointer()))
+        load.align = bits // 8
+        return load
+
+    return wide(arr, i), codegen
+
+
 @njit(inline="always")
 def prefetch_ahead(xf, s0, n):
     """Prefetch the cache lines of ``xf[s0 + a : s0 + a + n]``, ``a`` being AHEAD_BYTES of

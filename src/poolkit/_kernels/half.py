@@ -46,7 +46,7 @@ from numba.core import config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
-from ._loops import add2, better, kernel, max_num, prefetch
+from ._loops import add2, better, kernel, max_num, pair_at, prefetch
 from .sliding import (
     P_DD,
     P_DH,
@@ -258,6 +258,35 @@ def narrow(src, dst, t0: int, t1: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# float16 bits as int16 keys: maxima by integer compares
+# --------------------------------------------------------------------------------------------
+
+
+@kernel
+def half_keys(src, dst, t0, t1):
+    """dst[i] = the key of the float16 bits src[i] for t0 <= i < t1 (both flat uint16): the bits
+    of a number with the sign clear, the other 15 bits flipped where the sign is set.  Read as
+    int16, keys order as the values do: +0.0 is 0, -0.0 is -1, a larger magnitude of either sign
+    lies further from them, and infinities lie beyond every finite value -- so the maximum of
+    keys is the key of max_num's maximum, and the map is its own inverse (applied to the pooled
+    keys it gives back the winner's own bits).  Two cases break that: a NaN's key lies beyond
+    the infinities (max2 ranks a NaN above everything, whatever its sign), and +0.0 and -0.0 are
+    two keys where max_num keeps the first of the tied zeros.  Returns whether one of the elements
+    is a NaN or -0.0 (a running maximum of the magnitudes and a running minimum of the bits with
+    the sign flipped, which vectorise; an or of compares did not).  Every step is written in 16
+    bits (the sign spread by an arithmetic shift): 0.065 ns an element in cache, one thread,
+    against 0.37 with the same steps in uint32."""
+    big, low = np.uint16(0), np.uint16(0xFFFF)
+    for i in range(np.uint64(t0), np.uint64(t1)):
+        h = src[i]
+        big = max(big, np.uint16(h & np.uint16(0x7FFF)))
+        low = min(low, np.uint16(h ^ np.uint16(0x8000)))
+        s = np.int16(h)
+        dst[i] = np.uint16(s ^ np.int16(np.int16(s >> np.int16(15)) & np.int16(0x7FFF)))
+    return (big > np.uint16(0x7C00)) | (low == np.uint16(0))
+
+
+# --------------------------------------------------------------------------------------------
 # 2x2 stride-2 windows read straight from float16 (F16C only)
 # --------------------------------------------------------------------------------------------
 
@@ -267,19 +296,6 @@ def _value(h):
     """The float32 value of the float16 bits ``h`` by ``vcvtph2ps``: exact, but a signalling NaN
     comes back quiet -- used where only the value counts (compares, float64 sums)."""
     return np.uint32(_fpext_half(h)).view(np.float32)
-
-
-@intrinsic
-def _pair_at(typingctx, arr, i):
-    """The float16 bits ``arr[i]`` and ``arr[i + 1]`` (a flat uint16 array; ``i`` uint64) in one
-    uint32, ``arr[i]`` in the low half (x86 is little-endian): one 4-byte load, aligned to 2."""
-    def codegen(context, builder, signature, args):
-        a = context.make_array(signature.args[0])(context, builder, args[0])
-        load = builder.load(builder.bitcast(builder.gep(a.data, [args[1]]), ir.IntType(32).as_pointer()))
-        load.align = 2
-        return load
-
-    return types.uint32(arr, i), codegen
 
 
 @njit(inline="always")
@@ -296,6 +312,76 @@ def _ahead(src, s, n):
     kernels read their input once, in order, so this is the part they read a little later."""
     for z in range(np.uint64(0), np.uint64(n), np.uint64(32)):
         prefetch(src, np.uint64(s) + np.uint64(_AHEAD) + z)
+
+
+#: Adding ``_SPLIT`` = 3 * 2**16 to the float32 value of a finite float16 (a multiple of 2**-24,
+#: at most 65504 < 2**16 in magnitude) gives a float32 between 2**17 and 2**18, whose spacing is
+#: 2**-6: the addition rounds the value to a multiple of 2**-6, and subtracting ``_SPLIT`` back is
+#: exact (Sterbenz: the two are within a factor of 2).  See :func:`_split`.
+_SPLIT = np.float32(3 * 2 ** 16)
+
+
+@njit(inline="always")
+def _split(v):
+    """(hi, lo) with ``v = hi + lo`` exactly for the float32 value ``v`` of a finite float16: ``hi``
+    a multiple of 2**-6, ``lo`` a multiple of 2**-24 of at most 2**-7 in magnitude (so exact in
+    float32: 17 bits).  Four hi add exactly in float32, in any order (multiples of 2**-6 below
+    2**18: 24 bits), and so do four lo (multiples of 2**-24 below 2**-5: 19 bits); the float32 sum
+    of the two sums is then the exact sum rounded once -- what rounding the exact float64 sum to
+    float32 gives.  An infinite or NaN ``v`` makes ``lo`` NaN."""
+    hi = (v + _SPLIT) - _SPLIT
+    return hi, v - hi
+
+
+@njit(inline="always")
+def _quad(a, b, e, f):
+    """The exact sum of the values of four float16 bits, rounded once to float32 (:func:`_split`);
+    NaN when a tap is infinite or NaN."""
+    ha, la = _split(_value(a))
+    hb, lb = _split(_value(b))
+    he, le = _split(_value(e))
+    hf, lf = _split(_value(f))
+    return ((ha + hb) + (he + hf)) + ((la + lb) + (le + lf))
+
+
+@njit(inline="always")
+def _power_of_two(scale):
+    """Whether the float64 ``scale`` is 2**k for -100 <= k <= 0: then the float32 product of a
+    float32 sum of four float16 values and ``scale`` is exact (no float32 underflow or overflow),
+    and equal to the float64 product rounded to float32."""
+    bits = np.float64(scale).view(np.uint64)  # by the bits: frexp is a call, and rows can be short
+    exponent = bits >> np.uint64(52)  # the sign bit clear, the exponent of 2**0 is 1023
+    return ((bits & np.uint64(0xFFFFFFFFFFFFF)) == 0) & (exponent >= 923) & (exponent <= 1023)
+
+
+@njit(inline="always")
+def _cl_sums_split(src, dst, r0, r1, d, n_out, c, s32):
+    """Channels last, one output row of pair sums times the power of two ``s32`` (float32) in
+    float32 by :func:`_quad`: the bits of :func:`_cl_sums`, unless a tap is infinite or NaN
+    (returned: the row is then made again by :func:`_cl_sums`).  (Channels first, the same
+    arithmetic was slower than the float64 sums: two threads, (32, 128, 56, 56), 1.66-1.80 ->
+    2.09-2.85 ms; its rows of 28 outputs ran mostly in the scalar remainder loop.  The loop has
+    the shape of :func:`_cl_max_fast`'s; one walker for both, taking the window as a function
+    that returns its bits and flag, made the maxima slower: 1.14-1.44 -> 1.48-1.63 ms.)"""
+    two = np.uint64(2)
+    bad = False
+    for q in range(n_out):
+        s0, s1, e0 = r0 + two * q * c, r1 + two * q * c, d + q * c
+        _ahead(src, s0, two * c)
+        _ahead(src, s1, two * c)
+        for i in range(c):
+            v = _quad(src[s0 + i], src[s0 + c + i], src[s1 + i], src[s1 + c + i])
+            dst[e0 + i] = _fptrunc_half(v * s32)
+            bad |= v != v
+    return bad
+
+
+@njit(inline="always")
+def _cl_sums_any(src, dst, r0, r1, d, n_out, c, scale):
+    """Channels last, one output row of pair sums: in float32 by :func:`_cl_sums_split` when
+    ``scale`` is a power of two, else (or when a tap is infinite or NaN) in float64."""
+    if not _power_of_two(scale) or _cl_sums_split(src, dst, r0, r1, d, n_out, c, np.float32(scale)):
+        _cl_sums(src, dst, r0, r1, d, n_out, c, scale)
 
 
 @njit(inline="always")
@@ -327,14 +413,14 @@ def _cf_max_fast(src, dst, r0, r1, d, n_out):
     """Channels first, one output row of pair maxima of the values alone (:func:`max_num`,
     ``maxps``'s rule) rounded back -- the same bits while no tap is NaN (a value rounds back to its
     own float16, -0.0 included); returns whether a tap was NaN (the row is then made again).
-    Each window row's two taps are one 4-byte load (:func:`_pair_at`): LLVM left the loop of
-    2-byte loads at stride 2 scalar on an AVX2 CPU (AMD EPYC family 25, one thread,
-    (32, 128, 56, 56): 11.4 ms, 4.6 ms with the pairs; the sums, vectorised either way, were
-    slower with them, 3.0 against 4.2 ms)."""
+    Each window row's two taps are one 4-byte load (:func:`~poolkit._kernels._loops.pair_at`):
+    LLVM left the loop of 2-byte loads at stride 2 scalar on an AVX2 CPU (AMD EPYC family 25, one
+    thread, (32, 128, 56, 56): 11.4 ms, 4.6 ms with the pairs; the sums, vectorised either way,
+    were slower with them, 3.0 against 4.2 ms)."""
     two, low, high = np.uint64(2), np.uint32(0xFFFF), np.uint32(16)
     nan = False
     for q in range(n_out):
-        w0, w1 = _pair_at(src, r0 + two * q), _pair_at(src, r1 + two * q)
+        w0, w1 = pair_at(src, r0 + two * q), pair_at(src, r1 + two * q)
         va, vb = _value(np.uint16(w0 & low)), _value(np.uint16(w0 >> high))
         ve, vf = _value(np.uint16(w1 & low)), _value(np.uint16(w1 >> high))
         dst[d + q] = _fptrunc_half(max_num(max_num(va, ve), max_num(vb, vf)))
@@ -427,7 +513,14 @@ def _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, row)
 # Sums add the four values in float64 -- exactly: four float16 fit in a float64's 53 bits -- times
 # ``scale`` (the product of the reciprocal divisors), rounded to float32, then to float16, as the
 # float32 path does; NaNs are quiet from the first float64 operation on in both, so the hardware
-# conversions give the same bits.  ``scale`` is unused by the maxima (one signature for all).
+# conversions give the same bits -- but for the sign and payload of a NaN sum whose window holds
+# several NaNs (which NaN an addition keeps is left open, as in :func:`sum_cl_half`).  When
+# ``scale`` is a power of two (every whole 2x2 window without ``divisor_override``), the exact sum
+# is rounded to float32 by float32 arithmetic alone (:func:`_quad`) and scaled exactly -- the same
+# bits without the float64 conversions, which were the rows' cost (channels last (32, 56, 56, 128):
+# the kernel alone on one thread 2.48-2.99 -> 1.88-2.33 ms, the call on two threads 1.36-1.70 ->
+# 1.15-1.42 ms, interleaved); a row with an infinity or a NaN is made again in float64.  ``scale``
+# is unused by the maxima (one signature for all).
 
 
 @kernel
@@ -451,7 +544,7 @@ def pairs_max_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t
 @kernel
 def pairs_sum_half_cl(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1):
     """Sums times ``scale``, channels last."""
-    _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, _cl_sums)
+    _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, _cl_sums_any)
 
 
 # --------------------------------------------------------------------------------------------
