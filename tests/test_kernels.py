@@ -469,6 +469,20 @@ def test_integer_twins_are_chosen_by_kind():
     assert twin((2, 3, 9, 9), (4, 3), 2, 1, 4, "i") is None
 
 
+def test_warmup_twins_take_the_dtype_they_prepare():
+    """The warm-up calls each twin with the dtype the engine will give it: integers their own (the
+    int16 keys of float16 maxima included), float16 float32; float16's warm-up adds the int16
+    maxima and twins of its keys."""
+    for dtype, kernel_dtype in [(np.int16, np.int16), (np.uint8, np.uint8), (np.float16, np.float32),
+                                (np.dtype(">i4"), np.int32)]:
+        call = _warmup._twin("small_k3s2", np.dtype(dtype))
+        assert call is not None and call.args[0].dtype == kernel_dtype
+    labels = [label for label, _ in _warmup._jobs(np.dtype(np.float16))]
+    assert "half_keys" in labels
+    assert {"max_small_k3s2 (int16 keys)", "fastmax_small_k3s2 (int16 keys)",
+            "fastmax_small_k3s2 volume (int16 keys)"} <= set(labels)
+
+
 # Integer maxima through the integer twins (byte pairs, plane, volume) and the exact variants they
 # hand nothing to: the oracle's values for every integer dtype, from its lowest to its highest value
 # (ties everywhere: the values are drawn from a few), on two threads with chunks of many rows.

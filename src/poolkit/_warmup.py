@@ -80,7 +80,8 @@ def _twin(kind: str, dtype: np.dtype) -> Callable[[], object] | None:
     if dtype.kind not in "fiu" or dtype.itemsize > 8:
         return None
     f = _fused(kind)
-    dt = np.dtype(np.float32) if dtype.itemsize == 2 else dtype.newbyteorder("=")  # as the engine converts
+    half = dtype.kind == "f" and dtype.itemsize == 2
+    dt = np.dtype(np.float32) if half else dtype.newbyteorder("=")  # as the engine converts
     twin = E._fastmax(f, "max", dt)
     if twin is None:
         return None
