@@ -328,7 +328,8 @@ def _split(v):
     float32: 17 bits).  Four hi add exactly in float32, in any order (multiples of 2**-6 below
     2**18: 24 bits), and so do four lo (multiples of 2**-24 below 2**-5: 19 bits); the float32 sum
     of the two sums is then the exact sum rounded once -- what rounding the exact float64 sum to
-    float32 gives.  An infinite or NaN ``v`` makes ``lo`` NaN."""
+    float32 gives (but for its sign at zero: see :func:`_quad`).  An infinite or NaN ``v`` makes
+    ``lo`` NaN."""
     hi = (v + _SPLIT) - _SPLIT
     return hi, v - hi
 
@@ -336,12 +337,15 @@ def _split(v):
 @njit(inline="always")
 def _quad(a, b, e, f):
     """The exact sum of the values of four float16 bits, rounded once to float32 (:func:`_split`);
-    NaN when a tap is infinite or NaN."""
+    NaN when a tap is infinite or NaN.  A -0.0 tap splits into +0.0 and -0.0, so the sum of four
+    -0.0 would come out +0.0 where the float64 sum is -0.0; when the hi sum is zero, the lo sum
+    alone is the exact sum, sign of zero included (it is -0.0 exactly when every tap is)."""
     ha, la = _split(_value(a))
     hb, lb = _split(_value(b))
     he, le = _split(_value(e))
     hf, lf = _split(_value(f))
-    return ((ha + hb) + (he + hf)) + ((la + lb) + (le + lf))
+    hi, lo = (ha + hb) + (he + hf), (la + lb) + (le + lf)
+    return lo if hi == 0 else hi + lo
 
 
 @njit(inline="always")
@@ -519,7 +523,8 @@ def _pairs(src, dst, height, row_len, out_h, out_row, inner, scale, t0, t1, row)
 # is rounded to float32 by float32 arithmetic alone (:func:`_quad`) and scaled exactly -- the same
 # bits without the float64 conversions, which were the rows' cost (channels last (32, 56, 56, 128):
 # the kernel alone on one thread 2.48-2.99 -> 1.88-2.33 ms, the call on two threads 1.36-1.70 ->
-# 1.15-1.42 ms, interleaved); a row with an infinity or a NaN is made again in float64.  ``scale``
+# 1.15-1.42 ms, interleaved; after the sign-of-zero rule of :func:`_quad`, 1.95-2.07 -> 1.54-1.75
+# ms in a slower state of the machine); a row with an infinity or a NaN is made again in float64.  ``scale``
 # is unused by the maxima (one signature for all).
 
 
