@@ -523,6 +523,8 @@ def _pooled_both_ways(pool, x):
 PAIRS = [
     ((3, 4, 20, 22), (2, 3), {}),                       # channels first
     ((4, 3, 16, 90), (2, 3), {}),                       # channels first, rows long enough for vector loops
+    ((4, 3, 8, 60), (2, 3), {}),                        # channels first, rows of 30: 16-wide vectors overlapping
+    ((8, 16, 8, 12), (2, 3), {}),                       # channels first, rows of 6: the scalar loop
     ((8, 21, 23, 5), (1, 2), {}),                       # channels last, odd H and W (last row and column dropped)
     ((8, 16, 16, 64), (1, 2), {}),                      # channels last, long channel runs
     ((40, 6, 10), (1, 2), {"divisor_override": 3}),     # no leading batch axis
@@ -611,6 +613,7 @@ def test_half_pair_sums_round_once(channels_last, divisor, rng, two_threads):
 # NumPy's cast.  The maxima hand the planes from the first holding a NaN to the float32 blocks.
 PLANES = [
     ((3, 4, 20, 22), (3, 3), 1, {}),                                   # the 3x3 s2 p1 of the suite
+    ((3, 4, 12, 70), (3, 3), 1, {}),                                   # rows of 70: the maxima as vectors
     ((8, 3, 13, 17), (3, 3), 1, {"ceil_mode": True}),                  # odd sizes, a last window clipped
     ((6, 4, 21, 9), (2, 3), ((0, 0), (1, 1)), {"count_include_pad": False}),  # windows of two rows
     ((6, 4, 21, 9), (3, 3), 1, {"dilation": (2, 1), "divisor_override": 4}),  # rows two apart

@@ -196,22 +196,31 @@ def test_one_row_sums_read_in_place_with_the_buffered_bits(k, s, pad):
         np.testing.assert_array_equal(got, (acc * (1.0 / k)).astype(np.float32))
 
 
-@pytest.mark.parametrize("shape", [(4, 6, 14, 14), (2, 3, 8, 56), (3, 2, 6, 9), (2, 3, 7, 10)])
-def test_two_by_two_windows_sum_rows_first_then_taps(shape):
+# rows of 1 to 17 outputs: the plain loop (under 4), one or more 4-output vectors (4-7), 8-output
+# vectors ending on an overlapping one; H odd finds the rows plane by plane
+TWO_BY_TWO_SHAPES = [(4, 6, 14, 14), (2, 3, 8, 56), (3, 2, 6, 9), (2, 3, 7, 10), (2, 3, 4, 2), (2, 3, 4, 6),
+                     (2, 3, 4, 16), (2, 3, 4, 18), (2, 3, 4, 32), (2, 3, 4, 34), (2, 3, 5, 30)]
+
+
+@pytest.mark.parametrize("acc", ["float64", "float32"])
+@pytest.mark.parametrize("shape", TWO_BY_TWO_SHAPES)
+def test_two_by_two_windows_sum_rows_first_then_taps(shape, acc):
     """2x2 windows are read straight from their two input rows (no row buffer); each float32
-    average is still summed in float64 as the buffered path sums it -- the two rows at each tap,
-    then the taps -- and scaled once: the same bits, checked against that order written out."""
+    average is still summed in ``acc`` as the buffered path sums it -- the two rows at each tap,
+    then the taps -- and scaled once in float64: the same bits, checked against that order
+    written out.  At stride 2 rows of 4 outputs or more are made as LLVM vectors
+    (``_runs.pair_sums8``, ``pair_sums4``)."""
     rng = np.random.default_rng(sum(shape))
     # magnitudes so far apart that float64 rounds a sum of them: the order of additions shows
-    x = rng.choice(np.array([1e20, -1e20, 1.0, -3.0, 1e-10], np.float32), shape)
-    w = x.astype(np.float64)
+    x = rng.choice(np.array([1e20, -1e20, 1.0, -3.0, 1e-10, 3e-38], np.float32), shape)
+    w = x.astype(acc)
     for stride in (2, 1):
         h_out, w_out = (shape[2] - 2) // stride + 1, (shape[3] - 2) // stride + 1
         col = w[..., 0:stride * (h_out - 1) + 1:stride, :] + w[..., 1:stride * (h_out - 1) + 2:stride, :]  # rows
         taps = col[..., 0:stride * (w_out - 1) + 1:stride] + col[..., 1:stride * (w_out - 1) + 2:stride]
-        ref = (taps * 0.25).astype(np.float32)
-        got = poolkit.avg_pool(x, (2, 2), stride, axes=(2, 3))
-        np.testing.assert_array_equal(got, ref)
+        ref = (taps.astype(np.float64) * 0.25).astype(np.float32)
+        got = poolkit.avg_pool(x, (2, 2), stride, axes=(2, 3), acc_dtype=acc)
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -329,6 +338,9 @@ FASTMAX_GEOMETRY = {
     # (test_fastmax_plane_limit)
     "small_k3s2 dilated rows": ((2, 2, 11, 9), (3, 3), 2, 1, (2, 3), (2, 1)),
     "small_k3s2 two rows": ((2, 2, 9, 9), (2, 3), 2, 1, (2, 3)),
+    # rows long enough for the plane twin's vectors (rows 16 and taps 16 at a time, the last overlapping)
+    "small_k3s2 wide rows": ((2, 2, 9, 70), (3, 3), 2, 1, (2, 3)),
+    "small_k3s2 3-D wide rows": ((2, 2, 5, 6, 40), (3, 3, 3), 2, 1, (2, 3, 4)),
     "small_k3s2 4 rows": _warmup.TWIN_GEOMETRY["small_k3s2 rows"],
     "taps dilated": ((2, 2, 11, 9), (3, 3), 3, 1, (2, 3), (2, 1)),
 }
@@ -487,10 +499,14 @@ def test_warmup_twins_take_the_dtype_they_prepare():
 # hand nothing to: the oracle's values for every integer dtype, from its lowest to its highest value
 # (ties everywhere: the values are drawn from a few), on two threads with chunks of many rows.
 INT_MAXIMA = [
-    ((16, 24, 40, 38), (2, 2), 2, 0, False),      # byte pairs, windows tiling the rows
+    ((16, 24, 40, 38), (2, 2), 2, 0, False),      # byte pairs, windows tiling the rows: 16-byte vectors
+    ((16, 24, 40, 60), (2, 2), 2, 0, False),      # rows of 30: 16-byte vectors, the last overlapping
+    ((16, 24, 40, 24), (2, 2), 2, 0, False),      # rows of 12: 8-byte vectors
+    ((16, 24, 40, 14), (2, 2), 2, 0, False),      # rows of 7: pairs loaded as 16-bit integers
     ((16, 24, 41, 39), (2, 2), 2, 0, False),      # odd sizes: the last row and column dropped
     ((16, 24, 41, 39), (2, 2), 2, 0, True),       # ceil mode: partial windows, the exact variant
     ((16, 24, 40, 38), (3, 3), 2, 1, False),      # the plane twin
+    ((16, 24, 12, 70), (3, 3), 2, 1, False),      # the plane twin, rows of 70: its rows and taps as vectors
     ((4, 6, 9, 20, 22), (3, 3, 3), 2, 1, False),  # the volume twin
 ]
 

@@ -233,7 +233,12 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
 {SIZE_RULE}
 
     Padded cells never win.  Ties go to the first maximum in row-major window order, and NaN
-    propagates: a window holding NaN gives NaN and its index points at the first NaN.
+    propagates: a window holding NaN gives NaN and its index points at the first NaN.  Tied
+    elements have the same bits, but for 0.0 and -0.0 and NaNs of other payloads: where a window's
+    maximum is a tie of both zeros, or it holds several NaNs, the maxima alone (without
+    ``return_indices``) may carry the bits of another of the tied elements than the indexed one
+    (channels-first windows are reduced a column's rows first); with ``return_indices=True`` each
+    maximum is its indexed element, bits included.
 
     Examples
     --------

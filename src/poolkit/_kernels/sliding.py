@@ -33,7 +33,8 @@ reference counting (``_nrt=False``), so they cannot allocate.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from ._loops import (
     add2,
@@ -46,10 +47,21 @@ from ._loops import (
     prefetch_ahead,
     vacc,
     vcopy,
+    vector_row,
     vpair,
     vput,
     vspread,
     vzero,
+)
+from ._runs import (
+    max_rows3,
+    max_rows3_narrow,
+    max_taps3,
+    max_taps3_narrow,
+    pair_max8,
+    pair_max16,
+    pair_sums4,
+    pair_sums8,
 )
 
 # The window tables of D, H and W come packed in one int64 array (sd, cd, sh, ch, sw, cw: starts
@@ -660,10 +672,25 @@ def _pairs_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum):
 
 
 @njit(inline="always")
+def _pair_sums_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum):
+    """:func:`_pairs_row` for the sums of windows 2 wide at stride 2 (``step`` 2, ``comb`` add2),
+    8 or 4 outputs at a time as LLVM vectors (:data:`pair_sums8`, :data:`pair_sums4`: the same
+    additions in the same order, so the same bits) when the input is float32 (sums in float64 or
+    float32) and the row holds at least 4 outputs (:func:`vector_row`); otherwise
+    :func:`_pairs_row`."""
+    if not vector_row(pair_sums8, pair_sums4, np.uint64(8), np.uint64(2), of, d, xf, r0, r1, r1, m, scale, wide):
+        _pairs_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum)
+
+
+@njit(inline="always")
 def _byte_pairs_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum):
-    """:func:`_pairs_row` for the maxima of uint8 windows 2 wide at stride 2 (``step`` 2; the other
-    arguments unused): each window row's two taps are one 2-byte load (:func:`pair_at`), whose
-    bytes are compared as 16-bit lanes.  The maximum of integers has no order rules to keep."""
+    """:func:`_pairs_row` for the maxima of uint8 windows 2 wide at stride 2 (``step`` 2; ``comb``
+    unused): 16 or 8 outputs at a time as LLVM vectors (:data:`pair_max16`, :data:`pair_max8`,
+    :func:`vector_row`); rows of fewer than 8 load each window row's two taps as one 2-byte load
+    (:func:`pair_at`), whose bytes are compared as 16-bit lanes.  The maximum of integers has no
+    order rules to keep."""
+    if vector_row(pair_max16, pair_max8, np.uint64(16), np.uint64(2), of, d, xf, r0, r1, r1, m, scale, wide):
+        return
     two, low, high = np.uint64(2), np.uint16(0xFF), np.uint16(8)
     for q in range(m):
         w0, w1 = pair_at(xf, r0 + two * q), pair_at(xf, r1 + two * q)
@@ -1058,8 +1085,35 @@ def _emit_sum(of, i, v, f, store):
     store(of, i, v * f)
 
 
+def _vector_max(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
+    """The plane kernels' ``vec`` for maxima: :func:`vector_row` (rows and taps as LLVM vectors,
+    :data:`~poolkit._kernels._runs.max_rows3`, :data:`~poolkit._kernels._runs.max_taps3`) for
+    1- and 2-byte integers and float16; for other dtypes False, chosen when numba types the call,
+    so that their kernels do not compile the row walker (a first float32 3x3 max took 0.36 s
+    longer when they did).  The body compiled is :func:`_vector_max_typed`'s choice."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_vector_max, inline="always")
+def _vector_max_typed(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
+    small = isinstance(of.dtype, types.Integer) and of.dtype.bitwidth <= 16
+    if xf.dtype == of.dtype and small or {xf.dtype, of.dtype} == {types.uint16, types.float32}:
+        def impl(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
+            return vector_row(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, 0.0, wide)
+    else:
+        def impl(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
+            return False
+    return impl
+
+
 @njit(inline="always")
-def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, load, store, is_nan):
+def _no_vector(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
+    """The plane kernels' ``vec`` for sums: none (the plain loops)."""
+    return False
+
+
+@njit(inline="always")
+def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, load, store, is_nan, vec):
     """Output rows t0 <= t < t1 of 3-wide stride-2 windows of at most 3 rows over 2-D planes
     (D = 1, inner 1), written out rather than through :func:`_forward`: the maxima (``comb``
     max_num, ``scan`` :func:`_any_nan`, ``emit`` :func:`_emit_max`) of
@@ -1092,6 +1146,8 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
     buf = work[:row_len]
     wide = work.dtype.type
     n = np.uint64(row_len)
+    zero, one = np.uint64(0), np.uint64(1)
+    lanes = np.uint64(32 // x.itemsize)  # max_rows3's outputs a call: 32 bytes of x
     line = np.uint64(max(64 // x.itemsize, 1))
     # the next plane's elements each row prefetches (none when two planes would not stay in L2)
     share = np.uint64((plane_len + n_oh - 1) // n_oh if plane_len * x.itemsize <= PLANE_SCAN_BYTES else 0)
@@ -1115,8 +1171,9 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
         nh = ch[oh]
         if nh == 3:
             b, c = a + step, a + step + step
-            for q in range(n):
-                buf[q] = comb(comb(wide(load(xf, a + q)), load(xf, b + q)), load(xf, c + q))
+            if not vec(max_rows3, max_rows3_narrow, lanes, one, buf, zero, xf, a, b, c, n, wide):
+                for q in range(n):
+                    buf[q] = comb(comb(wide(load(xf, a + q)), load(xf, b + q)), load(xf, c + q))
         elif nh == 2:
             b = a + step
             for q in range(n):
@@ -1138,9 +1195,10 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
         f = scale * div_w[lo] if m else 1.0
         d, two = np.uint64(d0 + lo), np.uint64(2)
         w1, w2 = w0 + np.uint64(1), w0 + np.uint64(2)
-        for q in range(m):
-            v = comb(comb(buf[w0 + two * q], buf[w1 + two * q]), buf[w2 + two * q])
-            emit(of, d + q, v, f, store)
+        if not vec(max_taps3, max_taps3_narrow, np.uint64(16), two, of, d, buf, w0, w0, w0, m, wide):
+            for q in range(m):
+                v = comb(comb(buf[w0 + two * q], buf[w1 + two * q]), buf[w2 + two * q])
+                emit(of, d + q, v, f, store)
         oh += 1
         if oh == n_oh:
             oh = 0
@@ -1157,7 +1215,8 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     3x3 s2 p1, 16 passes over two images in cache: 5.8 ms with them, 3.6 ms written out; from
     memory, with the prefetch, 6.5 against 4.2 ms).
     """
-    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _get, _put, _nan_at)
+    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _get, _put, _nan_at,
+                       _vector_max)
 
 
 @njit(inline="always")
@@ -1224,7 +1283,7 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
         e = (o * n_od + od) * n_oh * out_len
         o4 = of[e:e + n_oh * out_len].reshape((1, 1, n_oh, out_len))
         _plane_k3s2(p4, tables, params, divs, o4, rest, oh, oh + stop - t, max_num, _no_nan, _emit_max, _get, _put,
-                    _nan_at)
+                    _nan_at, _vector_max)
         t = stop
     return t1
 
@@ -1233,7 +1292,7 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
 def sum_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     """sum_small_k3s2 for 2-D windows (D = 1) of at most 3 rows, the same bits, written out
     (:func:`_plane_k3s2`): the engine runs it instead of the variant (see :func:`plane`)."""
-    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _get, _put, _nan_at)
+    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _get, _put, _nan_at, _no_vector)
 
 
 def plane(f, op: str) -> str | None:
@@ -1406,7 +1465,7 @@ def sum_line_k4s4(x, tables, params, divs, out, work, t0, t1):
 @kernel
 def sum_pairs_s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_pairs_s2."""
-    _pairs(x, tables, params, divs, out, work, t0, t1, add2, 22, True, False, _pairs_row)
+    _pairs(x, tables, params, divs, out, work, t0, t1, add2, 22, True, False, _pair_sums_row)
 
 
 @kernel
