@@ -338,8 +338,11 @@ FASTMAX_GEOMETRY = {
     # (test_fastmax_plane_limit)
     "small_k3s2 dilated rows": ((2, 2, 11, 9), (3, 3), 2, 1, (2, 3), (2, 1)),
     "small_k3s2 two rows": ((2, 2, 9, 9), (2, 3), 2, 1, (2, 3)),
-    # rows long enough for the plane twin's vectors (rows 16 and taps 16 at a time, the last overlapping)
+    # rows long enough for the plane twin's vectors (float32 rows and taps 8 at a time, the last
+    # overlapping; 4 at a time, twice, for rows of 4 to 7: rows of 6, taps of 6)
     "small_k3s2 wide rows": ((2, 2, 9, 70), (3, 3), 2, 1, (2, 3)),
+    "small_k3s2 rows of 6": ((2, 2, 7, 6), (3, 3), 2, 1, (2, 3)),
+    "small_k3s2 taps of 6": ((2, 2, 7, 14), (3, 3), 2, 1, (2, 3)),
     "small_k3s2 3-D wide rows": ((2, 2, 5, 6, 40), (3, 3, 3), 2, 1, (2, 3, 4)),
     "small_k3s2 4 rows": _warmup.TWIN_GEOMETRY["small_k3s2 rows"],
     "taps dilated": ((2, 2, 11, 9), (3, 3), 3, 1, (2, 3), (2, 1)),

@@ -182,37 +182,6 @@ def pair_at(typingctx, arr, i):
 
 
 @njit(inline="always")
-def vector_row(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, scale, acc):
-    """Make the ``m`` outputs ``of[d : d + m]`` of one row by the vector intrinsic ``wide_op`` (``n``
-    outputs a call) or, for rows of fewer than ``n``, ``narrow_op`` (n / 2 a call): the call at
-    output q reads from ``xf[r + step * q]`` on for r in (r0, r1, r2) (the intrinsic's own rule
-    says which of the three it reads; see :mod:`poolkit._kernels._runs`), the last call
-    overlapping the one before it (its outputs are written twice, with the same values).  True
-    when the row is made; False when it is shorter than one narrow call or the intrinsics do not
-    serve these dtypes (nothing written), or a call returned False (a float16 NaN): the caller
-    then makes the whole row its own way.
-
-    Interleaved against the plain loops these rows had, fresh processes, the input from memory,
-    one thread: the 2x2 stride-2 float32 average of (32, 128, 56, 56) 4.86-5.19 -> 2.94-3.18 ms,
-    its uint8 maximum 1.12-1.30 -> 1.10-1.16 ms, its float16 maximum 3.62-3.67 -> 2.35-2.48 ms,
-    the 3x3 stride-2 uint8 maximum of (32, 64, 112, 112) 3.42-3.54 -> 2.43-2.68 ms (see
-    BENCHMARKS.md for two threads)."""
-    k = n if m >= n else n // np.uint64(2)
-    if m < k:
-        return False
-    last, q = m - k, np.uint64(0)
-    while True:
-        u = step * q
-        if k == n:
-            served = wide_op(xf, r0 + u, r1 + u, r2 + u, of, d + q, scale, acc)
-        else:
-            served = narrow_op(xf, r0 + u, r1 + u, r2 + u, of, d + q, scale, acc)
-        if not served or q == last:
-            return served
-        q = min(q + k, last)
-
-
-@njit(inline="always")
 def prefetch_ahead(xf, s0, n):
     """Prefetch the cache lines of ``xf[s0 + a : s0 + a + n]``, ``a`` being AHEAD_BYTES of
     elements: the part of a stream a loop will read a little later."""

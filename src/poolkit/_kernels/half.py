@@ -46,8 +46,8 @@ from numba.core import config
 from numba.core.codegen import get_host_cpu_features
 from numba.extending import intrinsic
 
-from ._loops import add2, better, kernel, max_num, pair_at, prefetch, vector_row
-from ._runs import half_pair_max8, half_pair_max16
+from ._loops import add2, better, kernel, max_num, pair_at, prefetch
+from ._runs import half_pair_max, max_rows3, max_taps3
 from .sliding import (
     P_DD,
     P_DH,
@@ -63,11 +63,10 @@ from .sliding import (
     _emit_sum,
     _next_row,
     _no_nan,
-    _no_vector,
+    _no_row,
     _plane_k3s2,
     _row_coords,
     _tables,
-    _vector_max,
 )
 
 
@@ -438,11 +437,10 @@ def _cf_max_fast(src, dst, r0, r1, d, n_out):
 @njit(inline="always")
 def _cf_max(src, dst, r0, r1, d, n_out, c, scale):
     """Channels first, one output row of pair maxima: the fast rule, 16 or 8 outputs at a time as
-    LLVM vectors (:data:`~poolkit._kernels._runs.half_pair_max16`; rows of fewer than 8 by
+    LLVM vectors (:data:`~poolkit._kernels._runs.half_pair_max`; rows of fewer than 8 by
     :func:`_cf_max_fast`), then the NaN rules if a tap was NaN."""
     _ahead(src, r0, np.uint64(2) * (r1 - r0))
-    if vector_row(half_pair_max16, half_pair_max8, np.uint64(16), np.uint64(2), dst, d, src, r0, r1, r1, n_out,
-                  scale, np.float32):
+    if half_pair_max(src, r0, r1, r1, dst, d, np.uint64(n_out), scale, np.float32):
         return
     if _cf_max_fast(src, dst, r0, r1, d, n_out):
         _cf_max_exact(src, dst, r0, r1, d, n_out)
@@ -599,14 +597,14 @@ def _nan_at_half(xf, i):
 def plane_max_half_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Maxima, up to the first row of the first plane holding a NaN (returned; else t1)."""
     return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _load_half,
-                       _store_half, _nan_at_half, _vector_max)
+                       _store_half, _nan_at_half, max_rows3, max_taps3)
 
 
 @kernel
 def plane_sum_half_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Sums times the reciprocal divisors."""
     _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _load_half, _store_half,
-                _nan_at_half, _no_vector)
+                _nan_at_half, _no_row, _no_row)
 
 
 # --------------------------------------------------------------------------------------------

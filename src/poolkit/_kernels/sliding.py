@@ -33,8 +33,7 @@ reference counting (``_nrt=False``), so they cannot allocate.
 """
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from ._loops import (
     add2,
@@ -47,7 +46,6 @@ from ._loops import (
     prefetch_ahead,
     vacc,
     vcopy,
-    vector_row,
     vpair,
     vput,
     vspread,
@@ -55,13 +53,9 @@ from ._loops import (
 )
 from ._runs import (
     max_rows3,
-    max_rows3_narrow,
     max_taps3,
-    max_taps3_narrow,
-    pair_max8,
-    pair_max16,
-    pair_sums4,
-    pair_sums8,
+    pair_max,
+    pair_sums,
 )
 
 # The window tables of D, H and W come packed in one int64 array (sd, cd, sh, ch, sw, cw: starts
@@ -674,22 +668,20 @@ def _pairs_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum):
 @njit(inline="always")
 def _pair_sums_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum):
     """:func:`_pairs_row` for the sums of windows 2 wide at stride 2 (``step`` 2, ``comb`` add2),
-    8 or 4 outputs at a time as LLVM vectors (:data:`pair_sums8`, :data:`pair_sums4`: the same
-    additions in the same order, so the same bits) when the input is float32 (sums in float64 or
-    float32) and the row holds at least 4 outputs (:func:`vector_row`); otherwise
-    :func:`_pairs_row`."""
-    if not vector_row(pair_sums8, pair_sums4, np.uint64(8), np.uint64(2), of, d, xf, r0, r1, r1, m, scale, wide):
+    8 or 4 outputs at a time as LLVM vectors (:data:`pair_sums`: the same additions in the same
+    order, so the same bits) when the input is float32 (sums in float64 or float32) and the row
+    holds at least 4 outputs; otherwise :func:`_pairs_row`."""
+    if not pair_sums(xf, r0, r1, r1, of, d, np.uint64(m), scale, wide):
         _pairs_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum)
 
 
 @njit(inline="always")
 def _byte_pairs_row(of, d, xf, r0, r1, step, m, comb, wide, scale, is_sum):
     """:func:`_pairs_row` for the maxima of uint8 windows 2 wide at stride 2 (``step`` 2; ``comb``
-    unused): 16 or 8 outputs at a time as LLVM vectors (:data:`pair_max16`, :data:`pair_max8`,
-    :func:`vector_row`); rows of fewer than 8 load each window row's two taps as one 2-byte load
-    (:func:`pair_at`), whose bytes are compared as 16-bit lanes.  The maximum of integers has no
-    order rules to keep."""
-    if vector_row(pair_max16, pair_max8, np.uint64(16), np.uint64(2), of, d, xf, r0, r1, r1, m, scale, wide):
+    unused): 16 or 8 outputs at a time as LLVM vectors (:data:`pair_max`); rows of fewer than 8
+    load each window row's two taps as one 2-byte load (:func:`pair_at`), whose bytes are compared
+    as 16-bit lanes.  The maximum of integers has no order rules to keep."""
+    if pair_max(xf, r0, r1, r1, of, d, np.uint64(m), scale, wide):
         return
     two, low, high = np.uint64(2), np.uint16(0xFF), np.uint16(8)
     for q in range(m):
@@ -1085,35 +1077,14 @@ def _emit_sum(of, i, v, f, store):
     store(of, i, v * f)
 
 
-def _vector_max(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
-    """The plane kernels' ``vec`` for maxima: :func:`vector_row` (rows and taps as LLVM vectors,
-    :data:`~poolkit._kernels._runs.max_rows3`, :data:`~poolkit._kernels._runs.max_taps3`) for
-    1- and 2-byte integers and float16; for other dtypes False, chosen when numba types the call,
-    so that their kernels do not compile the row walker (a first float32 3x3 max took 0.36 s
-    longer when they did).  The body compiled is :func:`_vector_max_typed`'s choice."""
-    raise NotImplementedError("only callable from compiled code")
-
-
-@overload(_vector_max, inline="always")
-def _vector_max_typed(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
-    small = isinstance(of.dtype, types.Integer) and of.dtype.bitwidth <= 16
-    if xf.dtype == of.dtype and small or {xf.dtype, of.dtype} == {types.uint16, types.float32}:
-        def impl(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
-            return vector_row(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, 0.0, wide)
-    else:
-        def impl(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
-            return False
-    return impl
-
-
 @njit(inline="always")
-def _no_vector(wide_op, narrow_op, n, step, of, d, xf, r0, r1, r2, m, wide):
-    """The plane kernels' ``vec`` for sums: none (the plain loops)."""
+def _no_row(x, r0, r1, r2, out, d, m, scale, acc):
+    """The plane kernels' ``rows3`` and ``taps3`` for sums: none (the plain loops)."""
     return False
 
 
 @njit(inline="always")
-def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, load, store, is_nan, vec):
+def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, load, store, is_nan, rows3, taps3):
     """Output rows t0 <= t < t1 of 3-wide stride-2 windows of at most 3 rows over 2-D planes
     (D = 1, inner 1), written out rather than through :func:`_forward`: the maxima (``comb``
     max_num, ``scan`` :func:`_any_nan`, ``emit`` :func:`_emit_max`) of
@@ -1123,7 +1094,11 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
     Elements are read by ``load(xf, i)``, written by ``store(of, i, v)`` and checked by
     ``is_nan(xf, i)`` (:func:`_get`, :func:`_put`, :func:`_nan_at`; the float16 plane kernels of
     :mod:`poolkit._kernels.half` read and write float16 bits, and find NaNs by the bits: 5.3 ->
-    4.9 ms against converting them).  The choices are functions passed in, not an ``is_sum``
+    4.9 ms against converting them).  ``rows3`` and ``taps3`` make a buffer row of three input
+    rows and a row of full windows' taps as LLVM vectors where they serve the dtypes
+    (:data:`~poolkit._kernels._runs.max_rows3`, :data:`~poolkit._kernels._runs.max_taps3`,
+    returning False where not; :func:`_no_row` for sums), the plain loops otherwise.  The choices
+    are functions passed in, not an ``is_sum``
     literal, so that each kernel compiles only its own code (with the literal, a first 3x3 max
     took 2.17 s cold against 1.77 s before the sums shared this body, on the family-25 EPYC).
 
@@ -1146,8 +1121,7 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
     buf = work[:row_len]
     wide = work.dtype.type
     n = np.uint64(row_len)
-    zero, one = np.uint64(0), np.uint64(1)
-    lanes = np.uint64(32 // x.itemsize)  # max_rows3's outputs a call: 32 bytes of x
+    zero = np.uint64(0)
     line = np.uint64(max(64 // x.itemsize, 1))
     # the next plane's elements each row prefetches (none when two planes would not stay in L2)
     share = np.uint64((plane_len + n_oh - 1) // n_oh if plane_len * x.itemsize <= PLANE_SCAN_BYTES else 0)
@@ -1171,7 +1145,7 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
         nh = ch[oh]
         if nh == 3:
             b, c = a + step, a + step + step
-            if not vec(max_rows3, max_rows3_narrow, lanes, one, buf, zero, xf, a, b, c, n, wide):
+            if not rows3(xf, a, b, c, buf, zero, n, 0.0, wide):
                 for q in range(n):
                     buf[q] = comb(comb(wide(load(xf, a + q)), load(xf, b + q)), load(xf, c + q))
         elif nh == 2:
@@ -1195,7 +1169,7 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
         f = scale * div_w[lo] if m else 1.0
         d, two = np.uint64(d0 + lo), np.uint64(2)
         w1, w2 = w0 + np.uint64(1), w0 + np.uint64(2)
-        if not vec(max_taps3, max_taps3_narrow, np.uint64(16), two, of, d, buf, w0, w0, w0, m, wide):
+        if not taps3(buf, w0, w0, w0, of, d, m, 0.0, wide):
             for q in range(m):
                 v = comb(comb(buf[w0 + two * q], buf[w1 + two * q]), buf[w2 + two * q])
                 emit(of, d + q, v, f, store)
@@ -1216,7 +1190,7 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     memory, with the prefetch, 6.5 against 4.2 ms).
     """
     return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _get, _put, _nan_at,
-                       _vector_max)
+                       max_rows3, max_taps3)
 
 
 @njit(inline="always")
@@ -1283,7 +1257,7 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
         e = (o * n_od + od) * n_oh * out_len
         o4 = of[e:e + n_oh * out_len].reshape((1, 1, n_oh, out_len))
         _plane_k3s2(p4, tables, params, divs, o4, rest, oh, oh + stop - t, max_num, _no_nan, _emit_max, _get, _put,
-                    _nan_at, _vector_max)
+                    _nan_at, max_rows3, max_taps3)
         t = stop
     return t1
 
@@ -1292,7 +1266,8 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
 def sum_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     """sum_small_k3s2 for 2-D windows (D = 1) of at most 3 rows, the same bits, written out
     (:func:`_plane_k3s2`): the engine runs it instead of the variant (see :func:`plane`)."""
-    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _get, _put, _nan_at, _no_vector)
+    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _get, _put, _nan_at, _no_row,
+                _no_row)
 
 
 def plane(f, op: str) -> str | None:
