@@ -209,7 +209,7 @@ def test_two_by_two_windows_sum_rows_first_then_taps(shape, acc):
     average is still summed in ``acc`` as the buffered path sums it -- the two rows at each tap,
     then the taps -- and scaled once in float64: the same bits, checked against that order
     written out.  At stride 2 rows of 4 outputs or more are made as LLVM vectors
-    (``_runs.pair_sums8``, ``pair_sums4``)."""
+    (``_runs.pair_sums``: 8 a call, or two calls of 4 for rows of 4 to 7)."""
     rng = np.random.default_rng(sum(shape))
     # magnitudes so far apart that float64 rounds a sum of them: the order of additions shows
     x = rng.choice(np.array([1e20, -1e20, 1.0, -3.0, 1e-10, 3e-38], np.float32), shape)

@@ -283,9 +283,9 @@ def _walk(builder, n: int, step: int, m, starts: list, d, chunk):
     offsets ``at`` (``start + step * q`` for each of ``starts``; ``dq`` is ``d + q``) and returns
     whether it made them (an i1).  Rows of at least ``n`` outputs take ``n`` a call, the last call
     overlapping the one before it (its outputs written twice, with the same values); rows of
-    ``n / 2`` to ``n - 1`` outputs take two calls of ``n / 2``, overlapping.  Returns (an i1, the
-    builder left after the row) whether the row was made: False when it is shorter than ``n / 2``
-    (nothing written) or a call returned False (the row stops there)."""
+    ``n / 2`` to ``n - 1`` outputs take two calls of ``n / 2``, overlapping.  Returns whether the
+    row was made (an i1; the builder is left after the row): False when it is shorter than
+    ``n / 2`` (nothing written) or a call returned False (the row stops there)."""
     def const(v):
         return ir.Constant(_I64, v)
 
@@ -335,11 +335,13 @@ def _row_intrinsic(step: int, lanes, chunk):
     dtypes; ``acc`` the argument's type) gives the outputs of a wide call, 0 where the dtypes are
     not served: then the intrinsic is the constant False and compiles no code.
     ``chunk(context, builder, sig, xs, os_, scale)`` gives the codegen of a call,
-    ``emit(k, at, dq)`` -> i1 (see :func:`_walk`)."""
+    ``emit(k, at, dq)`` -> i1 (see :func:`_walk`).  Other argument types than 64-bit integer
+    offsets and a float64 ``scale`` are a typing error (the LLVM code takes them as they are)."""
 
     @intrinsic
     def row(typingctx, x, r0, r1, r2, out, d, m, scale, acc):
-        if not all(isinstance(a, types.Array) for a in (x, out)):
+        offsets = all(isinstance(a, types.Integer) and a.bitwidth == 64 for a in (r0, r1, r2, d, m))
+        if not (all(isinstance(a, types.Array) for a in (x, out)) and offsets and scale == _F64):
             return None
         n = lanes(x.dtype, out.dtype, acc)
 
