@@ -15,6 +15,7 @@ from poolkit import _engine as E
 from poolkit import _geometry as geo
 from poolkit import _kernels as K
 from poolkit import _warmup
+from poolkit._kernels import _loops as loops
 from poolkit._kernels import sliding
 
 from support import oracle as R
@@ -746,3 +747,86 @@ def test_avg_backward_stride_two_against_the_oracle(k, pad, width):
             got32 = poolkit.avg_pool_backward(g.astype(np.float32), x.astype(np.float32), k, 2, pad, axes=axes,
                                               count_include_pad=cip)
             np.testing.assert_allclose(got32, want, rtol=2e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# maxima combined into the row that holds them (_loops.rmw)
+# --------------------------------------------------------------------------------------------
+
+def _special_pairs(dtype, nans=True):
+    """Every ordered pair (b, v) of zeros of both signs, infinities, numbers and (``nans``) NaNs of
+    two payloads and both signs, repeated with an offset so that the loops' vector and remainder
+    parts both see each pair."""
+    if dtype == np.float32:
+        nan = np.array([0x7FC0_0001, 0xFFC0_0002], np.uint32).view(np.float32)
+    else:
+        nan = np.array([0x7FF8_0000_0000_0001, 0xFFF8_0000_0000_0002], np.uint64).view(np.float64)
+    vals = np.array([0.0, -0.0, 1.0, -1.0, 2.5, np.inf, -np.inf], dtype)
+    if nans:
+        vals = np.concatenate([vals, nan])
+    b, v = (a.ravel() for a in np.meshgrid(vals, vals, indexing="ij"))
+    return np.concatenate([b, b[3:], b[:3]]), np.concatenate([v, v[3:], v[:3]])
+
+
+def _max2_by_hand(b, v):
+    """max2's rule element by element, in Python: v replaces b when it is greater, or when it is
+    the first NaN (b is a number); otherwise b, its own bits."""
+    out = b.copy()
+    for i in range(b.size):
+        bi, vi = float(b[i]), float(v[i])
+        if vi > bi or (math.isnan(vi) and not math.isnan(bi)):
+            out[i] = v[i]
+    return out
+
+
+def _in_place_kernels():
+    from numba import njit
+
+    @njit(cache=False)
+    def acc_max2(dst, src):
+        loops.vacc(dst, 0, src, 0, dst.size, 1, loops.max2)
+
+    @njit(cache=False)
+    def put_max2(dst, src):
+        loops.vput(dst, 0, src, 0, dst.size, 1, False, loops.max2)
+
+    @njit(cache=False)
+    def acc_max_num(dst, src):
+        loops.vacc(dst, 0, src, 0, dst.size, 1, loops.max_num)
+
+    return acc_max2, put_max2, acc_max_num
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_maxima_keep_max2s_bits(dtype):
+    """vacc and vput store a row's maxima back into it through _loops.rmw (llvm.maxnum on x86):
+    for every pair of zeros, infinities, numbers and NaN payloads, the bits of max2's rule -- the
+    first of tied zeros, the first NaN -- and max_num's on numbers."""
+    acc_max2, put_max2, acc_max_num = _in_place_kernels()
+    b, v = _special_pairs(dtype)
+    want = _max2_by_hand(b, v).view(f"u{b.itemsize}")
+    for kern in (acc_max2, put_max2):
+        dst = b.copy()
+        kern(dst, v)
+        np.testing.assert_array_equal(dst.view(want.dtype), want)
+    b, v = _special_pairs(dtype, nans=False)
+    dst = b.copy()
+    acc_max_num(dst, v)
+    np.testing.assert_array_equal(dst.view(want.dtype), _max2_by_hand(b, v).view(want.dtype))
+
+
+@pytest.mark.skipif(not loops.RMW_MAXNUM, reason="the maxnum stores are for x86 only")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_place_maxima_store_without_masks(dtype):
+    """On x86 the in-place maxima compile to plain vector stores: LLVM 22 makes a masked store
+    (``vmaskmovps``, microcode on AMD's cores, 5x slower here) of ``dst[q] = v if v > dst[q] else
+    dst[q]``, and _loops.rmw is there to keep it from doing so."""
+    import llvmlite.binding as llvm
+
+    b, v = _special_pairs(dtype)
+    avx = bool(llvm.get_host_cpu_features().get("avx"))
+    for kern in _in_place_kernels():
+        kern(b.copy(), v)
+        asm = "\n".join(kern.inspect_asm().values())
+        assert "maskmov" not in asm, kern.__name__
+        assert "ymm" in asm or not avx, kern.__name__  # (vectorised, where the CPU has AVX)

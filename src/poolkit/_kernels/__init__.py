@@ -3,7 +3,8 @@ no Python objects.  Every index a kernel receives has been checked by the public
 calls it (through :mod:`poolkit._engine`).
 
 * :mod:`._loops`: the inlined vector helpers and reductions (max2, add2, put2) all families share,
-  and the prefetch intrinsic;
+  the prefetch intrinsic, and ``rmw``, which keeps LLVM from making a row's maxima combined into
+  itself masked stores;
 * :mod:`._runs`: the global averages' float64 sums of float32 runs, written as LLVM vectors;
 * :mod:`.sliding`: fused windows over 1-3 adjacent axes (forward, indices, adjoint);
 * :mod:`.axis`: the general path, one pooled axis at a time;

@@ -44,6 +44,7 @@ from ._loops import (
     pair_at,
     prefetch,
     prefetch_ahead,
+    rmw,
     vacc,
     vcopy,
     vpair,
@@ -461,7 +462,7 @@ def _row_taps(dst, d0, xf, s0, m, ni, step, tap, n_taps, first, comb):
                     dst[d + i] = xf[p + i]
             else:
                 for i in range(ni):
-                    dst[d + i] = comb(dst[d + i], xf[p + i])
+                    dst[d + i] = rmw(comb, dst[d + i], xf[p + i])
 
 
 @njit(inline="always")
