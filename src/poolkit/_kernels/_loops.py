@@ -83,6 +83,12 @@ def lower(v, b):
 RMW_MAXNUM = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
 
 
+def _same_float(b, v) -> bool:
+    """Whether the numba types ``b`` and ``v`` are both float32 or both float64: the operands
+    :func:`rmw`'s maxnum forms take."""
+    return b in (types.float32, types.float64) and b == v
+
+
 def _maxnum_call(builder, b, v):
     """The call ``llvm.maxnum(b, v)`` (float32 or float64 operands)."""
     t = b.type
@@ -95,7 +101,7 @@ def _maxnum_call(builder, b, v):
 def _maxnum(typingctx, b, v):
     """``llvm.maxnum(b, v)`` of two floats of one type: on x86 ``maxps(v, b)`` and a blend where
     ``b`` is NaN (there the result is ``v``)."""
-    if b not in (types.float32, types.float64) or b != v:
+    if not _same_float(b, v):
         return None
 
     def codegen(context, builder, signature, args):
@@ -108,7 +114,7 @@ def _maxnum(typingctx, b, v):
 def _max2_rmw(typingctx, b, v):
     """max2(b, v) of two floats of one type without a select that keeps ``b`` (see RMW_MAXNUM):
     both numbers, ``maxnum(b, v)`` (the first of tied maxima); else the NaN, ``b``'s first."""
-    if b not in (types.float32, types.float64) or b != v:
+    if not _same_float(b, v):
         return None
 
     def codegen(context, builder, signature, args):
@@ -135,7 +141,7 @@ def rmw(comb, b, v):
 @overload(rmw)
 def _rmw(comb, b, v):
     which = getattr(comb, "dispatcher", None)
-    if RMW_MAXNUM and b in (types.float32, types.float64) and b == v:
+    if RMW_MAXNUM and _same_float(b, v):
         if which is max_num:
             return lambda comb, b, v: _maxnum(b, v)
         if which is max2:
