@@ -23,7 +23,7 @@ ALL_PEERS = ("torch", "onnxruntime", "opencv", "scipy", "jax", "numpy")
 class Spec:
     name: str
     op: str  # "max" or "avg"
-    kind: str  # "pool", "global", "adaptive" or "backward"
+    kind: str  # "pool", "indices" (max_pool with return_indices=True), "global", "adaptive" or "backward"
     shape: tuple[int, ...]  # poolkit's input, in `layout`
     layout: str  # a key of SPATIAL
     kernel: tuple[int, ...] = ()
@@ -125,6 +125,12 @@ def all_specs() -> list[Spec]:
             sp = _pool(op, shape, "NCHW", k, s, p, peers=("torch", "jax"), family="backward")
             specs.append(Spec(**{**sp.__dict__, "kind": "backward",
                                  "name": sp.name.replace(f"{op} ", f"{op} backward ", 1)}))
+    # the max with the flat index of each maximum (what unpooling and the max backward take)
+    shape = main[0][0]
+    for layout, sh in (("NCHW", shape), ("NHWC", _nhwc(shape))):
+        sp = _pool("max", sh, layout, 3, 2, 1, peers=("torch",),
+                   note="added with the max_indices rework: torch is the peer that returns the same indices")
+        specs.append(Spec(**{**sp.__dict__, "kind": "indices", "name": sp.name.replace("max ", "max+indices ", 1)}))
     # wide windows and 3-D volumes
     for op in ("max", "avg"):
         specs.append(_pool(op, (4, 16, 256, 256), "NCHW", 9, 1, 4, peers=("torch", "jax", "opencv", "scipy"),

@@ -40,6 +40,7 @@ CALLS = {
                                "axes=(1, 2))",
     "max_pool 9x9 s1 p4": "poolkit.max_pool(x[:1], (9, 9), 1, 4)",
     "avg_pool 1-D k4 s4": "poolkit.avg_pool(x.reshape(8, 64, -1), (4,))",
+    "max_pool 3x3 s2 p1 with indices": "poolkit.max_pool(x, (3, 3), 2, 1, return_indices=True)",
     "max_pool_backward 3x3 s2 p1": "poolkit.max_pool_backward(np.ones((8, 64, 56, 56), np.float32), x, (3, 3), 2, 1)",
     "avg_pool_backward 3x3 s2 p1": "poolkit.avg_pool_backward(np.ones((8, 64, 56, 56), np.float32), x, (3, 3), 2, 1)",
     "adaptive_avg_pool to 7x7": "poolkit.adaptive_avg_pool(x, 7)",

@@ -187,6 +187,14 @@ def tolerance(spec: Spec, x: np.ndarray, g: np.ndarray | None = None) -> Tol:
     return Tol(rtol, n * eps * big, f"n={n} {what}, eps={eps:.3g}, max|in|={big:.3g}")
 
 
+def pack_indices(values, indices) -> np.ndarray:
+    """A max with indices as one int64 array to compare exactly: [0] the maxima's bits (NaN
+    payloads and zero signs included), [1] the indices."""
+    values, indices = np.asarray(values), np.asarray(indices)
+    bits = values.view(f"i{values.itemsize}") if values.dtype.kind == "f" else values
+    return np.stack([bits.astype(np.int64), indices.astype(np.int64, copy=False)])
+
+
 def _pads(spec):
     return [(0, 0)] * len(spec.shape) if not any(spec.pad) else [
         (spec.pad[spec.spatial.index(a)],) * 2 if a in spec.spatial else (0, 0) for a in range(len(spec.shape))]
@@ -208,6 +216,12 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
         plain = (functools.partial(f, x, spec.kernel, spec.stride, spec.pad) if axes is None
                  else functools.partial(f, x, spec.kernel, spec.stride, spec.pad, axes=axes))
         how = f"poolkit.{spec.op}_pool(x, {spec.kernel}, {spec.stride}, {spec.pad}" + (
+            f", axes={axes})" if axes else ")")
+    elif spec.kind == "indices":
+        kw = {"axes": axes} if axes else {}
+        plain = functools.partial(pk.max_pool, x, spec.kernel, spec.stride, spec.pad, return_indices=True, **kw)
+        call = lambda: pack_indices(*plain())  # noqa: E731
+        how = f"poolkit.max_pool(x, {spec.kernel}, {spec.stride}, {spec.pad}, return_indices=True" + (
             f", axes={axes})" if axes else ")")
     elif spec.kind == "global":
         call = lambda **kw: pk.global_avg_pool(x, axes=axes, **kw)  # noqa: E731
@@ -234,6 +248,8 @@ def build(spec: Spec, libs: Libs, rng) -> Setup:
         reuse = lambda: call(out=buf)  # noqa: E731
     if g is not None and idx is not None:  # backward: reads g (and the indices), writes the gradient
         nbytes = g.nbytes + ref.nbytes + (idx.nbytes if spec.op == "max" else 0)
+    elif spec.kind == "indices":  # reads x, writes the maxima (x's dtype) and the int64 indices
+        nbytes = x.nbytes + ref[1].nbytes + ref[1].size * x.itemsize
     else:
         nbytes = x.nbytes + ref.nbytes
     contenders = [Contender("poolkit", plain or call, threads=str(pk.get_num_threads()), how=how, peer=False)]
@@ -303,7 +319,12 @@ def torch_peers(spec, x, torch, libs, g=None, idx=None):
     out = []
     for label, t, made in variants:
         prep = (lambda a: a.double()) if cast else (lambda a: a)
-        if spec.kind == "pool":
+        if spec.kind == "indices":
+            f = getattr(F, f"max_pool{nd}d")
+            call = functools.partial(f, t, k, s, p, return_indices=True)
+            how = f"F.max_pool{nd}d(x, {k}, {s}, {p}, return_indices=True) on {made}"
+            res = lambda r, back=back: pack_indices(back(r[0].numpy()), back(r[1].numpy()))  # noqa: E731
+        elif spec.kind == "pool":
             f = getattr(F, f"{spec.op}_pool{nd}d")
             call = (lambda f=f, t=t, prep=prep: f(prep(t), k, s, p)) if cast else functools.partial(f, t, k, s, p)
             how = f"F.{spec.op}_pool{nd}d(x, {k}, {s}, {p}) on {made}"

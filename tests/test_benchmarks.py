@@ -68,6 +68,8 @@ def _oracle(spec, x, g):
     if spec.kind == "backward":
         f = oracle.ref_max_pool_backward if spec.op == "max" else oracle.ref_avg_pool_backward
         return f(g, x, spec.kernel, spec.stride, pads, 1, False, ax)
+    if spec.kind == "indices":
+        return peers.pack_indices(*oracle.ref_max_pool(x, spec.kernel, spec.stride, pads, 1, False, ax))
     if spec.op == "max":
         return oracle.ref_max_pool(x, spec.kernel, spec.stride, pads, 1, False, ax)[0]
     return oracle.ref_avg_pool(x, spec.kernel, spec.stride, pads, 1, False, ax)

@@ -4,6 +4,7 @@ reach every fast path; every forward variant, selected by its geometry, against 
 multi-threaded scatter's index check.  The public functions' own cases live in ``test_pooling.py``."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -828,5 +829,109 @@ def test_in_place_maxima_store_without_masks(dtype):
     for kern in _in_place_kernels():
         kern(b.copy(), v)
         asm = "\n".join(kern.inspect_asm().values())
-        assert "maskmov" not in asm, kern.__name__
+        assert not MASKED_STORE.search(asm), kern.__name__
         assert "ymm" in asm or not avx, kern.__name__  # (vectorised, where the CPU has AVX)
+
+
+#: A masked vector store in x86 assembly: AVX's ``vmaskmovps`` / ``vpmaskmovq``, or an AVX-512 move
+#: from a vector register into memory under a mask register (``vmovups %ymm1, (%rax) {%k1}``).
+MASKED_STORE = re.compile(r"maskmov|vmov\w*\s+%[xyz]mm\d+, [-\w]*\([^)]*\)\s*\{%k")
+
+
+def test_masked_store_pattern():
+    """The pattern finds the masked stores of both instruction sets and nothing else."""
+    for line in ("vmaskmovps\t%ymm1, %ymm2, (%rdi)", "vpmaskmovq\t%ymm3, %ymm0, 32(%rsi,%rax,8)",
+                 "vmovups\t%xmm3, -16(%r15,%rdi,4) {%k2}", "vmovdqu64\t%zmm1, (%rsi) {%k1}"):
+        assert MASKED_STORE.search(line), line
+    for line in ("vmovups\t%ymm1, (%rdi)", "vmovaps\t%xmm6, %xmm4 {%k2}", "vmovdqu64\t(%r15,%rdx,8), %ymm3 {%k2} {z}",
+                 "vblendvps\t%ymm1, %ymm2, %ymm3, %ymm4"):
+        assert not MASKED_STORE.search(line), line
+
+
+@pytest.mark.skipif(not loops.RMW_MAXNUM, reason="the maxnum stores are for x86 only")
+@pytest.mark.parametrize("case", [0, 3, 8])
+def test_max_indices_store_without_masks(case):
+    """max_indices' passes compile vectorised and without masked stores (a form of the row pass
+    that selected between a row of its buffer and an input row, and stored the maxima into the
+    other half, made two complementary masked stores per vector)."""
+    import llvmlite.binding as llvm
+    from numba import njit
+
+    shape, axes, k, s, pad, d, ceil = INDEX_CASES[case]
+    f = geo.make_plan(shape, k, s, pad, d, ceil, axes).fused
+    kern = njit(nogil=True, _nrt=False)(sliding.max_indices.py_func)  # not cached: its asm can be read
+    size = sliding.index_work_size(f.in4, f.out4)
+    kern(np.ones(f.in4, np.float32), f.tables, f.params, np.empty(f.out4, np.float32), np.empty(f.out4, np.int64),
+         np.empty(size, np.float32), np.empty(size, np.int64), 0, math.prod(f.out4[:3]))
+    asm = "\n".join(kern.inspect_asm().values())
+    assert not MASKED_STORE.search(asm), case
+    assert "ymm" in asm or not llvm.get_host_cpu_features().get("avx"), case
+
+
+# max_indices run directly over chunks of output rows that start and end anywhere (as the threads
+# split a call), against the oracle, for windows along 1-3 axes, channels first and last.
+# Rows of 70+ columns reach the vector loops and their remainders; windows of 1 to 5 taps along W
+# take the first column pass alone or add one or two passes (each into the other half, the last
+# into out), windows of 1 to 5 input rows the first row pass alone or one or two more.
+INDEX_CASES = [
+    # (shape, axes, kernel, stride, padding, dilation, ceil_mode)
+    ((2, 3, 9, 71), (2, 3), (3, 3), (2, 2), 1, 1, False),
+    ((2, 3, 9, 70), (2, 3), (2, 2), (2, 2), 0, 1, True),
+    ((2, 3, 11, 75), (2, 3), (5, 4), (2, 2), (2, 1), 1, True),
+    ((2, 3, 9, 73), (2, 3), (3, 3), (1, 1), 1, 1, False),
+    ((2, 3, 9, 73), (2, 3), (4, 5), (1, 1), 2, (1, 2), False),
+    ((2, 3, 9, 73), (2, 3), (1, 1), (1, 1), 0, 1, False),
+    ((2, 9, 37, 13), (1, 2), (3, 3), (2, 2), 1, 1, False),    # channels last: runs of C
+    ((2, 9, 37, 19), (1, 2), (2, 5), (3, 3), 1, 1, True),
+    ((2, 3, 9, 80), (2, 3), (3, 5), (3, 3), 2, 1, False),
+    ((2, 3, 9, 80), (2, 3), (2, 3), (1, 4), (1, 1), (2, 2), True),
+    ((2, 3, 5, 6, 71), (2, 3, 4), (3, 2, 3), (2, 2, 2), 1, 1, False),   # rows of D and H
+    ((2, 3, 5, 7, 72), (2, 3, 4), (3, 3, 3), (2, 2, 2), 1, 1, False),   # nine rows: four row passes
+    ((2, 5, 6, 71, 3), (1, 2, 3), (2, 3, 3), (1, 2, 2), (1, 1, 1), 1, True),
+    ((2, 3, 200), (2,), (4,), (4,), 1, 1, False),                 # one row per window
+    ((2, 3, 201), (2,), (3,), (2,), 1, 1, True),
+]
+
+
+def _index_input(shape, dtype, seed):
+    """Values from a few (ties everywhere); for floats also -0.0 beside 0.0, +-inf and NaNs of two
+    payloads and both signs."""
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        vals = np.array([0.0, -0.0, 1.0, -1.0, np.inf, -np.inf], dtype)
+        x = vals[rng.integers(0, vals.size, shape)]
+        nans = np.array([0x7FF8_0000_0000_0001, 0xFFF8_0000_0000_0002], np.uint64).view(np.float64)
+        where = rng.random(shape) < 0.03
+        x[where] = nans.astype(dtype)[rng.integers(0, 2, int(where.sum()))]
+        return x
+    info = np.iinfo(dtype)
+    return rng.choice(np.array([info.min, info.min + 1, 0, 1, info.max], dtype), shape)
+
+
+def _pads(pad, n):
+    """Symmetric padding per axis from an int or a tuple of ints."""
+    return (pad,) * n if isinstance(pad, int) else pad
+
+
+@pytest.mark.parametrize("case", range(len(INDEX_CASES)))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
+def test_max_indices_variants_match_oracle(case, dtype):
+    shape, axes, k, s, pad, d, ceil = INDEX_CASES[case]
+    x = _index_input(shape, dtype, case)
+    plan = geo.make_plan(shape, k, s, pad, d, ceil, axes)
+    f = plan.fused
+    kern = sliding.max_indices
+    size = sliding.index_work_size(f.in4, f.out4)
+    out, idx = np.full(f.out4, 7, dtype), np.full(f.out4, -5, np.int64)
+    rows = math.prod(f.out4[:3])
+    bounds = [0, 1, 2, 5, rows // 2, rows - 1, rows]
+    for t0, t1 in zip(bounds[:-1], bounds[1:]):
+        kern(np.ascontiguousarray(x).reshape(f.in4), f.tables, f.params, out, idx, np.empty(size, dtype),
+             np.empty(size, np.int64), t0, t1)
+    ref, ref_idx = R.ref_max_pool(x, k, s, [(p, p) for p in _pads(pad, len(k))], d, ceil, axes)
+    bits = f"u{x.itemsize}"
+    np.testing.assert_array_equal(out.reshape(ref.shape).view(bits), ref.view(bits))  # NaN payloads, zero signs
+    np.testing.assert_array_equal(idx.reshape(ref.shape), ref_idx)
+    got, got_idx = poolkit.max_pool(x, k, s, pad, dilation=d, ceil_mode=ceil, axes=axes, return_indices=True)
+    np.testing.assert_array_equal(got.view(bits), ref.view(bits))
+    np.testing.assert_array_equal(got_idx, ref_idx)

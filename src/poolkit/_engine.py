@@ -972,9 +972,9 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out:
         if out.size:
             if idx is not None:
                 src, dst, ix = cur.reshape(f.in4), out.reshape(f.out4), idx.reshape(f.out4)
-                row_len = f.in4[3]
-                run(lambda t0, t1: K.sliding.max_indices(src, f.tables, f.params, dst, ix, np.empty(row_len, src.dtype),
-                                                  np.empty(row_len, np.int64), t0, t1),
+                kern, size = K.sliding.max_indices, K.sliding.index_work_size(f.in4, f.out4)
+                run(lambda t0, t1: kern(src, f.tables, f.params, dst, ix, np.empty(size, src.dtype),
+                                        np.empty(size, np.int64), t0, t1),
                     f.out4[0] * f.out4[1] * f.out4[2], cur.size + 2 * out.size)
             else:
                 _fused_forward(cur, f, "max", f.divisors(None, None), out)
