@@ -848,7 +848,7 @@ def test_masked_store_pattern():
         assert not MASKED_STORE.search(line), line
 
 
-@pytest.mark.skipif(not loops.RMW_MAXNUM, reason="the maxnum stores are for x86 only")
+@pytest.mark.skipif(not loops.RMW_MAXNUM, reason="the masked-store pattern is x86 assembly")
 @pytest.mark.parametrize("case", [0, 3, 8])
 def test_max_indices_store_without_masks(case):
     """max_indices' passes compile vectorised and without masked stores (a form of the row pass
@@ -872,7 +872,7 @@ def test_max_indices_store_without_masks(case):
 # split a call), against the oracle, for windows along 1-3 axes, channels first and last.
 # Rows of 70+ columns reach the vector loops and their remainders; windows of 1 to 5 taps along W
 # take the first column pass alone or add one or two passes (each into the other half, the last
-# into out), windows of 1 to 5 input rows the first row pass alone or one or two more.
+# into out), windows of 1 to 9 input rows the first row pass alone or up to three more.
 INDEX_CASES = [
     # (shape, axes, kernel, stride, padding, dilation, ceil_mode)
     ((2, 3, 9, 71), (2, 3), (3, 3), (2, 2), 1, 1, False),
@@ -915,7 +915,7 @@ def _pads(pad, n):
 
 @pytest.mark.parametrize("case", range(len(INDEX_CASES)))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
-def test_max_indices_variants_match_oracle(case, dtype):
+def test_max_indices_matches_oracle(case, dtype):
     shape, axes, k, s, pad, d, ceil = INDEX_CASES[case]
     x = _index_input(shape, dtype, case)
     plan = geo.make_plan(shape, k, s, pad, d, ceil, axes)
