@@ -270,6 +270,50 @@ def test_spin_yields_and_still_sees_the_flag():
     from poolkit._kernels import sync
 
     flags = np.zeros(2, np.int64)
-    assert sync.spin(flags, 1, 0, 1000, 0, 1) == 0
+    assert sync.spin(flags, 1, 0, 1000, 0, 1, -1, 0) == 0
     flags[1] = 5
-    assert sync.spin(flags, 1, 0, 1000, 0, 1) == 5
+    assert sync.spin(flags, 1, 0, 1000, 0, 1, -1, 0) == 5
+
+
+def test_spin_reports_the_generation_and_sees_a_sleeping_caller():
+    """sync.spin with ``report`` (a helper ending its part of a call) stores the helper's
+    generation and then watches for the next call (its value, or the old generation on a
+    timeout); it returns -1 when the caller had marked the flag (sync.wait_mark) to sleep on its
+    lock.  wait_mark marks only a flag still at the value the caller saw."""
+    from poolkit._kernels import sync
+
+    flags = np.array([5, 4], np.int64)
+    assert sync.spin(flags, 0, 5, 1000, 0, 1, 1, 5) == 5 and flags[1] == 5  # no next call: timed out
+    flags[0] = 6
+    assert sync.spin(flags, 0, 5, 1000, 0, 1, 1, 5) == 6 and flags[1] == 5  # the next call is published
+    assert sync.wait_mark(flags, 1, 5, -6) and flags[1] == -6  # the helper has not finished 6
+    assert sync.spin(flags, 0, 6, 1000, 0, 1, 1, 6) == -1 and flags[1] == 6  # it finds the mark
+    assert not sync.wait_mark(flags, 1, 5, -7) and flags[1] == 6  # finished meanwhile: no mark
+
+
+@pytest.mark.parametrize("watch", ["never", "briefly"])
+def test_team_join_races_without_losing_a_wake_up(watch):
+    """The caller stops watching its helpers' flags after ``rounds_done`` reads and marks a flag
+    to sleep (sync.wait_mark) while the helper may be storing it (sync.spin's report): with no watching
+    at all, or a few reads, thousands of short calls of random length each end with every
+    helper's part done, and none hangs."""
+    team = _engine._Team(2)
+    team.rounds_done = 1 if watch == "never" else 50
+    rng = np.random.default_rng(3)
+    try:
+        def calls():
+            for n in rng.integers(0, 400, 3000):
+                ran: list[str] = []
+
+                def task(n=int(n), ran=ran):
+                    for _ in range(n):  # a few us of Python, holding the GIL
+                        pass
+                    ran.append(threading.current_thread().name)
+
+                assert team.run(task)
+                assert sorted(ran) == sorted([threading.current_thread().name, "poolkit-0", "poolkit-1"])
+            return True
+
+        assert _within(120, calls)
+    finally:
+        team.close()

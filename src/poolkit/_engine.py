@@ -40,17 +40,26 @@ logger.addHandler(logging.NullHandler())
 #: The dtype of window sums unless the caller asks for float32 sums (``acc_dtype``).
 F64 = np.dtype(np.float64)
 #: Calls touching fewer elements than this run in the calling thread only: handing chunks to the
-#: pool costs more than the work itself.
-SERIAL_BELOW = 1 << 16
+#: pool costs more than the work itself.  On the Intel Xeon VM, timed as the benchmark suite times
+#: (medians, one thread against two): (4, 8, 56, 56) float32, 125 440 elements, 3x3 s2 max 0.041
+#: against 0.056 ms and a channels-last 2x2 average 0.045 against 0.062 ms; at 250 880 elements
+#: 1.08-1.11 x; a 3x3 s1 average of 200 704 elements 0.138 against 0.111 ms (it does more per
+#: element).  Two threads pay once each chunk outlasts the helper's start (a settling pause, then
+#: its Python, 20-25 us).
+SERIAL_BELOW = 1 << 17
 #: Calls touching fewer elements than this split their work into one chunk per thread, larger
 #: ones into 4 per thread (taken in turn, so that a slow core does not hold up the call).  Each
 #: chunk returns to Python for the next, and two threads asking for the GIL at once cost the
 #: loser a 20-30 us wake-up: in a call of under a millisecond that is the whole gain of a chunk.
 FEW_CHUNKS_BELOW = 1 << 22
-#: Global sums of inputs smaller than this run in the calling thread: waking a pool thread costs
-#: about what the second core saves (global average (32,512,7,7), 3.2 MB, input out of cache:
-#: 0.40-0.44 ms on one thread, 0.50-0.52 ms on two; in cache 0.13 against 0.125 ms).  Global
-#: maxima stay on the pool: one thread measured slower for them (0.28 against 0.20 ms in cache).
+#: Global sums of inputs smaller than this run in the calling thread: a global sum does little per
+#: element, so waking the helper costs about what the second core saves.  Global average (32, 512,
+#: 7, 7), 3.2 MB, on the AMD EPYC, input out of cache: 0.40-0.44 ms on one thread, 0.50-0.52 ms on
+#: two; in cache 0.13 against 0.125 ms.  On the Intel Xeon VM, timed back to back or with poolkit
+#: the only contender, two threads won from 3.2 MB (0.12-0.15 against 0.17-0.20 ms), but in the
+#: benchmark suite, where the peers run between samples, they lost (0.20-0.33 against 0.17-0.19
+#: ms).  Global maxima stay on the pool: one thread measured slower for them (0.28 against 0.20 ms
+#: in cache).
 WHOLE_SERIAL_BYTES = 1 << 23
 
 #: Outputs of this many bytes or more that the pool's threads fill (the backward passes, which
@@ -70,10 +79,13 @@ _local = threading.local()
 #: helpers awake; a helper idle for longer sleeps and costs no CPU.
 SPIN_IDLE_S = 200e-6
 SPIN_DONE_S = 2e-3
-#: How long a thread that saw its flag change waits before it asks for the GIL (see
-#: :func:`poolkit._kernels.sync.spin`): longer than the Python the other thread runs between
-#: changing the flag and releasing the GIL.
-SETTLE_S = 2e-6
+#: How long a helper that saw a call published waits before it asks for the GIL (see
+#: :func:`poolkit._kernels.sync.spin`): longer than the Python the calling thread runs between
+#: publishing and releasing the GIL in its first kernel.  That Python runs with cold caches right
+#: after the previous call's kernel: on the Intel Xeon VM, a (32, 7, 7, 512) global average on two
+#: threads back to back took a median 150-161 us with 2 us or 5 us, 101-106 us with 10 us, 117-119
+#: us with 14 us (a helper asking too early sleeps until the GIL is free, 20-70 us here).
+SETTLE_S = 10e-6
 #: How often a spinning thread gives up its CPU (``sched_yield``) instead of pausing: a spinner
 #: that shares a CPU with the thread it waits for would otherwise hold it until the scheduler's
 #: time slice ends (see "Waking from idle" in BENCHMARKS.md).
@@ -81,9 +93,13 @@ YIELD_EVERY_S = 20e-6
 
 
 def _cpu_reader() -> Callable[[], int] | None:
-    """libc's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none."""
+    """libc's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none.
+
+    Called through ``PyDLL``, which keeps the GIL: a ``CDLL`` function releases it and takes it
+    back, and a helper doing that as it starts its part of a call lost the GIL to the caller and
+    slept 20-70 us for it (measured on a (4, 7, 7, 512) global average on two threads)."""
     try:
-        getcpu = ctypes.CDLL(None).sched_getcpu
+        getcpu = ctypes.PyDLL(None).sched_getcpu
     except (OSError, AttributeError, TypeError):
         return None
     getcpu.restype, getcpu.argtypes = ctypes.c_int, []
@@ -108,10 +124,20 @@ class _Team:
     """``helpers`` daemon threads that join the calling thread on one call at a time.
 
     A call publishes its task under the GIL and bumps ``flags[0]``, the generation; helper ``i``
-    runs the task and then writes the generation into ``flags[1 + i]``.  Both sides first watch
+    runs the task and then stores the generation into ``flags[1 + i]``.  Both sides first watch
     the flag they wait for in :func:`poolkit._kernels.sync.spin` (no GIL held, no sleep), then
-    block on a lock of their own: ``go[i]`` for helper ``i``, ``done[i]`` for the caller.  The
-    decision to block and the wake-up are both taken under ``guard``, so no wake-up is lost.
+    block on a lock of their own: ``go[i]`` for helper ``i``, ``done[i]`` for the caller.  A
+    helper's decision to block and the caller's wake-up are both taken under ``guard``.  The
+    caller's decision to block is an atomic mark on the helper's flag
+    (:func:`poolkit._kernels.sync.wait_mark`), which the helper's atomic store of its generation
+    (the ``report`` of :func:`poolkit._kernels.sync.spin`) either finds, and then releases ``done[i]``, or
+    overwrites first, and then the mark fails: no wake-up is lost either way.
+
+    The helper stores its flag in that kernel, without the GIL, and goes on watching for the next
+    call in it.  Stored from Python, the flag came before the helper's last lines of Python, and a
+    caller that saw it and asked for the GIL meanwhile slept until the helper released it: 10-80
+    us added to a (32, 7, 7, 512) global average of 0.15 ms on two threads on the Intel Xeon VM.
+    The helpers still take the GIL to start their part, after the settling pause (SETTLE_S).
 
     Measured on this project's 2-core machine: a round trip through the spinning flags took 2.3
     us, through locks 12 us, through a ``ThreadPoolExecutor``'s submit and result 52 us -- as
@@ -139,7 +165,6 @@ class _Team:
         self.errors: list[BaseException] = []
         self.flags = np.zeros(1 + helpers, np.int64)
         self.sleeping = [False] * helpers  # helper i blocks on go[i]
-        self.waiting = [False] * helpers  # the caller blocks on done[i]
         self.go = [threading.Lock() for _ in range(helpers)]
         self.done = [threading.Lock() for _ in range(helpers)]
         for lock in self.go + self.done:
@@ -153,9 +178,9 @@ class _Team:
     def _calibrate(self) -> tuple[int, int, int, int]:
         """The spin rounds of SPIN_IDLE_S, SPIN_DONE_S, SETTLE_S and YIELD_EVERY_S on this machine."""
         probe, n = np.zeros(1, np.int64), 20_000
-        K.sync.spin(probe, 0, 0, 1, 0, 1 << 62)
+        K.sync.spin(probe, 0, 0, 1, 0, 1 << 62, -1, 0)
         t = time.perf_counter()
-        K.sync.spin(probe, 0, 0, n, 0, 1 << 62)
+        K.sync.spin(probe, 0, 0, n, 0, 1 << 62, -1, 0)
         per_round = max(time.perf_counter() - t, 1e-6) / n
         idle, done, settle, every = (max(int(s / per_round), 1) for s in (SPIN_IDLE_S, SPIN_DONE_S, SETTLE_S,
                                                                           YIELD_EVERY_S))
@@ -164,8 +189,8 @@ class _Team:
     def _serve(self, i: int) -> None:
         _local.worker = True
         seen = 0
+        g = K.sync.spin(self.flags, 0, seen, self.rounds_idle, self.settle, self.every, -1, 0)
         while True:
-            g = K.sync.spin(self.flags, 0, seen, self.rounds_idle, self.settle, self.every)
             if g == seen:  # no call came while watching: sleep, unless one comes now
                 with self.guard:
                     sleep = self.sleeping[i] = int(self.flags[0]) == seen
@@ -181,11 +206,11 @@ class _Team:
                 self.task()
             except BaseException as e:  # handed to the caller, who raises it
                 self.errors.append(e)
-            with self.guard:
-                self.flags[1 + i] = g
-                if self.waiting[i]:
-                    self.waiting[i] = False
-                    self.done[i].release()
+            # report generation g done, then watch for the next call; all without the GIL
+            g = K.sync.spin(self.flags, 0, seen, self.rounds_idle, self.settle, self.every, 1 + i, seen)
+            if g < 0:  # the caller gave up watching and sleeps on done[i]
+                self.done[i].release()
+                g = K.sync.spin(self.flags, 0, seen, self.rounds_idle, self.settle, self.every, -1, 0)
 
     def _start(self) -> int:
         """Bump the generation and wake the sleeping helpers; the new generation."""
@@ -201,11 +226,10 @@ class _Team:
     def _join(self, g: int) -> None:
         """Wait until every helper has finished generation ``g``."""
         for i in range(len(self.go)):
-            if K.sync.spin(self.flags, 1 + i, g - 1, self.rounds_done, self.settle, self.every) == g:
+            # no settling pause: the helper stores its flag without the GIL (spin's report)
+            if K.sync.spin(self.flags, 1 + i, g - 1, self.rounds_done, 0, self.every, -1, 0) == g:
                 continue
-            with self.guard:
-                wait = self.waiting[i] = int(self.flags[1 + i]) != g
-            if wait:
+            if K.sync.wait_mark(self.flags, 1 + i, g - 1, -g):  # else it finished meanwhile
                 self.done[i].acquire()
 
     def run(self, task) -> bool:

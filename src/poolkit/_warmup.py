@@ -148,8 +148,10 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         ("masked_max", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="max")),
         ("masked_min", partial(masked.masked_pool, x[:, :, 0], lengths=lengths, mode="min")),
         ("roi_pool", partial(roi.roi_pool, x, np.array([[0, 0, 0, 5, 5.0]]), 2)),
-        # the helper threads' wait, which only a call large enough to be split compiles
-        ("spin", partial(sync.spin, np.zeros(1, np.int64), 0, 0, 1, 0, 1)),
+        # the helper threads' wait, which only a call large enough to be split compiles, and the
+        # caller's mark before it sleeps, which only a wait of over SPIN_DONE_S compiles
+        ("spin", partial(sync.spin, np.zeros(1, np.int64), 0, 0, 1, 0, 1, -1, 0)),
+        ("wait_mark", partial(sync.wait_mark, np.zeros(1, np.int64), 0, 1, -1)),
     ]
     if dtype != np.bool_:
         jobs += [
