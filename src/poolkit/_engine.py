@@ -83,8 +83,9 @@ SPIN_DONE_S = 2e-3
 #: :func:`poolkit._kernels.sync.spin`): longer than the Python the calling thread runs between
 #: publishing and releasing the GIL in its first kernel.  That Python runs with cold caches right
 #: after the previous call's kernel: on the Intel Xeon VM, a (32, 7, 7, 512) global average on two
-#: threads back to back took a median 150-161 us with 2 us or 5 us, 101-106 us with 10 us, 117-119
-#: us with 14 us (a helper asking too early sleeps until the GIL is free, 20-70 us here).
+#: threads back to back took a median 169-174 us with 2 us, 150-161 with 5, 101-126 with 10 and
+#: 88-119 with 14-20 (a helper asking too early sleeps until the GIL is free, 20-70 us here); see
+#: "Waking from idle" in BENCHMARKS.md.
 SETTLE_S = 10e-6
 #: How often a spinning thread gives up its CPU (``sched_yield``) instead of pausing: a spinner
 #: that shares a CPU with the thread it waits for would otherwise hold it until the scheduler's
