@@ -294,9 +294,9 @@ def test_spin_reports_the_generation_and_sees_a_sleeping_caller():
 @pytest.mark.parametrize("watch", ["never", "briefly"])
 def test_team_join_races_without_losing_a_wake_up(watch):
     """The caller stops watching its helpers' flags after ``rounds_done`` reads and marks a flag
-    to sleep (sync.wait_mark) while the helper may be storing it (sync.spin's report): with no watching
-    at all, or a few reads, thousands of short calls of random length each end with every
-    helper's part done, and none hangs."""
+    to sleep (sync.wait_mark) while the helper may be storing it (sync.spin's report): with no
+    watching at all, or a few reads, thousands of short calls of random length each end with
+    every helper's part done, and none hangs."""
     team = _engine._Team(2)
     team.rounds_done = 1 if watch == "never" else 50
     rng = np.random.default_rng(3)

@@ -131,8 +131,8 @@ class _Team:
     helper's decision to block and the caller's wake-up are both taken under ``guard``.  The
     caller's decision to block is an atomic mark on the helper's flag
     (:func:`poolkit._kernels.sync.wait_mark`), which the helper's atomic store of its generation
-    (the ``report`` of :func:`poolkit._kernels.sync.spin`) either finds, and then releases ``done[i]``, or
-    overwrites first, and then the mark fails: no wake-up is lost either way.
+    (the ``report`` of :func:`poolkit._kernels.sync.spin`) either finds, and then releases
+    ``done[i]``, or overwrites first, and then the mark fails: no wake-up is lost either way.
 
     The helper stores its flag in that kernel, without the GIL, and goes on watching for the next
     call in it.  Stored from Python, the flag came before the helper's last lines of Python, and a

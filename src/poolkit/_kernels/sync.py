@@ -24,14 +24,19 @@ from ._loops import kernel
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 
+def _slot(context, builder, signature, args):
+    """The address of ``flags[i]``, the first two arguments of the intrinsics below."""
+    ary = context.make_array(signature.args[0])(context, builder, args[0])
+    return builder.gep(ary.data, [args[1]])
+
+
 @intrinsic
 def _load_acquire(typingctx, flags, i):
     """flags[i] of an int64 array, read atomically with acquire ordering."""
     sig = types.int64(flags, i)
 
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.load_atomic(builder.gep(ary.data, [args[1]]), "acquire", 8)
+        return builder.load_atomic(_slot(context, builder, signature, args), "acquire", 8)
 
     return sig, codegen
 
@@ -43,8 +48,7 @@ def _swap(typingctx, flags, i, value):
     sig = types.int64(flags, i, value)
 
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return builder.atomic_rmw("xchg", builder.gep(ary.data, [args[1]]), args[2], "acq_rel")
+        return builder.atomic_rmw("xchg", _slot(context, builder, signature, args), args[2], "acq_rel")
 
     return sig, codegen
 
@@ -56,8 +60,7 @@ def _compare_swap(typingctx, flags, i, old, new):
     sig = types.boolean(flags, i, old, new)
 
     def codegen(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        pair = builder.cmpxchg(builder.gep(ary.data, [args[1]]), args[2], args[3], "acq_rel", "acquire")
+        pair = builder.cmpxchg(_slot(context, builder, signature, args), args[2], args[3], "acq_rel", "acquire")
         return builder.extract_value(pair, 1)
 
     return sig, codegen
