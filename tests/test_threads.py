@@ -39,6 +39,7 @@ SCRIPT = textwrap.dedent("""
         lambda: poolkit.masked_pool(x.reshape(4, 16, -1), lengths=np.array([16, 3, 0, 9])),
         lambda: poolkit.roi_pool(x, rois, (7, 7)),
         lambda: poolkit.roi_align(x, rois[:, 1:], np.array([0, 3]), (7, 7)),
+        lambda: poolkit.global_avg_pool(x),  # 2.4 MB: its helpers run without Python (_native_sums)
     ]
     expected = [c() for c in calls]
     with ThreadPoolExecutor(int(sys.argv[1])) as pool:
@@ -317,3 +318,213 @@ def test_team_join_races_without_losing_a_wake_up(watch):
         assert _within(120, calls)
     finally:
         team.close()
+
+
+# ---------------------------------------------------------------- global sums without the GIL
+
+
+_NO_MASKS = _engine._NO_MASKS
+
+
+def _masks():
+    """A helper's scratch CPU masks for axis.follow_sums."""
+    return np.zeros((2, 16), np.uint64)
+
+
+def _global_means(x, axes, acc_dtype=None):
+    """NumPy's global mean in float64 (or float32), cast as poolkit casts: the one-thread oracle."""
+    acc = np.float64 if acc_dtype is None else np.float32
+    out = np.float64 if x.dtype.kind != "f" else x.dtype
+    return (x.astype(acc).sum(axis=axes, dtype=acc) / acc(np.prod([x.shape[a] for a in axes]))).astype(out)
+
+
+def test_native_global_sums_match_one_thread_as_helpers_watch_sleep_and_switch(monkeypatch):
+    """Global sums on the team, the helpers taking their chunks without Python
+    (axis.follow_sums), give the one-thread result bit for bit: calls of several dtypes (each a
+    kind of its own, which the watching helper leaves to Python), between Python calls (a max
+    pooling, and chunks the helpers must join), with gaps shorter and longer than the helpers'
+    watch (awake, asleep), 4 chunks per thread or one."""
+    monkeypatch.setattr(_engine, "WHOLE_SERIAL_BYTES", 0)
+    rng = np.random.default_rng(5)
+    cases = [(rng.standard_normal((8, 7, 7, 520)).astype(np.float32), (1, 2), None),  # all over SERIAL_BELOW
+             (rng.standard_normal((8, 7, 7, 520)).astype(np.float32), (1, 2), "float32"),
+             (rng.standard_normal((16, 130, 9, 9)), (2, 3), None),
+             (rng.integers(-300, 300, (6, 50, 40, 21)).astype(np.int16), (1, 2), None),
+             (rng.standard_normal((3, 1 << 20)).astype(np.float32), (1,), None)]  # 4 chunks per thread
+    poolkit.set_num_threads(1)
+    expected = [poolkit.global_avg_pool(x, axes=axes, acc_dtype=acc) for x, axes, acc in cases]
+    for (x, axes, acc), e in zip(cases, expected):
+        np.testing.assert_allclose(e, _global_means(x, axes, acc), rtol=1e-6)
+    assert min(x.size for x, _, _ in cases) >= _engine.SERIAL_BELOW
+    x4 = rng.standard_normal((4, 16, 96, 96)).astype(np.float32)
+    poolkit.set_num_threads(2)
+    order = rng.integers(0, len(cases) + 1, 400)
+    gaps = rng.choice([0.0, 0.0, 0.0, 30e-6, 3 * _engine.SPIN_IDLE_S, 2e-3], 400)
+
+    helped: list[bool] = []  # Python calls right after a native one: did a helper take a chunk?
+
+    def python_call() -> bool:
+        names: list[str] = []
+
+        def body(t0, t1):
+            names.append(threading.current_thread().name)
+            time.sleep(1e-4)  # the calling thread cannot take every chunk before the helper comes
+
+        _engine.run(body, 4, _engine.SERIAL_BELOW)
+        return any(n.startswith("poolkit-") for n in names)
+
+    def calls():
+        for k, gap in zip(order, gaps):
+            time.sleep(gap)
+            if k == len(cases):
+                np.testing.assert_array_equal(poolkit.max_pool(x4, (2, 2)), _max2x2(x4))
+                continue
+            x, axes, acc = cases[k]
+            got = poolkit.global_avg_pool(x, axes=axes, acc_dtype=acc)
+            if gap == 0:  # a Python call at once, while the helper watches for the next call of this kind
+                helped.append(python_call())
+            np.testing.assert_array_equal(got, expected[k])
+        return True
+
+    assert _within(300, calls)
+    assert len(helped) > 100 and np.mean(helped) > 0.5, helped  # the watching helper leaves it to Python
+
+
+def test_native_sums_take_the_chunks_left_from_the_counter():
+    """axis.follow_sums as the calling thread (i = -1): it claims chunks from the mailbox's counter
+    until none is left, and leaves alone the chunks claimed before it came (here chunk 0); it
+    reports nothing."""
+    from poolkit._kernels import axis
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((12, 10, 3))
+    out = np.full((12, 3), np.nan)
+    scratch = np.empty((2, 3))
+    flags = np.zeros(2, np.int64)
+    box = np.array((1, 4, 12, 10, 3, x.ctypes.data, out.ctypes.data, scratch.ctypes.data, 0, 1, -1), np.int64)
+    box.view(np.float64)[axis.BOX_DIVISOR] = 10.0
+    likes = (np.empty((0, 0, 0)), np.empty((0, 0)), np.empty(0), 1)
+    assert axis.follow_sums(flags, -1, 7, 0, 0, 1, _NO_MASKS, box, box.view(np.float64), *likes) == (7, 7)
+    np.testing.assert_array_equal(out[3:], x.sum(axis=1)[3:] / 10)
+    assert np.isnan(out[:3]).all()  # chunk 0 (rows 0-2) was another thread's
+    assert box[axis.BOX_NEXT] == 5 and flags.tolist() == [0, 0]  # one failed claim past the last chunk
+
+
+def test_native_sums_in_a_helper_report_and_return_for_other_calls():
+    """axis.follow_sums as helper 0: a call of its kind is run and reported into flags[1], then it
+    watches again; a call of another kind is returned (done, next) for Python to run; a timeout
+    returns (done, done); a report that replaces the caller's mark returns (done, -1)."""
+    from poolkit._kernels import axis
+
+    x = np.arange(24, dtype=np.float64).reshape(2, 4, 3)
+    out = np.zeros((2, 3))
+    scratch = np.empty((2, 3))
+    box = np.array((0, 2, 2, 4, 3, x.ctypes.data, out.ctypes.data, scratch.ctypes.data, 0, 1, -1), np.int64)
+    box.view(np.float64)[axis.BOX_DIVISOR] = 4.0
+    likes = (np.empty((0, 0, 0)), np.empty((0, 0)), np.empty(0), 1)
+    boxf = box.view(np.float64)
+    flags = np.array([3, 2], np.int64)
+    assert axis.follow_sums(flags, 0, 2, 1000, 0, 1, _masks(), box, boxf, *likes) == (3, 3)  # ran 3, then timed out
+    assert flags[1] == 3
+    np.testing.assert_array_equal(out, x.mean(axis=1))  # both chunks: the caller never came
+    box[axis.BOX_KIND] = 2
+    flags[0] = 4
+    assert axis.follow_sums(flags, 0, 3, 1000, 0, 1, _masks(), box, boxf, *likes) == (3, 4)  # not its kind
+    box[axis.BOX_KIND], box[axis.BOX_NEXT] = 1, 0
+    flags[1] = -4  # the caller marked: it sleeps on its lock
+    assert axis.follow_sums(flags, 0, 3, 1000, 0, 1, _masks(), box, boxf, *likes) == (4, -1)
+    assert flags[1] == 4
+
+
+_TWO_CPUS = (hasattr(os, "sched_setaffinity") and _engine._cpu_reader() is not None
+             and len(os.sched_getaffinity(0)) >= 2)
+
+
+def _cpu_of(thread: threading.Thread) -> int:
+    """The CPU a thread of this process last ran on (/proc's ``processor`` field)."""
+    with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[36])
+
+
+@pytest.mark.skipif(not _TWO_CPUS, reason="needs CPU affinity, sched_getcpu and two CPUs")
+def test_native_sums_move_off_the_callers_cpu_in_the_kernel():
+    """A helper in axis.follow_sums that finds itself on the CPU the call was made from moves off
+    it before its part, without Python (sync.move_off), and then has the CPUs it had; the call is
+    run and reported.  Run in a fresh thread, so the test's own thread keeps its affinity."""
+    from poolkit._kernels import axis
+
+    getcpu = _engine._cpu_reader()
+    x = np.arange(24, dtype=np.float64).reshape(2, 4, 3)
+    out = np.zeros((2, 3))
+    scratch = np.empty((2, 3))
+    likes = (np.empty((0, 0, 0)), np.empty((0, 0)), np.empty(0), 1)
+
+    def helper():
+        allowed = sorted(os.sched_getaffinity(0))[:2]
+        here = allowed[0]
+        os.sched_setaffinity(0, {here})  # on `here` now
+        os.sched_setaffinity(0, set(allowed))  # and free to leave it
+        flags = np.array([5, 4], np.int64)
+        box = np.array((0, 2, 2, 4, 3, x.ctypes.data, out.ctypes.data, scratch.ctypes.data, 0, 1, here), np.int64)
+        box.view(np.float64)[axis.BOX_DIVISOR] = 4.0
+        got = axis.follow_sums(flags, 0, 4, 1000, 0, 1, _masks(), box, box.view(np.float64), *likes)
+        return here, getcpu(), os.sched_getaffinity(0), set(allowed), got, flags.tolist()
+
+    with ThreadPoolExecutor(1) as pool:
+        here, now, affinity, allowed, got, flags = pool.submit(helper).result(timeout=60)
+    assert now != here and affinity == allowed
+    assert got == (5, 5) and flags == [5, 5]  # ran 5 and reported it, then timed out
+    np.testing.assert_array_equal(out, x.mean(axis=1))
+
+
+@pytest.mark.parametrize("watch", ["never", "briefly"])
+def test_native_calls_race_the_join_without_losing_a_wake_up(watch, monkeypatch):
+    """The join's race (see test_team_join_races_without_losing_a_wake_up) for native calls, whose
+    helpers report from axis.follow_sums: thousands of global averages of random size on a
+    two-helper team, with gaps that let the helpers sleep, each give NumPy's result and none
+    hangs."""
+    monkeypatch.setattr(_engine, "WHOLE_SERIAL_BYTES", 0)
+    monkeypatch.setattr(_engine, "SERIAL_BELOW", 0)
+    poolkit.set_num_threads(3)
+    team = _engine._get_team(3)
+    team.rounds_done = 1 if watch == "never" else 50
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((int(n), 4, 5, 8)) for n in rng.integers(2, 40, 50)]
+    means = [x.sum(axis=(1, 2)) / 20 for x in xs]
+
+    def calls():
+        for k, gap in zip(rng.integers(0, len(xs), 3000), rng.choice([0.0, 0.0, 3 * _engine.SPIN_IDLE_S], 3000)):
+            time.sleep(gap)
+            np.testing.assert_allclose(poolkit.global_avg_pool(xs[k], axes=(1, 2)), means[k], rtol=1e-13)
+        return True
+
+    assert _within(120, calls)
+    assert team.keep == () and team.native is None  # the call's arrays are let go
+
+
+@pytest.mark.skipif(not _TWO_CPUS, reason="needs CPU affinity, sched_getcpu and two CPUs")
+def test_a_native_helper_on_the_callers_cpu_moves_before_each_call(monkeypatch):
+    """The team's wiring for native calls: the caller's CPU goes into the mailbox, and a helper
+    watching in axis.follow_sums that is on that CPU leaves it before its part.  The caller is
+    held on one CPU; the helper is put there, then let free, before each call."""
+    monkeypatch.setattr(_engine, "WHOLE_SERIAL_BYTES", 0)
+    poolkit.set_num_threads(2)
+    x = np.random.default_rng(0).standard_normal((8, 7, 7, 520)).astype(np.float32)
+    expected = x.astype(np.float64).sum(axis=(1, 2)) / 49
+
+    def calls():
+        here = sorted(os.sched_getaffinity(0))[0]
+        allowed = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {here})
+        poolkit.global_avg_pool(x, axes=(1, 2))  # makes the team; the helper then watches in the kernel
+        helper = next(t for t in threading.enumerate() if t.name == "poolkit-0")
+        left = []
+        for _ in range(20):
+            os.sched_setaffinity(helper.native_id, {here})
+            os.sched_setaffinity(helper.native_id, allowed)
+            np.testing.assert_allclose(poolkit.global_avg_pool(x, axes=(1, 2)), expected, rtol=1e-6)
+            left.append(_cpu_of(helper) != here)
+        return left
+
+    left = _within(120, calls)
+    assert np.mean(left) > 0.5, left

@@ -53,14 +53,14 @@ SERIAL_BELOW = 1 << 17
 #: loser a 20-30 us wake-up: in a call of under a millisecond that is the whole gain of a chunk.
 FEW_CHUNKS_BELOW = 1 << 22
 #: Global sums of inputs smaller than this run in the calling thread: a global sum does little per
-#: element, so waking the helper costs about what the second core saves.  Global average (32, 512,
-#: 7, 7), 3.2 MB, on the AMD EPYC, input out of cache: 0.40-0.44 ms on one thread, 0.50-0.52 ms on
-#: two; in cache 0.13 against 0.125 ms.  On the Intel Xeon VM, timed back to back or with poolkit
-#: the only contender, two threads won from 3.2 MB (0.12-0.15 against 0.17-0.20 ms), but in the
-#: benchmark suite, where the peers run between samples, they lost (0.20-0.33 against 0.17-0.19
-#: ms).  Global maxima stay on the pool: one thread measured slower for them (0.28 against 0.20 ms
-#: in cache).
-WHOLE_SERIAL_BYTES = 1 << 23
+#: element, so waking the helper costs about what the second core saves.  Larger ones run on the
+#: team as native calls, the helpers taking their chunks without Python (:func:`_native_sums`).
+#: On the Intel Xeon VM, (n, 7, 7, 512) float32 timed as the benchmark suite times (medians, one
+#: thread against two, two runs): n = 32 (3.2 MB) 0.086-0.104 against 0.13-0.15 ms; n = 16 (1.6
+#: MB) 0.035-0.058 against 0.043-0.048 ms; n = 8 (0.8 MB) 0.026-0.036 against 0.019-0.022 ms.
+#: Global maxima stay on the pool whatever their size: one thread measured slower for them (0.28
+#: against 0.20 ms in cache).
+WHOLE_SERIAL_BYTES = 1 << 21
 
 #: Outputs of this many bytes or more that the pool's threads fill (the backward passes, which
 #: write a gradient the size of the input) are first touched by the calling thread, once per 4 KiB
@@ -138,11 +138,20 @@ class _Team:
     call in it.  Stored from Python, the flag came before the helper's last lines of Python, and a
     caller that saw it and asked for the GIL meanwhile slept until the helper released it: 10-80
     us added to a (32, 7, 7, 512) global average of 0.15 ms on two threads on the Intel Xeon VM.
-    The helpers still take the GIL to start their part, after the settling pause (SETTLE_S).
+    Except in native calls (below), the helpers still take the GIL to start their part, after the
+    settling pause (SETTLE_S).
 
     Measured on this project's 2-core machine: a round trip through the spinning flags took 2.3
     us, through locks 12 us, through a ``ThreadPoolExecutor``'s submit and result 52 us -- as
     long as a whole global average pooling of a (32, 512, 7, 7) float32 array on one core.
+
+    A native call (:meth:`run` with ``native``; the global sums of :func:`_native_sums`) is taken
+    by the helpers without Python: the caller writes the call into a mailbox (``box``: the arrays'
+    addresses, shapes, a chunk counter and the call's kind) before it publishes the generation,
+    and a helper watching in :func:`poolkit._kernels.axis.follow_sums` claims chunks, reports and
+    watches for the next call, all in that kernel; a call of another kind it returns to Python.
+    No GIL passes between the threads of such calls: back to back, a (32, 7, 7, 512) float32
+    global average took a median 54-58 us on two threads this way, 124 us on one.
 
     A call that finds the team busy with another thread's call is not queued: :func:`run` does its
     work in the calling thread, so concurrent callers each keep a core.
@@ -165,6 +174,12 @@ class _Team:
         self.task = None
         self.errors: list[BaseException] = []
         self.flags = np.zeros(1 + helpers, np.int64)
+        # the mailbox of a call whose helpers run without Python (see run's `native`)
+        self.box = np.zeros(K.axis.BOX_SIZE, np.int64)
+        self.boxf = self.box.view(np.float64)
+        self.native: tuple | None = None  # the helpers' kernel and its arguments, for such a call
+        self.keep: tuple = ()  # that call's arrays, alive until its helpers have reported
+        self.masks = np.zeros((helpers, 2, 16), np.uint64)  # each helper's CPU masks (1024 CPUs), for moves
         self.sleeping = [False] * helpers  # helper i blocks on go[i]
         self.go = [threading.Lock() for _ in range(helpers)]
         self.done = [threading.Lock() for _ in range(helpers)]
@@ -200,9 +215,12 @@ class _Team:
                 g = int(self.flags[0])
             if self.task is None:  # woken with no call: close() dismissed the team
                 return
-            seen = g
             if self.getcpu is not None and self.getcpu() == self.caller_cpu:
                 _move_off(self.caller_cpu)
+            if self.native is not None:  # run it, and the like calls after it, without Python
+                seen, g = self._follow(i, seen, *self.native)
+                continue
+            seen = g
             try:
                 self.task()
             except BaseException as e:  # handed to the caller, who raises it
@@ -213,11 +231,30 @@ class _Team:
                 self.done[i].release()
                 g = K.sync.spin(self.flags, 0, seen, self.rounds_idle, self.settle, self.every, -1, 0)
 
-    def _start(self) -> int:
-        """Bump the generation and wake the sleeping helpers; the new generation."""
+    def _follow(self, i: int, seen: int, kern, args: tuple) -> tuple[int, int]:
+        """Helper ``i``'s part of the native call after generation ``seen``, and of every like call
+        that follows while it watches (``kern``, e.g. :func:`poolkit._kernels.axis.follow_sums`):
+        (the last generation it ran, the next one, which is Python's, or equal to it when the
+        watch timed out)."""
+        while True:
+            seen, g = kern(self.flags, i, seen, self.rounds_idle, self.settle, self.every, self.masks[i], self.box,
+                           self.boxf, *args)
+            if g >= 0:
+                return seen, g
+            self.done[i].release()  # its report found the caller's mark: the caller sleeps on done[i]
+
+    def _start(self, box: np.ndarray | None = None) -> int:
+        """Fill the mailbox (``box``, or kind 0: a call whose helpers run Python), bump the
+        generation and wake the sleeping helpers; the new generation."""
         with self.guard:
+            if box is None:
+                self.box[K.axis.BOX_KIND] = 0
+            else:
+                self.box[:] = box
+                self.box[K.axis.BOX_CPU] = self.caller_cpu
             g = int(self.flags[0]) + 1
-            self.flags[0] = g
+            # an atomic store (spin's report), after the mailbox's: a helper that sees g sees the mailbox
+            K.sync.spin(self.flags, 0, g, 0, 0, 1, 0, g)
             for i, sleeping in enumerate(self.sleeping):
                 if sleeping:
                     self.sleeping[i] = False
@@ -233,14 +270,20 @@ class _Team:
             if K.sync.wait_mark(self.flags, 1 + i, g - 1, -g):  # else it finished meanwhile
                 self.done[i].acquire()
 
-    def run(self, task) -> bool:
+    def run(self, task, native: tuple | None = None, box: np.ndarray | None = None, keep: tuple = ()) -> bool:
         """``task()`` in the calling thread and in every helper at once; False, with nothing run,
-        when the team is busy with another call."""
+        when the team is busy with another call.
+
+        A native call (``native`` = (kernel, arguments): e.g.
+        :func:`poolkit._kernels.axis.follow_sums` and its templates) is run by the helpers without
+        Python: the kernel reads the call from the mailbox ``box`` and the arrays at its addresses,
+        which ``keep`` holds alive until every helper has reported (for ever if the wait for them is
+        interrupted).  ``task`` is then the calling thread's part."""
         if not self.busy.acquire(blocking=False):
             return False
-        self.task, self.errors = task, []
+        self.task, self.errors, self.native, self.keep = task, [], native, keep
         self.caller_cpu = self.getcpu() if self.getcpu is not None else -1
-        g = self._start()
+        g = self._start(box)
         try:
             task()
         finally:
@@ -249,7 +292,7 @@ class _Team:
             except BaseException:  # e.g. KeyboardInterrupt while waiting: keep `busy`, never reuse
                 self.broken = True
                 raise
-            self.task = None
+            self.task, self.native, self.keep = None, None, ()
             with self.guard:  # a close() during the call left the dismissal to it
                 closing = self.closed
                 if not closing:
@@ -344,6 +387,20 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_team)
 
 
+def _threads_for(total: int, cost: int) -> int:
+    """The threads a call of ``total`` chunks' worth of work touching ``cost`` elements runs on: 1
+    for calls under SERIAL_BELOW elements and calls made from a helper thread."""
+    n_threads = get_num_threads()
+    if n_threads == 1 or total < 2 or cost < SERIAL_BELOW or getattr(_local, "worker", False):
+        return 1
+    return n_threads
+
+
+def _chunks(total: int, cost: int, n_threads: int) -> int:
+    """How many chunks a call runs on ``n_threads`` threads (see :func:`run`)."""
+    return min(total, n_threads if cost < FEW_CHUNKS_BELOW else 4 * n_threads)
+
+
 def run(body, total: int, cost: int) -> list:
     """Call ``body(t0, t1)`` on chunks covering ``[0, total)`` and return their results in order.
 
@@ -354,10 +411,10 @@ def run(body, total: int, cost: int) -> list:
     when the team is busy with another thread's call, the calling thread takes every chunk itself.
     ``body`` calls a ``nogil`` kernel.
     """
-    n_threads = get_num_threads()
-    if n_threads == 1 or total < 2 or cost < SERIAL_BELOW or getattr(_local, "worker", False):
+    n_threads = _threads_for(total, cost)
+    if n_threads == 1:
         return [body(0, total)]
-    n = min(total, n_threads if cost < FEW_CHUNKS_BELOW else 4 * n_threads)
+    n = _chunks(total, cost, n_threads)
     bounds = [total * c // n for c in range(n + 1)]
     results: list = [None] * n
     counter = itertools.count()  # next() on it is atomic: each chunk is taken once
@@ -618,8 +675,52 @@ def _reduce_whole(kern, x: np.ndarray, shape3, out: np.ndarray, *args, serial_be
 
     if x.nbytes < serial_below:
         body(0, shape3[0])
-    else:
+    elif not (kern is K.axis.sum_whole and _native_sums(x3, o2, *args)):
         run(body, shape3[0], x.size)
+
+
+_NO_MASKS = np.zeros((2, 16), np.uint64)  # follow_sums' masks for the calling thread, which never moves
+#: (input, output, scratch dtypes) -> the templates of follow_sums and the call's kind (>= 1)
+_SUM_KINDS: dict[tuple[np.dtype, np.dtype, np.dtype], tuple] = {}
+
+
+def sum_kind(x_dtype: np.dtype, out_dtype: np.dtype, acc: np.dtype) -> tuple:
+    """The last four arguments of :func:`poolkit._kernels.axis.follow_sums` for global sums of
+    ``x_dtype`` into ``out_dtype`` in ``acc``: its templates (empty arrays of those dtypes) and the
+    kind of such calls (a number of their own, from 1)."""
+    key = (x_dtype, out_dtype, acc)
+    found = _SUM_KINDS.get(key)
+    if found is None:
+        found = _SUM_KINDS[key] = (np.empty((0, 0, 0), x_dtype), np.empty((0, 0), out_dtype), np.empty(0, acc),
+                                   len(_SUM_KINDS) + 1)
+    return found
+
+
+def _native_sums(x3: np.ndarray, o2: np.ndarray, divisor: float, acc: np.dtype) -> bool:
+    """Global sums (:func:`poolkit._kernels.axis.sum_whole`) of the (outer, length, inner) view
+    ``x3`` into ``o2`` on the team, its helpers taking their chunks in
+    :func:`poolkit._kernels.axis.follow_sums` (no GIL passes between the threads); False, with
+    nothing run, when the call runs on one thread (see :func:`run`) or ``x3`` is not aligned.  The
+    calling thread takes every chunk when the team is busy with another thread's call.
+
+    Measured: see "Global averages without the GIL" in BENCHMARKS.md."""
+    outer, length, inner = x3.shape
+    n_threads = _threads_for(outer, x3.size)
+    if n_threads == 1 or not x3.flags.aligned:
+        return False
+    found = sum_kind(x3.dtype, o2.dtype, acc)
+    scratch = np.empty((n_threads, inner), acc)
+    team = _get_team(n_threads)
+    box = np.array((0, _chunks(outer, x3.size, n_threads), outer, length, inner, x3.ctypes.data, o2.ctypes.data,
+                    scratch.ctypes.data, 0, found[3], -1), np.int64)  # the CPU: see _Team._start
+    box.view(np.float64)[K.axis.BOX_DIVISOR] = divisor
+
+    def mine() -> None:
+        K.axis.follow_sums(team.flags, -1, 0, 0, 0, 1, _NO_MASKS, team.box, team.boxf, *found)
+
+    if not team.run(mine, (K.axis.follow_sums, found), box, (x3, o2, scratch)):
+        K.axis.sum_whole(x3, o2, divisor, scratch[0], 0, outer)
+    return True
 
 
 def _fused_kernel(f, op: str):

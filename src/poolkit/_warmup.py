@@ -16,7 +16,7 @@ import numpy as np
 from . import _engine as E
 from . import _geometry as geo
 from . import masked, pooling, roi
-from ._kernels import half, sync
+from ._kernels import axis, half, sync
 from ._validate import Padding
 
 __all__ = ["warmup"]
@@ -154,7 +154,14 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         ("wait_mark", partial(sync.wait_mark, np.zeros(1, np.int64), 0, 1, -1)),
     ]
     if dtype != np.bool_:
+        # the helpers' part of large global averages (their watch too), and the calling thread's:
+        # one chunk-less call, with the argument types of the engine's (poolkit._engine._native_sums)
+        box = np.zeros(axis.BOX_SIZE, np.int64)
+        kernel_dt = E.kernel_input(np.zeros(1, dtype)).dtype
+        out_dt = np.dtype(np.float64) if dtype.kind == "f" and dtype.itemsize == 2 else E.float_dtype(dtype)
         jobs += [
+            ("follow_sums", partial(axis.follow_sums, np.zeros(2, np.int64), -1, 0, 0, 0, 1, E._NO_MASKS, box,
+                                    box.view(np.float64), *E.sum_kind(kernel_dt, out_dt, E.F64))),
             ("sum_adjoint", partial(pooling.avg_pool_backward, g, x, (3, 3), 2, 1)),
             ("sum_axis", partial(pooling.avg_pool, x, (2, 2), axes=(1, 3))),
             ("sum_axis_adjoint", partial(pooling.avg_pool_backward, np.ones((2, 1, 8, 4), g.dtype), x, (2, 2),

@@ -125,6 +125,13 @@ def _acc32(kind):
     return case
 
 
+def _global_large(dtype):
+    """A global average large enough for the team's native path (poolkit._engine._native_sums),
+    where the helpers run axis.follow_sums."""
+    x = _data(dtype, (24, 7, 7, 512))
+    return poolkit.global_avg_pool(x, axes=(1, 2)), x.astype(np.float64).mean(axis=(1, 2))
+
+
 def _roi_pool(dtype):
     x = _data(dtype, (2, 3, 8, 9))
     rois = np.array([[0, 1, 1, 6, 5], [1, 0, 2, 8, 7]], dtype=np.float64)
@@ -169,6 +176,7 @@ CASES = {
     "roi_align": _roi_align,
     "avg_acc32": _acc32("pool"),
     "global_acc32": _acc32("global"),
+    "global_large": _global_large,
 }
 
 

@@ -1,6 +1,7 @@
 """The kernels of :mod:`poolkit._engine`'s helper threads: waiting for a flag to change without
-holding the GIL and without sleeping (:func:`spin`), and the atomic flag updates that end a call
-(the report in :func:`spin`, :func:`wait_mark`).
+holding the GIL and without sleeping (:func:`spin`), the atomic flag updates that end a call (the
+report in :func:`spin`, :func:`wait_mark`), and the pieces of a call whose helpers take their part
+without Python (:func:`claim`, :func:`at`; see :func:`poolkit._kernels.axis.follow_sums`).
 
 A thread woken from a lock on this project's 2-core virtual machine starts about 20 us later (the
 idle core has to be woken first); the whole global average pooling of a (32, 512, 7, 7) float32
@@ -14,11 +15,12 @@ and the sibling hyper-thread's time), yielding the CPU now and then.
 
 import platform
 
+import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from ._loops import kernel
+from ._loops import kernel, njit
 
 #: the x86 ``pause`` exists only there; elsewhere the loop just reads
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
@@ -67,6 +69,46 @@ def _compare_swap(typingctx, flags, i, old, new):
 
 
 @intrinsic
+def claim(typingctx, flags, i):
+    """Add 1 to flags[i] of an int64 array atomically (acq_rel) and return the value before: each
+    thread that claims the next chunk of a call this way gets a chunk of its own."""
+    sig = types.int64(flags, i)
+
+    def codegen(context, builder, signature, args):
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", _slot(context, builder, signature, args), one, "acq_rel")
+
+    return sig, codegen
+
+
+@intrinsic
+def at(typingctx, like, address, shape):
+    """A C-contiguous array of the type of ``like`` (its dtype and dimensions) over the memory at
+    ``address``, of ``shape`` (a tuple of ints): how a helper reads the arrays of a call it learnt
+    of without Python.  It owns nothing; the call's thread keeps the memory alive until the helper
+    has reported its part done."""
+    if not (isinstance(like, types.Array) and like.layout == "C" and like.mutable
+            and isinstance(shape, types.UniTuple) and shape.count == like.ndim):
+        return None
+    sig = like(like, address, shape)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.return_type
+        ary = context.make_array(aryty)(context, builder)
+        itemsize = context.get_constant(types.intp, context.get_abi_sizeof(context.get_data_type(aryty.dtype)))
+        shapes = cgutils.unpack_tuple(builder, args[2])
+        strides, step = [], itemsize
+        for extent in reversed(shapes):
+            strides.insert(0, step)
+            step = builder.mul(step, extent)
+        context.populate_array(ary, data=builder.inttoptr(args[1], ary.data.type), shape=shapes, strides=strides,
+                               itemsize=itemsize, meminfo=None)
+        return ary._getvalue()
+
+    return sig, codegen
+
+
+@intrinsic
 def _pause(typingctx):
     """The x86 ``pause`` instruction (nothing on other machines)."""
 
@@ -94,6 +136,88 @@ def _yield(typingctx):
     return types.void(), codegen
 
 
+@intrinsic
+def cpu(typingctx):
+    """The CPU the calling thread runs on (libc's ``sched_getcpu``; -1 where it fails), an int64."""
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_getcpu")
+        return builder.sext(builder.call(fn, []), ir.IntType(64))
+
+    return types.int64(), codegen
+
+
+def _affinity_codegen(name):
+    """The code of a call of libc's ``name`` (``sched_getaffinity`` or ``sched_setaffinity``) for
+    the calling thread with the CPU mask held in a uint64 array; libc's result (0 on success)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+        size = builder.mul(ary.nitems, ir.Constant(ir.IntType(64), 8))
+        data = builder.bitcast(ary.data, ir.IntType(8).as_pointer())
+        return builder.sext(builder.call(fn, [ir.Constant(ir.IntType(32), 0), size, data]), ir.IntType(64))
+
+    return codegen
+
+
+@intrinsic
+def _get_affinity(typingctx, mask):
+    """``sched_getaffinity`` of the calling thread into the uint64 array ``mask``."""
+    return types.int64(mask), _affinity_codegen("sched_getaffinity")
+
+
+@intrinsic
+def _set_affinity(typingctx, mask):
+    """``sched_setaffinity`` of the calling thread to the uint64 array ``mask``."""
+    return types.int64(mask), _affinity_codegen("sched_setaffinity")
+
+
+@njit(inline="always")
+def move_off(here, masks):
+    """Move the calling thread off CPU ``here`` to another CPU it may run on, then give it back the
+    CPUs it had (as :func:`poolkit._engine._move_off` does, without Python): ``masks`` is a (2, n)
+    uint64 scratch array, the thread's mask and the mask without ``here``.  Nothing when ``here``
+    is its only CPU or the masks cannot be read or set."""
+    if here < 0 or here >= 64 * masks.shape[1] or _get_affinity(masks[0]) != 0:
+        return
+    word, bit = here // 64, np.uint64(1) << np.uint64(here % 64)
+    others = False
+    for w in range(masks.shape[1]):
+        masks[1, w] = masks[0, w] & ~bit if w == word else masks[0, w]
+        others |= masks[1, w] != 0
+    if others and _set_affinity(masks[1]) == 0:
+        _set_affinity(masks[0])
+
+
+@njit(inline="always")
+def watch(flags, i, old, rounds, every):
+    """:func:`spin`'s watch: ``flags[i]`` once it differs from ``old``, or after ``rounds`` reads."""
+    for r in range(rounds):
+        v = _load_acquire(flags, i)
+        if v != old:
+            return v
+        if r % every == every - 1:
+            _yield()
+        else:
+            _pause()
+    return _load_acquire(flags, i)
+
+
+@njit(inline="always")
+def pause(rounds):
+    """``rounds`` x86 pauses (the settling pause of :func:`spin`)."""
+    for _ in range(rounds):
+        _pause()
+
+
+@njit(inline="always")
+def report_done(flags, i, value):
+    """Store ``value`` into flags[i] atomically; whether it replaced a caller's (negative) mark."""
+    return _swap(flags, i, value) < 0
+
+
 @kernel
 def spin(flags, i, old, rounds, settle, every, report, value):
     """Wait, without the GIL, until ``flags[i] != old`` or ``rounds`` reads have passed; return
@@ -115,19 +239,12 @@ def spin(flags, i, old, rounds, settle, every, report, value):
     Every ``every``-th round yields the CPU (``sched_yield``) instead of pausing: a thread woken
     onto the CPU of the thread it waits for would otherwise spin there while that thread waits
     for the CPU (measured in BENCHMARKS.md, "Waking from idle")."""
-    if report >= 0 and _swap(flags, report, value) < 0:
+    if report >= 0 and report_done(flags, report, value):
         return -1
-    for r in range(rounds):
-        v = _load_acquire(flags, i)
-        if v != old:
-            for _ in range(settle):
-                _pause()
-            return v
-        if r % every == every - 1:
-            _yield()
-        else:
-            _pause()
-    return _load_acquire(flags, i)
+    v = watch(flags, i, old, rounds, every)
+    if v != old:
+        pause(settle)
+    return v
 
 
 @kernel
