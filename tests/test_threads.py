@@ -368,7 +368,7 @@ def test_native_global_sums_match_one_thread_as_helpers_watch_sleep_and_switch(m
 
         def body(t0, t1):
             names.append(threading.current_thread().name)
-            time.sleep(1e-4)  # the calling thread cannot take every chunk before the helper comes
+            time.sleep(2e-3)  # the calling thread cannot take every chunk before the helper comes
 
         _engine.run(body, 4, _engine.SERIAL_BELOW)
         return any(n.startswith("poolkit-") for n in names)

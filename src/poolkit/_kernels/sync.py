@@ -14,6 +14,7 @@ and the sibling hyper-thread's time), yielding the CPU now and then.
 """
 
 import platform
+import sys
 
 import numpy as np
 from llvmlite import ir
@@ -24,6 +25,9 @@ from ._loops import kernel, njit
 
 #: the x86 ``pause`` exists only there; elsewhere the loop just reads
 _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+#: ``sched_getcpu`` and the affinity calls are Linux's (glibc, musl); elsewhere the CPU is unknown
+#: (-1) and a helper does not move
+_LINUX = sys.platform.startswith("linux")
 
 
 def _slot(context, builder, signature, args):
@@ -138,9 +142,12 @@ def _yield(typingctx):
 
 @intrinsic
 def cpu(typingctx):
-    """The CPU the calling thread runs on (libc's ``sched_getcpu``; -1 where it fails), an int64."""
+    """The CPU the calling thread runs on (libc's ``sched_getcpu``; -1 where it fails, and off
+    Linux), an int64."""
 
     def codegen(context, builder, signature, args):
+        if not _LINUX:
+            return ir.Constant(ir.IntType(64), -1)
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_getcpu")
         return builder.sext(builder.call(fn, []), ir.IntType(64))
 
@@ -149,9 +156,12 @@ def cpu(typingctx):
 
 def _affinity_codegen(name):
     """The code of a call of libc's ``name`` (``sched_getaffinity`` or ``sched_setaffinity``) for
-    the calling thread with the CPU mask held in a uint64 array; libc's result (0 on success)."""
+    the calling thread with the CPU mask held in a uint64 array; libc's result (0 on success; -1
+    off Linux, which has no such call)."""
 
     def codegen(context, builder, signature, args):
+        if not _LINUX:
+            return ir.Constant(ir.IntType(64), -1)
         ary = context.make_array(signature.args[0])(context, builder, args[0])
         fnty = ir.FunctionType(ir.IntType(32), [ir.IntType(32), ir.IntType(64), ir.IntType(8).as_pointer()])
         fn = cgutils.get_or_insert_function(builder.module, fnty, name)
