@@ -503,28 +503,24 @@ def test_native_calls_race_the_join_without_losing_a_wake_up(watch, monkeypatch)
 
 
 @pytest.mark.skipif(not _TWO_CPUS, reason="needs CPU affinity, sched_getcpu and two CPUs")
-def test_a_native_helper_on_the_callers_cpu_moves_before_each_call(monkeypatch):
-    """The team's wiring for native calls: the caller's CPU goes into the mailbox, and a helper
-    watching in axis.follow_sums that is on that CPU leaves it before its part.  The caller is
-    held on one CPU; the helper is put there, then let free, before each call."""
+def test_a_native_call_tells_its_helpers_the_callers_cpu(monkeypatch):
+    """The team's wiring for native calls: the CPU the call is made from goes into the mailbox,
+    where a helper in axis.follow_sums compares it with its own (the move itself is
+    test_native_sums_move_off_the_callers_cpu_in_the_kernel's).  The caller is held on one CPU,
+    then on another."""
     monkeypatch.setattr(_engine, "WHOLE_SERIAL_BYTES", 0)
     poolkit.set_num_threads(2)
     x = np.random.default_rng(0).standard_normal((8, 7, 7, 520)).astype(np.float32)
     expected = x.astype(np.float64).sum(axis=(1, 2)) / 49
+    from poolkit._kernels import axis
 
     def calls():
-        here = sorted(os.sched_getaffinity(0))[0]
-        allowed = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {here})
-        poolkit.global_avg_pool(x, axes=(1, 2))  # makes the team; the helper then watches in the kernel
-        helper = next(t for t in threading.enumerate() if t.name == "poolkit-0")
-        left = []
-        for _ in range(20):
-            os.sched_setaffinity(helper.native_id, {here})
-            os.sched_setaffinity(helper.native_id, allowed)
+        seen = []
+        for cpu in sorted(os.sched_getaffinity(0))[:2]:
+            os.sched_setaffinity(0, {cpu})
             np.testing.assert_allclose(poolkit.global_avg_pool(x, axes=(1, 2)), expected, rtol=1e-6)
-            left.append(_cpu_of(helper) != here)
-        return left
+            seen.append((cpu, int(_engine._team.box[axis.BOX_CPU])))
+        return seen
 
-    left = _within(120, calls)
-    assert np.mean(left) > 0.5, left
+    for cpu, told in _within(120, calls):
+        assert told == cpu
