@@ -199,6 +199,12 @@ def quiesce(gap_s: float, max_s: float, busy: float = 0.05) -> float:
             return t1 - start
 
 
+def _settle(budget: Budget) -> None:
+    """Wait, before a sample, until the threads of every pool are idle (see Budget.gap_s)."""
+    if budget.gap_s:
+        quiesce(budget.gap_s, budget.quiet_max_s)
+
+
 def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Timing]:
     """Median seconds per call of each timed contender, in interleaved rounds."""
     live = [c for c in contenders if c.timed]
@@ -212,12 +218,23 @@ def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Ti
         t0 = time.perf_counter()
         calls[c.label]()
         dt = first[c.label] = time.perf_counter() - t0
-        if dt < 0.01:  # a fast call is sized by the fastest of three: one slow call (a cold cache, or poolkit's
-            for _ in range(2):  # remembered small call made for another contender) would make its samples short
+        leave[c.label]()
+        if dt < 0.01:
+            # a fast call is sized as its samples are taken -- after idle threads and a call of its own
+            # -- by the fastest of three calls: one slow call (a cold cache, poolkit's remembered small
+            # call made for another contender) would make its samples short.  Sized right after the
+            # check, without the wait, the first contender shared the cores with the pools the check
+            # had left spinning: in the run of 2026-12-07 02:06 poolkit's channels-first global
+            # average got 4 calls a sample (its float32-sums twin, sized next, 24) and took 0.207 ms
+            # a call, where timed 20 calls a sample it takes 0.10-0.14 ms
+            _settle(budget)
+            enter[c.label]()
+            calls[c.label]()
+            for _ in range(3):
                 t0 = time.perf_counter()
                 calls[c.label]()
                 dt = min(dt, time.perf_counter() - t0)
-        leave[c.label]()
+            leave[c.label]()
         number[c.label] = max(1, min(100_000, int(budget.sample_s / max(dt, 1e-7))))
     samples: dict[str, list[float]] = {c.label: [] for c in live}
     cpu: dict[str, list[float]] = {c.label: [] for c in live}
@@ -247,8 +264,7 @@ def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Ti
             shift = round_ % len(active)
             for c in active[shift:] + active[:shift]:
                 call, n = calls[c.label], number[c.label]
-                if budget.gap_s:
-                    quiesce(budget.gap_s, budget.quiet_max_s)
+                _settle(budget)
                 enter[c.label]()
                 if first[c.label] < budget.wake_below_s:
                     call()  # untimed: wakes the contender's own threads (see Budget.wake_below_s)

@@ -230,9 +230,26 @@ def test_each_sample_follows_an_untimed_call_of_its_own():
     timings = suite.time_contenders([peers.Contender("quick", quick, status="ok (exact)"),
                                      peers.Contender("slow", slow, status="ok (exact)")], budget)
     n = timings["quick"].number
-    sizing = 3  # the sizing call, then the fastest of two more for a fast call
+    sizing = 5  # the first call, then for a fast call a wake-up call and the fastest of three more
     assert calls["quick"] == sizing + 3 * (n + 1)
     assert calls["slow"] == 1 + 3 * timings["slow"].number  # the sizing call only
+
+
+def test_a_fast_call_is_sized_after_idle_threads_and_a_call_of_its_own(monkeypatch):
+    """The calls that size a sample come as a sample's do: after the wait for idle threads, and
+    after an untimed call.  A contender whose first three calls are slow (pools left spinning by
+    the check, a cold cache) is sized by its fourth and fifth, not given one call a sample."""
+    log = []
+    monkeypatch.setattr(suite, "quiesce", lambda *a: log.append("quiesce") or 0.0)
+
+    def call():
+        log.append("call")
+        time.sleep(0.004 if log.count("call") <= 3 else 0.0001)
+
+    budget = dataclasses.replace(suite.QUICK, min_rounds=1, max_rounds=1, per_contender_s=0.0, per_case_s=0.0)
+    timing = suite.time_contenders([peers.Contender("c", call, status="ok (exact)")], budget)["c"]
+    assert log[:6] == ["call", "quiesce", "call", "call", "call", "call"]
+    assert timing.number >= 4  # sized by a call of about 0.1 ms (2 ms samples); 0.5 with the slow calls
 
 
 @pytest.mark.parametrize("label, op, time, cells", [
