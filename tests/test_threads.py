@@ -410,6 +410,22 @@ def test_native_sums_take_the_chunks_left_from_the_counter():
     assert box[axis.BOX_NEXT] == 5 and flags.tolist() == [0, 0]  # one failed claim past the last chunk
 
 
+def test_the_callers_mailbox_holds_the_call():
+    """axis.post_sums writes a call into the mailbox as the hand-made mailboxes of these tests hold
+    it: the counter at 0, the chunks, the view's shape, the three addresses, the divisor, the kind
+    and the CPU; it leaves the arrays alone."""
+    from poolkit._kernels import axis
+
+    x = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    out, scratch = np.zeros((3, 5)), np.zeros((2, 5))
+    box = np.full(axis.BOX_SIZE, 77, np.int64)
+    axis.post_sums(box, box.view(np.float64), x, out, scratch, 6, 2.5, 3, 1)
+    want = np.array((0, 6, 3, 4, 5, x.ctypes.data, out.ctypes.data, scratch.ctypes.data, 0, 3, 1), np.int64)
+    want.view(np.float64)[axis.BOX_DIVISOR] = 2.5
+    assert box.tolist() == want.tolist()
+    assert (x == np.arange(60).reshape(3, 4, 5)).all() and not out.any() and not scratch.any()
+
+
 def test_native_sums_in_a_helper_report_and_return_for_other_calls():
     """axis.follow_sums as helper 0: a call of its kind is run and reported into flags[1], then it
     watches again; a call of another kind is returned (done, next) for Python to run; a timeout

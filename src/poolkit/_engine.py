@@ -243,15 +243,14 @@ class _Team:
                 return seen, g
             self.done[i].release()  # its report found the caller's mark: the caller sleeps on done[i]
 
-    def _start(self, box: np.ndarray | None = None) -> int:
-        """Fill the mailbox (``box``, or kind 0: a call whose helpers run Python), bump the
-        generation and wake the sleeping helpers; the new generation."""
+    def _start(self, post: tuple | None = None) -> int:
+        """Fill the mailbox (``post``'s kernel, see :meth:`run`, or kind 0: a call whose helpers run
+        Python), bump the generation and wake the sleeping helpers; the new generation."""
         with self.guard:
-            if box is None:
+            if post is None:
                 self.box[K.axis.BOX_KIND] = 0
             else:
-                self.box[:] = box
-                self.box[K.axis.BOX_CPU] = self.caller_cpu
+                post[0](self.box, self.boxf, *post[1], self.caller_cpu)
             g = int(self.flags[0]) + 1
             # an atomic store (spin's report), after the mailbox's: a helper that sees g sees the mailbox
             K.sync.spin(self.flags, 0, g, 0, 0, 1, 0, g)
@@ -270,20 +269,22 @@ class _Team:
             if K.sync.wait_mark(self.flags, 1 + i, g - 1, -g):  # else it finished meanwhile
                 self.done[i].acquire()
 
-    def run(self, task, native: tuple | None = None, box: np.ndarray | None = None, keep: tuple = ()) -> bool:
+    def run(self, task, native: tuple | None = None, post: tuple | None = None) -> bool:
         """``task()`` in the calling thread and in every helper at once; False, with nothing run,
         when the team is busy with another call.
 
         A native call (``native`` = (kernel, arguments): e.g.
         :func:`poolkit._kernels.axis.follow_sums` and its templates) is run by the helpers without
-        Python: the kernel reads the call from the mailbox ``box`` and the arrays at its addresses,
-        which ``keep`` holds alive until every helper has reported (for ever if the wait for them is
-        interrupted).  ``task`` is then the calling thread's part."""
+        Python: ``post`` = (kernel, arguments), e.g. :func:`poolkit._kernels.axis.post_sums`, writes
+        the call into the mailbox (``kernel(box, boxf, *arguments, caller's CPU)``), and the
+        helpers' kernel reads it there and the arrays at its addresses, which ``arguments`` hold
+        alive until every helper has reported (for ever if the wait for them is interrupted).
+        ``task`` is then the calling thread's part."""
         if not self.busy.acquire(blocking=False):
             return False
-        self.task, self.errors, self.native, self.keep = task, [], native, keep
+        self.task, self.errors, self.native, self.keep = task, [], native, () if post is None else post[1]
         self.caller_cpu = self.getcpu() if self.getcpu is not None else -1
-        g = self._start(box)
+        g = self._start(post)
         try:
             task()
         finally:
@@ -711,14 +712,12 @@ def _native_sums(x3: np.ndarray, o2: np.ndarray, divisor: float, acc: np.dtype) 
     found = sum_kind(x3.dtype, o2.dtype, acc)
     scratch = np.empty((n_threads, inner), acc)
     team = _get_team(n_threads)
-    box = np.array((0, _chunks(outer, x3.size, n_threads), outer, length, inner, x3.ctypes.data, o2.ctypes.data,
-                    scratch.ctypes.data, 0, found[3], -1), np.int64)  # the CPU: see _Team._start
-    box.view(np.float64)[K.axis.BOX_DIVISOR] = divisor
 
     def mine() -> None:
         K.axis.follow_sums(team.flags, -1, 0, 0, 0, 1, _NO_MASKS, team.box, team.boxf, *found)
 
-    if not team.run(mine, (K.axis.follow_sums, found), box, (x3, o2, scratch)):
+    post = (K.axis.post_sums, (x3, o2, scratch, _chunks(outer, x3.size, n_threads), divisor, found[3]))
+    if not team.run(mine, (K.axis.follow_sums, found), post):
         K.axis.sum_whole(x3, o2, divisor, scratch[0], 0, outer)
     return True
 

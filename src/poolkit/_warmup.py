@@ -162,6 +162,8 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
         jobs += [
             ("follow_sums", partial(axis.follow_sums, np.zeros(2, np.int64), -1, 0, 0, 0, 1, E._NO_MASKS, box,
                                     box.view(np.float64), *E.sum_kind(kernel_dt, out_dt, E.F64))),
+            ("post_sums", partial(axis.post_sums, box, box.view(np.float64), np.zeros((1, 1, 1), kernel_dt),
+                                  np.zeros((1, 1), out_dt), np.zeros((2, 1)), 1, 1.0, 1, -1)),
             ("sum_adjoint", partial(pooling.avg_pool_backward, g, x, (3, 3), 2, 1)),
             ("sum_axis", partial(pooling.avg_pool, x, (2, 2), axes=(1, 3))),
             ("sum_axis_adjoint", partial(pooling.avg_pool_backward, np.ones((2, 1, 8, 4), g.dtype), x, (2, 2),
