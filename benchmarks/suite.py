@@ -22,11 +22,12 @@ What a run does, case by case (one case's arrays alive at a time):
    ``np.allclose`` (float32: rtol 1e-5; the atol covers any summation order, see
    ``peers.tolerance``); a peer that computes something else, or fails, is not timed and the
    tables say ``differs`` or ``unsupported``;
-3. times all contenders in interleaved rounds (each contender once per round, in turn, so that the
-   noise of a shared machine hits all alike; calls shorter than a few ms are batched), and reports
-   medians; the ratios are poolkit's median over the peer's median in the same run;
+3. times all contenders in interleaved rounds (each contender once per round, in an order drawn
+   anew each round, so that the noise of a shared machine and a predecessor's leftovers hit all
+   alike; calls shorter than a few ms are batched), and reports medians; the ratios are poolkit's
+   median over the peer's median in the same run;
 4. the bytes floor: the median time of ``np.copyto`` moving the call's input + output bytes
-   (a copy of half that many bytes reads and writes them once);
+   (a copy of half that many bytes reads and writes them once), timed in the same rounds;
 5. the targets of issue 15: <= 1.0x the fastest peer; forward <= 1.2x the floor, backward <= 2x,
    global <= 1.5x; the tiny call <= torch.  A case within 10% of one of its targets is run twice
    more at the end of the run, and the tables give the spread over the three runs.
@@ -47,6 +48,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -244,25 +246,36 @@ def time_contenders(contenders: list[Contender], budget: Budget) -> dict[str, Ti
             samples[lb].append(dt)
             cpu[lb].append(math.nan)
             spent[lb] += dt
-    case_t0 = time.perf_counter()
     gc_was = gc.isenabled()
     gc.collect()
     gc.disable()
+    rng = random.Random(0)
     try:
-        for round_ in range(budget.max_rounds):
+        case_t0 = time.perf_counter()
+        last = None
+        for _ in range(budget.max_rounds):
             active = [c for c in live if len(samples[c.label]) < (budget.min_rounds if first[c.label] <= 0.1
                                                                   else min(3, budget.min_rounds))
                       or (spent[c.label] < budget.per_contender_s
                           and time.perf_counter() - case_t0 < budget.per_case_s)]
             if not active:
                 break
-            # each round starts one contender later: a contender always timed right after the same
-            # one inherits that one's leftovers (caches, pages) in every sample -- in the runs of
-            # 09:31 UTC the 2x2 max, poolkit always first, took 1.28-1.37 ms, and the same call with
-            # out=, always second, 1.11-1.16 ms; in a script that reversed the order every round,
-            # 1.10 and 1.11 ms
-            shift = round_ % len(active)
-            for c in active[shift:] + active[:shift]:
+            # each round in an order of its own (seeded), the copy floor among the others: a
+            # contender always timed right after the same one inherits that one's leftovers
+            # (caches, pages) in every sample.  In the runs of 2026-12-05 09:31 UTC the 2x2 max,
+            # poolkit always first, took 1.28-1.37 ms, and the same call with out=, always second,
+            # 1.11-1.16 ms (1.10 and 1.11 in a script that reversed the order every round).  Until
+            # 2026-12-07 each round started one contender later, which left each contender after
+            # the same one in most rounds -- poolkit's plain call after the copy floor, whose
+            # dirty lines cost the next call: on 2026-12-07, a channels-last 2x2 average timed
+            # after the floor took 1.81 ms against 1.61 ms for its out= twin timed after it, and
+            # 1.86 against 1.66 ms with the two swapped; a 3x3x3 max 1.93 against 1.77 ms, 1.87
+            # against 1.72 swapped
+            rng.shuffle(active)
+            if active[0] is last and len(active) > 1:  # no contender timed twice in a row
+                active.append(active.pop(0))
+            last = active[-1]
+            for c in active:
                 call, n = calls[c.label], number[c.label]
                 _settle(budget)
                 enter[c.label]()

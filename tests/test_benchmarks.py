@@ -235,6 +235,26 @@ def test_each_sample_follows_an_untimed_call_of_its_own():
     assert calls["slow"] == 1 + 3 * timings["slow"].number  # the sizing call only
 
 
+def test_rounds_vary_the_order(monkeypatch):
+    """No contender follows the same one in most of its samples (the copy floor included, whose
+    dirty lines cost the call timed after it), and none is timed twice in a row."""
+    monkeypatch.setattr(suite, "quiesce", lambda *a: 0.0)
+    log: list[str] = []
+
+    def contender(label):
+        return peers.Contender(label, lambda: log.append(label), status="ok (exact)")
+
+    labels = ["poolkit", "b", "c", "d", "copy floor"]
+    budget = dataclasses.replace(suite.QUICK, min_rounds=24, max_rounds=24, per_contender_s=0.0, per_case_s=0.0,
+                                 sample_s=1e-12, wake_below_s=0.0)  # one call a sample, no wake-up call
+    suite.time_contenders([contender(lb) for lb in labels], budget)
+    timed = log[5 * len(labels):]  # after the sizing: five calls each
+    assert len(timed) == 24 * len(labels) and all(x != y for x, y in zip(timed, timed[1:]))
+    for lb in labels:
+        before = [timed[k - 1] for k in range(1, len(timed)) if timed[k] == lb]
+        assert max(before.count(other) for other in labels) <= len(before) / 2, (lb, before)
+
+
 def test_a_fast_call_is_sized_after_idle_threads_and_a_call_of_its_own(monkeypatch):
     """The calls that size a sample come as a sample's do: after the wait for idle threads, and
     after an untimed call.  A contender whose first three calls are slow (pools left spinning by
