@@ -540,3 +540,49 @@ def test_a_native_call_tells_its_helpers_the_callers_cpu(monkeypatch):
 
     for cpu, told in _within(120, calls):
         assert told == cpu
+
+
+@pytest.mark.skipif(not _TWO_CPUS, reason="needs CPU affinity, sched_getcpu and two CPUs")
+def test_keep_off_narrows_a_threads_cpus_and_gives_back_what_it_took():
+    """_engine._keep_off takes the caller's CPU out of a helper's affinity; the next call gives
+    that CPU back before it takes another; an affinity someone else set since is kept as it is; a
+    thread whose only CPU is the caller's keeps it."""
+    a, b = sorted(os.sched_getaffinity(0))[:2]
+    allowed = os.sched_getaffinity(0)
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        tid = thread.native_id
+        last = _engine._keep_off(tid, a, None)
+        assert os.sched_getaffinity(tid) == allowed - {a} and last == (a, frozenset(allowed - {a}))
+        last = _engine._keep_off(tid, b, last)
+        assert os.sched_getaffinity(tid) == allowed - {b}  # a given back
+        os.sched_setaffinity(tid, {b})  # the user's choice: b only
+        assert _engine._keep_off(tid, a, last) is None and os.sched_getaffinity(tid) == {b}  # nothing taken
+        assert _engine._keep_off(tid, b, None) is None  # b is all it has: kept
+        assert os.sched_getaffinity(tid) == {b}
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.skipif(not _TWO_CPUS, reason="needs CPU affinity, sched_getcpu and two CPUs")
+def test_the_team_keeps_its_helpers_off_the_callers_cpu():
+    """After a call made from one CPU the helpers may not run there (a wake-up by the caller, of
+    the helper's lock or of the GIL it waits for, would otherwise often place it on the caller's
+    CPU, the other one idle); a call from another CPU gives that one back and takes the new one."""
+    poolkit.set_num_threads(2)
+    team = _engine._get_team(2)
+    allowed = os.sched_getaffinity(0)
+
+    def calls():
+        seen = []
+        for cpu in sorted(allowed)[:2]:
+            os.sched_setaffinity(0, {cpu})
+            assert sum(_engine.run(lambda t0, t1: t1 - t0, 8, _engine.SERIAL_BELOW)) == 8
+            seen.append((cpu, [os.sched_getaffinity(tid) for tid in team.tids]))
+        return seen
+
+    for cpu, helpers in _within(120, calls):
+        assert helpers == [allowed - {cpu}] * len(helpers), (cpu, helpers)
