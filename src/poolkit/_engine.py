@@ -206,7 +206,7 @@ class _Team:
         self.box = np.zeros(K.axis.BOX_SIZE, np.int64)
         self.boxf = self.box.view(np.float64)
         self.native: tuple | None = None  # the helpers' kernel and its arguments, for such a call
-        self.keep: tuple = ()  # that call's arrays, alive until its helpers have reported
+        self.keep: tuple = ()  # that call's mailbox arguments (its arrays), alive until its helpers have reported
         self.masks = np.zeros((helpers, 2, 16), np.uint64)  # each helper's CPU masks (1024 CPUs), for moves
         self.sleeping = [False] * helpers  # helper i blocks on go[i]
         self.go = [threading.Lock() for _ in range(helpers)]
@@ -217,10 +217,12 @@ class _Team:
         self.getcpu = _cpu_reader()
         self.caller_cpu = -1  # the CPU the call in progress was made from
         self.off = -1  # the CPU the helpers are kept off (see _keep_off), -1 for none yet
-        self.tids = [0] * helpers  # the helpers' thread ids, once they run
         self.narrowed: list[tuple[int, frozenset] | None] = [None] * helpers  # _keep_off's, per helper
-        for i in range(helpers):
-            threading.Thread(target=self._serve, args=(i,), name=f"poolkit-{i}", daemon=True).start()
+        threads = [threading.Thread(target=self._serve, args=(i,), name=f"poolkit-{i}", daemon=True)
+                   for i in range(helpers)]
+        for t in threads:
+            t.start()  # returns once the thread runs: its native_id is set
+        self.tids = [t.native_id or 0 for t in threads]  # the helpers' thread ids (0: unknown)
 
     def _calibrate(self) -> tuple[int, int, int, int]:
         """The spin rounds of SPIN_IDLE_S, SPIN_DONE_S, SETTLE_S and YIELD_EVERY_S on this machine."""
@@ -235,7 +237,6 @@ class _Team:
 
     def _serve(self, i: int) -> None:
         _local.worker = True
-        self.tids[i] = threading.get_native_id()
         seen = 0
         g = K.sync.spin(self.flags, 0, seen, self.rounds_idle, self.settle, self.every, -1, 0)
         while True:
@@ -744,7 +745,7 @@ def _native_sums(x3: np.ndarray, o2: np.ndarray, divisor: float, acc: np.dtype) 
     calling thread takes every chunk when the team is busy with another thread's call.
 
     Measured: see "Global averages without the GIL" in BENCHMARKS.md."""
-    outer, length, inner = x3.shape
+    outer, _, inner = x3.shape
     n_threads = _threads_for(outer, x3.size)
     if n_threads == 1 or not x3.flags.aligned:
         return False
