@@ -140,6 +140,23 @@ def test_with_out_and_repeated_small_calls():
     assert_bit_identical(g, poolkit.global_avg_pool(xs, axes=2, acc_dtype="float32"))
 
 
+def test_with_out_and_repeated_large_calls():
+    """The same on a call large enough for the helper threads (the remembered large call, and
+    out=, which takes the general path's chunks): float32 sums where asked, float64 otherwise."""
+    x = np.tile(ROUNDS.reshape(1, 1, 1, 4), (2, 8, 96, 24))  # 147 456 elements
+    want32 = poolkit.avg_pool(x, (1, 4), acc_dtype="float32")
+    assert not (want32 == EXACT_MEAN).any()  # the float32 rounding shows
+    for _ in range(3):
+        assert (poolkit.avg_pool(x, (1, 4)) == EXACT_MEAN).all()
+        assert_bit_identical(poolkit.avg_pool(x, (1, 4), acc_dtype="float32"), want32)
+        buf = dirty(want32.shape, np.float32)
+        assert poolkit.avg_pool(x, (1, 4), acc_dtype="float32", out=buf) is buf
+        assert_bit_identical(buf, want32)
+        buf = dirty(want32.shape, np.float32)
+        assert poolkit.avg_pool(x, (1, 4), out=buf) is buf
+        assert (buf == EXACT_MEAN).all()
+
+
 @pytest.mark.parametrize("acc, x_dtype, match", [
     ("float16", np.float32, "acc_dtype must be 'float64' or 'float32', got 'float16'"),
     (np.int32, np.float32, "acc_dtype must be 'float64' or 'float32', got <class 'numpy.int32'>"),

@@ -11,12 +11,16 @@ the general path in ``test_kernels.py``.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolkit
+from poolkit import _engine as E
+from poolkit import pooling
 
 from support import oracle as R
 from support.data import X44, random_input, values_of
@@ -1027,6 +1031,44 @@ def test_repeated_small_calls_on_read_only_and_unaligned_inputs():
     for v in (ro, un, x):
         for _ in range(2):
             np.testing.assert_array_equal(poolkit.max_pool(v, k, 2), _ref_2x2(v))
+            np.testing.assert_allclose(poolkit.avg_pool(v, k, 2), _ref_2x2(v, "avg"), rtol=1e-6)
+    assert not ro.flags.writeable
+
+
+def test_repeated_large_calls_run_on_the_pool_and_follow_their_values():
+    """A call too large for the calling thread alone (SERIAL_BELOW elements and more) is remembered
+    as well: its repeats skip validation and planning and run their chunks on the pool through the
+    kernels' compiled entry points (for maxima the NaN-free twin first, the exact kernel from the
+    first row whose windows may hold a NaN).  Each repeat gets the oracle's result: new values,
+    NaNs that appear in a later call, a read-only input, an unaligned one (sent down the general
+    path), integers, and a result the caller has dropped and whose memory the next one reuses."""
+    rng = np.random.default_rng(47)
+    shape, k = (2, 8, 96, 96), (2, 2)
+    assert math.prod(shape) >= E.SERIAL_BELOW
+    x = rng.standard_normal(shape).astype(np.float32)
+    for _ in range(2):
+        np.testing.assert_array_equal(poolkit.max_pool(x, k, 2), _ref_2x2(x))
+        assert pooling._LAST["max"][1] == shape  # remembered
+        np.testing.assert_allclose(poolkit.avg_pool(x, k, 2), _ref_2x2(x, "avg"), rtol=1e-6)
+        assert pooling._LAST["avg"][1] == shape
+    y = rng.standard_normal(shape).astype(np.float32)
+    y[1, 7, 90:, :3] = np.nan  # in the last rows only: the twin hands those rows to the exact kernel
+    y[0, 3, 10, 11] = -np.inf
+    np.testing.assert_array_equal(poolkit.max_pool(y, k, 2), _ref_2x2(y))
+    np.testing.assert_allclose(poolkit.avg_pool(y, k, 2), _ref_2x2(y, "avg"), rtol=1e-6)
+    ro = rng.standard_normal(shape).astype(np.float32)
+    ro.flags.writeable = False
+    raw = np.zeros(x.nbytes + 1, np.uint8)
+    un = np.frombuffer(raw.data, np.float32, count=x.size, offset=1).reshape(shape)
+    un[...] = rng.standard_normal(shape)
+    ints = rng.integers(-1000, 1000, shape).astype(np.int32)
+    for v in (ro, un, x, ints, x):
+        for _ in range(2):
+            got = poolkit.max_pool(v, k, 2)
+            assert got.dtype == v.dtype
+            np.testing.assert_array_equal(got, _ref_2x2(v))
+            got[...] = 7  # dirty memory for the next result to overwrite
+            del got
             np.testing.assert_allclose(poolkit.avg_pool(v, k, 2), _ref_2x2(v, "avg"), rtol=1e-6)
     assert not ro.flags.writeable
 

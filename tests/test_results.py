@@ -39,9 +39,15 @@ def small_threshold(monkeypatch):
 
 
 def _leased(a: np.ndarray) -> bool:
-    while isinstance(a, np.ndarray):
-        a = a.base
-    return isinstance(a, _results._Lease)
+    """Whether ``a`` is over a buffer the reuse keeps (its base, a uint8 array, is one of them)."""
+    return any(a.base is b for b in _results._buffers)
+
+
+def _free_bytes() -> tuple[int, int]:
+    """(bytes, count) of the kept buffers no array refers to."""
+    with _results._lock:
+        free = _results._free()
+        return sum(_results._buffers[i].nbytes for i in free), len(free)
 
 
 def _max_ref(x):
@@ -82,6 +88,40 @@ def test_a_view_keeps_the_memory_of_its_result():
     c = poolkit.max_pool(X, *ARGS)  # the view is gone: its memory is free again
     assert not np.shares_memory(b, c)
     np.testing.assert_array_equal(c, _max_ref(X))
+
+
+def test_any_reference_to_the_memory_keeps_it():
+    """The result's base held on its own, a memoryview of the result, or a reference cycle holding
+    the result: its memory is not handed out until those are gone."""
+    a = poolkit.max_pool(X, *ARGS)
+    base, at = a.base, a.ctypes.data
+    del a
+    b = poolkit.max_pool(-X, *ARGS)
+    assert b.ctypes.data != at
+    del base
+    c = poolkit.max_pool(X, *ARGS)  # only now is that memory free
+    assert c.ctypes.data == at
+    np.testing.assert_array_equal(c, _max_ref(X))
+    view = memoryview(c)
+    del c
+    d = poolkit.max_pool(X + 1, *ARGS)
+    assert d.ctypes.data != at
+    del view
+    cycle = [poolkit.max_pool(X, *ARGS)]
+    cycle.append(cycle)
+    held = cycle[0].ctypes.data
+    del cycle
+    gc.disable()
+    try:
+        e = poolkit.max_pool(X - 1, *ARGS)
+        assert e.ctypes.data != held
+    finally:
+        gc.enable()
+    gc.collect()
+    f = poolkit.max_pool(X - 2, *ARGS)
+    assert f.ctypes.data == held
+    np.testing.assert_array_equal(e, _max_ref(X - 1))
+    np.testing.assert_array_equal(f, _max_ref(X - 2))
 
 
 def _dirty_then(call):
@@ -133,13 +173,31 @@ def test_the_limit_holds_and_zero_turns_reuse_off():
     poolkit.set_result_cache(2 * size)
     results = [poolkit.max_pool(X, *ARGS) for _ in range(5)]
     del results
-    E.new_result((1, 1024), np.float64)  # files what was handed back
-    assert _results._free_bytes <= 2 * size and len(_results._free) == 2
+    assert _free_bytes() == (5 * size, 5)  # free, and kept until a new buffer is made
+    keep = E.new_result((1, 1024), np.float64)  # a new buffer: the free ones beyond the limit go
+    assert _leased(keep) and _free_bytes() == (2 * size, 2)
     poolkit.set_result_cache(0)
-    assert _results._free_bytes == 0 and not _results._free
+    assert _free_bytes() == (0, 0) and not _results._buffers
     a = poolkit.max_pool(X, *ARGS)
     assert not _leased(a)
     np.testing.assert_array_equal(a, _max_ref(X))
+
+
+def test_beyond_the_limit_the_memory_lent_longest_ago_goes_first():
+    size = poolkit.max_pool(X, *ARGS).nbytes
+    poolkit.set_result_cache(size)
+    a = poolkit.max_pool(X, *ARGS)
+    b = poolkit.max_pool(X, *ARGS)
+    first = a.ctypes.data
+    del a
+    c = poolkit.max_pool(X, *ARGS)  # takes a's memory: lent after b's now
+    assert c.ctypes.data == first
+    del b, c
+    keep = E.new_result((1, 1024), np.float64)  # a new buffer: b's memory goes, c's stays
+    assert _leased(keep) and _free_bytes() == (size, 1)
+    d = poolkit.max_pool(-X, *ARGS)
+    assert d.ctypes.data == first
+    np.testing.assert_array_equal(d, _max_ref(-X))
 
 
 @pytest.mark.parametrize("value, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError),

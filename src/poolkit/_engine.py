@@ -983,58 +983,114 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
 _UNSET = object()
 
 
-def _small_call(plan: geo.Plan, key: tuple):
-    """The prepared forwards of a small fused call (``key``: op, input dtype, and for sums the
-    divisor rule and the sums' dtype), or None: everything but the two allocations and the kernel
-    call decided once per plan -- a layer applied batch after batch to small inputs pays the
-    kernel's dispatch and little else.  A pair:
+def _prepared_call(plan: geo.Plan, key: tuple):
+    """The prepared forwards of a fused call (``key``: op, input dtype, and for sums the divisor
+    rule and the sums' dtype), or None: everything but the allocations and the kernel calls
+    decided once per plan -- a layer applied batch after batch pays the kernel's dispatch and
+    little else.  A pair:
     ``call(x)``, which returns a new result, and ``into_out(x, out)``, which writes into a caller's
-    ``out`` when the kernel :func:`takes` it (else into a new result) and returns what it wrote."""
+    ``out`` when the kernel :func:`takes` it (else into a new result) and returns what it wrote.
+
+    A small call (under SERIAL_BELOW elements) runs its kernel in the calling thread; a larger one
+    runs it on the pool (:func:`run`) as :func:`_fused_forward` does, its chunks calling the
+    kernel's compiled entry point.  The Python around a large call runs with cold caches (its
+    kernel has just streamed the input through them) and costs tens of microseconds there: see
+    "Prepared large calls" in BENCHMARKS.md."""
     memo = plan.memo
     prepared = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
     if prepared is not _UNSET:
         return prepared
     prepared = None
     op, dtype = key[0], key[1]
-    total = math.prod(plan.in_shape) + math.prod(plan.out_shape)
-    # size first: an empty input with a huge axis must not build its window tables
-    f = plan.fused if 0 < total < SERIAL_BELOW and math.prod(plan.out_shape) > 0 else None
-    if (f is not None and _whole(plan) is None and dtype in _AS_IS
-            and not (op == "sum" and float_dtype(dtype) == np.float16)):
-        kern, size = _fused_kernel(f, op)
-        in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
-        divs = f.divisors(key[2], key[3]) if op == "sum" else f.divisors(None, None)
-        rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
-        odt = kernel_dtype(float_dtype(dtype)) if op == "sum" else dtype
-        wdt = key[4] if op == "sum" else dtype
-        # a kernel needing no work buffer (size 0: it reads only the dtype) gets one empty array,
-        # made here: nothing is ever written to it, so every call and thread may share it
-        spare = np.empty(0, wdt) if size == 0 else None
-
-        entry = _entry_point(kern, (np.empty(in4, dtype), tables, params, divs, np.empty(out4, odt),
-                                    np.empty(size, wdt), 0, rows))
-        empty = np.empty
-        if tuple(in4) == plan.in_shape and tuple(out4) == shape:  # a 4-D call: no reshape (0.3 us each)
-            def call(x: np.ndarray) -> np.ndarray:
-                out = empty(shape, odt)
-                entry(x, tables, params, divs, out, empty(size, wdt) if spare is None else spare, 0, rows)
-                return out
-        else:
-            def call(x: np.ndarray) -> np.ndarray:
-                out = empty(out4, odt)
-                entry(x.reshape(in4), tables, params, divs, out, empty(size, wdt) if spare is None else spare, 0,
-                      rows)
-                return out.reshape(shape)
-
-        def into_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
-            dst = into(out, shape, odt)
-            work = np.empty(size, wdt) if spare is None else spare
-            kern(x.reshape(in4), tables, params, divs, dst.reshape(out4), work, 0, rows)
-            return dst
-
-        prepared = call, into_out
+    n_out = math.prod(plan.out_shape)
+    total = math.prod(plan.in_shape) + n_out
+    small = total < SERIAL_BELOW
+    if (n_out > 0 and dtype in _AS_IS and not (op == "sum" and float_dtype(dtype) == np.float16)
+            and _whole(plan) is None):
+        if not small:  # before the window tables, as the general path checks
+            _check_memory(plan.out_shape, 8 if op == "sum" else dtype.itemsize, plan)
+        f = plan.fused
+        if f is not None:
+            prepared = (_prepared_small if small else _prepared_large)(plan, f, key, total)
     memo[key] = prepared
     return prepared
+
+
+def _fused_types(f, key: tuple) -> tuple:
+    """(result dtype, work dtype, divisors) of the fused forward of ``key`` (see _prepared_call)."""
+    op, dtype = key[0], key[1]
+    if op == "sum":
+        return kernel_dtype(float_dtype(dtype)), key[4], f.divisors(key[2], key[3])
+    return dtype, dtype, f.divisors(None, None)
+
+
+def _prepared_small(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
+    """_prepared_call's pair for a call of ``total`` < SERIAL_BELOW elements."""
+    kern, size = _fused_kernel(f, key[0])
+    in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
+    odt, wdt, divs = _fused_types(f, key)
+    rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
+    # a kernel needing no work buffer (size 0: it reads only the dtype) gets one empty array,
+    # made here: nothing is ever written to it, so every call and thread may share it
+    spare = np.empty(0, wdt) if size == 0 else None
+
+    entry = _entry_point(kern, (np.empty(in4, key[1]), tables, params, divs, np.empty(out4, odt),
+                                np.empty(size, wdt), 0, rows))
+    empty = np.empty
+    if tuple(in4) == plan.in_shape and tuple(out4) == shape:  # a 4-D call: no reshape (0.3 us each)
+        def call(x: np.ndarray) -> np.ndarray:
+            out = empty(shape, odt)
+            entry(x, tables, params, divs, out, empty(size, wdt) if spare is None else spare, 0, rows)
+            return out
+    else:
+        def call(x: np.ndarray) -> np.ndarray:
+            out = empty(out4, odt)
+            entry(x.reshape(in4), tables, params, divs, out, empty(size, wdt) if spare is None else spare, 0,
+                  rows)
+            return out.reshape(shape)
+
+    def into_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        dst = into(out, shape, odt)
+        work = np.empty(size, wdt) if spare is None else spare
+        kern(x.reshape(in4), tables, params, divs, dst.reshape(out4), work, 0, rows)
+        return dst
+
+    return call, into_out
+
+
+def _prepared_large(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
+    """_prepared_call's pair for a call of ``total`` >= SERIAL_BELOW elements: the chunks of
+    :func:`_fused_forward` (for maxima with a fastmax twin, the twin first, see :func:`_fused_rows`),
+    the new result's through the kernels' compiled entry points."""
+    op, dtype = key[0], key[1]
+    kern, size = _fused_kernel(f, op)
+    fast = _fastmax(f, op, dtype)
+    in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
+    odt, wdt, divs = _fused_types(f, key)
+    rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
+    first = _entry_point(kern if fast is None else fast, (np.empty(in4, dtype), tables, params, divs,
+                                                           np.empty(out4, odt), np.empty(size, wdt), 0, rows))
+    empty = np.empty
+
+    def call(x: np.ndarray) -> np.ndarray:
+        out = new_result(shape, odt)
+        x4, o4 = x.reshape(in4), out.reshape(out4)
+
+        def chunk(t0: int, t1: int) -> None:
+            work = empty(size, wdt)
+            t = first(x4, tables, params, divs, o4, work, t0, t1)
+            if fast is not None and t < t1:  # windows from row t on may hold a NaN: the exact kernel
+                kern(x4, tables, params, divs, o4, work, t, t1)
+
+        run(chunk, rows, total)
+        return out
+
+    def into_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        dst = into(out, shape, odt)
+        _fused_forward(x, f, op, divs, dst, wdt)  # the work dtype: the sums' for sums, unused for maxima
+        return dst
+
+    return call, into_out
 
 
 def _entry_point(kern, args: tuple):
@@ -1054,20 +1110,20 @@ def _entry_point(kern, args: tuple):
 
 
 #: ``ndarray.flags.num`` bits of a C-contiguous, aligned array (NPY_ARRAY_C_CONTIGUOUS |
-#: NPY_ARRAY_ALIGNED): the arrays a prepared small call's kernel entry point takes.
+#: NPY_ARRAY_ALIGNED): the arrays the kernel entry points of the prepared calls take.
 C_ALIGNED = 0x0001 | 0x0100
 
 
-def small_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None,
+def prepared_call(plan: geo.Plan, op: str, x: np.ndarray, count_include_pad=None, divisor_override=None,
                acc: np.dtype = F64):
-    """The prepared forwards ``(call, into_out)`` (see _small_call) that max_reduce (op "max") or
+    """The prepared forwards ``(call, into_out)`` (see _prepared_call) that max_reduce (op "max") or
     pool_sums (op "sum", result in float_dtype(x.dtype), sums in ``acc``) use for ``x`` under
     ``plan``, or None when they use none."""
     if x.flags.num & C_ALIGNED != C_ALIGNED:
         return None
     if op == "max":
-        return _small_call(plan, ("max", x.dtype))
-    return None if count_include_pad is None else _small_call(plan, ("sum", x.dtype, count_include_pad,
+        return _prepared_call(plan, ("max", x.dtype))
+    return None if count_include_pad is None else _prepared_call(plan, ("sum", x.dtype, count_include_pad,
                                                                       divisor_override, acc))
 
 
@@ -1104,8 +1160,8 @@ def whole_call(plan: geo.Plan, op: str, x: np.ndarray, shape: tuple[int, ...], a
     return prepared
 
 
-def _run_small(prepared, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """The result of the prepared forwards of :func:`small_call`: new, or written into ``out``."""
+def _run_prepared(prepared, x: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """The result of the prepared forwards of :func:`prepared_call`: new, or written into ``out``."""
     call, into_out = prepared
     return call(x) if out is None else into_out(x, out)
 
@@ -1114,9 +1170,9 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out:
     """Window maxima (dtype of x, native) and, if asked, int64 flat indices over the pooled axes.
     The maxima are written into ``out`` when a kernel :func:`takes` it (see :func:`into`)."""
     if not return_indices:
-        prepared = small_call(plan, "max", x)
+        prepared = prepared_call(plan, "max", x)
         if prepared is not None:
-            return _run_small(prepared, x, out), None
+            return _run_prepared(prepared, x, out), None
     if _empty(plan.out_shape):  # nothing to compute: no window table is built
         return (np.empty(plan.out_shape, native(x.dtype)),
                 np.empty(plan.out_shape, np.int64) if return_indices else None)
@@ -1183,9 +1239,9 @@ def pool_sums(x: np.ndarray, plan: geo.Plan, out_dtype, count_include_pad=None, 
     accumulated in ``acc`` (float64; float32 for a float32 ``x`` when the caller asks) and returned
     as ``out_dtype``; written into ``out`` when a kernel :func:`takes` it (see :func:`into`)."""
     if out_dtype is float_dtype(x.dtype):
-        prepared = small_call(plan, "sum", x, count_include_pad, divisor_override, acc)
+        prepared = prepared_call(plan, "sum", x, count_include_pad, divisor_override, acc)
         if prepared is not None:
-            return _run_small(prepared, x, out)
+            return _run_prepared(prepared, x, out)
     if _empty(plan.out_shape):
         return np.empty(plan.out_shape, native(out_dtype))
     _check_memory(plan.out_shape, 8, plan)

@@ -12,21 +12,25 @@ and onnxruntime (BENCHMARKS.md).
 
 A network calls the same layer batch after batch, and each result is dropped before the next
 call of that layer makes one of the same size.  So a result of RECYCLE_FROM bytes or more is made
-over memory held by a :class:`_Lease`: the array's ``base``.  When the last array over that memory
-is gone, the lease's ``__del__`` hands the memory back, and the next result of exactly that many
-bytes takes it, its pages already mapped -- as onnxruntime's arena and PyTorch's CUDA caching
-allocator keep theirs.  Free memory is kept up to :func:`get_result_cache` bytes in all (least
-recently freed dropped first); :func:`set_result_cache` changes that, 0 turning the reuse off.
+over a buffer (a uint8 array: the result's ``base``) that this module keeps, and the next result
+of exactly that many bytes takes a buffer no array refers to any more, its pages already mapped --
+as onnxruntime's arena and PyTorch's CUDA caching allocator keep theirs.  Free buffers are kept up
+to :func:`get_result_cache` bytes in all (those lent longest ago dropped first);
+:func:`set_result_cache` changes that, 0 turning the reuse off.
 
-Memory is never handed out twice: a lease is dropped only when no array refers to it (CPython
-frees it the moment its count falls to 0; in a reference cycle, when the cycle is collected), and
-its memory is then no one's.
+A buffer is free when its reference count is back to what this module's own reference gives.
+Every array over a buffer refers to it: the result, and every view of the result, whose ``base``
+NumPy sets to the buffer itself (the array that owns the memory).  So a buffer with a live array
+over it is never handed out again; one is taken, and its result made, under the module's lock.
+(Until 2026-12-07 a result's base was a holder whose ``__del__`` gave the buffer back, exposed
+through the array interface: 57 us to make with cold caches against 26 us now, right before
+a pooling kernel, on the Intel Xeon VM; see "Prepared large calls" in BENCHMARKS.md.)
 """
 
 from __future__ import annotations
 
-import collections
 import os
+import sys
 import threading
 
 import numpy as np
@@ -35,79 +39,71 @@ from numpy.typing import DTypeLike
 __all__ = ["get_result_cache", "set_result_cache"]
 
 #: Results of at least this many bytes (4 MiB) are made over reusable memory: calls that write
-#: them take 0.1 ms or more, so the 2 us that a result over a lease costs is 2% at most.
+#: them take 0.1 ms or more, so the microsecond a reused buffer costs is 1% at most.
 RECYCLE_FROM = 1 << 22
 
-#: The default most bytes of freed results kept for reuse.
+#: The default most bytes of free buffers kept for reuse.
 DEFAULT_CACHE_BYTES = 1 << 30
 
 _limit = DEFAULT_CACHE_BYTES
 _lock = threading.Lock()
-#: Buffers (uint8 arrays) handed back by a lease's __del__, not yet filed.  __del__ may run
-#: inside :func:`result_array` itself (a garbage collection set off by an allocation, in the thread
-#: holding the lock), so it only appends here (atomic) and never takes the lock.
-_returned: collections.deque = collections.deque()
-#: Filed free buffers, least recently freed first: id -> buffer; and their total size.
-_free: dict[int, np.ndarray] = {}
-_free_bytes = 0
+#: Every buffer made for results and kept (lent or free), the least recently lent first.
+_buffers: list[np.ndarray] = []
 
 
-class _Lease:
-    """The ``base`` of a result made over reusable memory: exposes ``buffer`` through the array
-    interface, and hands it back when the last array over it is gone."""
-
-    __slots__ = ("buffer", "__array_interface__")
-
-    def __init__(self, buffer: np.ndarray, shape: tuple[int, ...], dtype: np.dtype):
-        self.buffer = buffer
-        self.__array_interface__ = {"shape": shape, "typestr": dtype.str, "data": (buffer.ctypes.data, False),
-                                    "version": 3}
-
-    def __del__(self):
-        returned = _returned  # None once the interpreter is tearing this module down
-        if returned is not None:
-            returned.append(self.buffer)
+def _refs(buffers: list[np.ndarray], i: int) -> int:
+    """The reference count of ``buffers[i]``, as read here (see _ALONE)."""
+    return sys.getrefcount(buffers[i])
 
 
-def _file_returned() -> None:
-    """Move the handed-back buffers into ``_free`` and drop the oldest beyond the limit (lock held)."""
-    global _free_bytes
-    while _returned:
-        buf = _returned.popleft()
-        if _limit and buf.nbytes <= _limit and id(buf) not in _free:
-            _free[id(buf)] = buf
-            _free_bytes += buf.nbytes
-    while _free_bytes > _limit and _free:
-        _free_bytes -= _free.pop(next(iter(_free))).nbytes
+#: :func:`_refs` of a buffer no array refers to: only the list's reference (and the call's own).
+_ALONE = _refs([np.empty(1, np.uint8)], 0)
 
 
-def _take(nbytes: int) -> np.ndarray | None:
-    """A free buffer of exactly ``nbytes`` (the most recently freed), or None."""
-    global _free_bytes
-    with _lock:
-        _file_returned()
-        for key in reversed(_free):
-            if _free[key].nbytes == nbytes:
-                _free_bytes -= nbytes
-                return _free.pop(key)
-    return None
+def _free() -> list[int]:
+    """The indices in ``_buffers`` of the free buffers (lock held)."""
+    return [i for i in range(len(_buffers)) if _refs(_buffers, i) == _ALONE]
+
+
+def _trim() -> None:
+    """Drop free buffers beyond the limit, the least recently lent first (lock held); with the
+    limit at 0, forget every buffer (those still lent are then freed as any array is)."""
+    if not _limit:
+        _buffers.clear()
+        return
+    free = _free()
+    extra = sum(_buffers[i].nbytes for i in free) - _limit
+    gone = set()
+    for i in free:
+        if extra <= 0:
+            break
+        gone.add(i)
+        extra -= _buffers[i].nbytes
+    if gone:
+        _buffers[:] = [b for i, b in enumerate(_buffers) if i not in gone]
 
 
 def result_array(shape: tuple[int, ...], dtype: DTypeLike) -> tuple[np.ndarray, bool]:
     """``(np.empty(shape, dtype), reused)``: a large result (RECYCLE_FROM bytes or more, and the
-    reuse on) over memory a freed result held when one of exactly its size is free (``reused``
-    True: its pages are mapped), else over new memory that is kept for reuse once freed."""
+    reuse on) over a free buffer of exactly its size when there is one, the most recently lent
+    (``reused`` True: its pages are mapped), else over a new buffer that is kept for reuse once
+    free."""
     dtype = np.dtype(dtype)
     nbytes = dtype.itemsize
     for n in shape:
         nbytes *= n
     if nbytes < RECYCLE_FROM or not _limit or dtype.hasobject:
         return np.empty(shape, dtype), False
-    buf = _take(nbytes)
-    reused = buf is not None
-    if buf is None:
+    with _lock:
+        for i in range(len(_buffers) - 1, -1, -1):
+            if _buffers[i].nbytes == nbytes and _refs(_buffers, i) == _ALONE:
+                buf = _buffers.pop(i)
+                _buffers.append(buf)
+                return np.ndarray(shape, dtype, buf), True
         buf = np.empty(nbytes, np.uint8)
-    return np.asarray(_Lease(buf, tuple(shape), dtype)), reused
+        _buffers.append(buf)
+        _trim()
+        return np.ndarray(shape, dtype, buf), False
 
 
 def get_result_cache() -> int:
@@ -130,13 +126,13 @@ def get_result_cache() -> int:
 def set_result_cache(nbytes: int) -> None:
     """Set the most bytes of freed large results poolkit keeps to reuse (0: keep none).
 
-    A result of 4 MiB or more is made over memory that poolkit takes back when the last array
-    over it is gone (the array's ``base`` is the holder of that memory), and the next result of
-    exactly that many bytes reuses it: its pages are mapped already, where new memory would have
-    each page faulted in and zeroed by the operating system on its first write, which costs as much
-    as a pooling pass (see BENCHMARKS.md).  A layer called batch after batch then pays for its
-    result's memory once.  Freed memory is kept up to ``nbytes`` in all, the least recently freed
-    dropped first; results stay ordinary writeable, C-contiguous NumPy arrays.
+    A result of 4 MiB or more is made over memory that poolkit keeps (the array's ``base``, a uint8
+    array), and once no array refers to that memory any more, the next result of exactly that many
+    bytes reuses it: its pages are mapped already, where new memory would have each page faulted in
+    and zeroed by the operating system on its first write, which costs as much as a pooling pass
+    (see BENCHMARKS.md).  A layer called batch after batch then pays for its result's memory once.
+    Free memory is kept up to ``nbytes`` in all, that lent longest ago dropped first; results stay
+    ordinary writeable, C-contiguous NumPy arrays.
 
     Parameters
     ----------
@@ -159,7 +155,7 @@ def set_result_cache(nbytes: int) -> None:
         raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
     with _lock:
         _limit = int(nbytes)
-        _file_returned()
+        _trim()
 
 
 def _new_lock() -> None:  # a forked child: the lock may have been held by a thread that is not there

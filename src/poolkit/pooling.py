@@ -44,7 +44,7 @@ def _plan(x_shape, kernel_size, stride, padding, dilation, ceil_mode, axes) -> g
 
 
 #: The last prepared call of each op ("max", "avg", "global_max", "global_avg") whose arguments are
-#: all immutable: (arguments, shape, dtype, the call: :func:`poolkit._engine.small_call`'s new-result
+#: all immutable: (arguments, shape, dtype, the call: :func:`poolkit._engine.prepared_call`'s new-result
 #: call, or :func:`poolkit._engine.whole_call`).  See :func:`_repeated`.
 _LAST: dict[str, tuple] = {}
 
@@ -61,10 +61,10 @@ def _immutable(a) -> bool:
 
 
 def _repeated(op: str, x, args: tuple):
-    """The prepared small call of ``op``'s last call when this one repeats it -- the very same
+    """The prepared call of ``op``'s last call when this one repeats it -- the very same
     argument objects, on a C-contiguous ndarray of the same shape and dtype -- else None.
 
-    A loop or a layer pooling small arrays passes the same literals every time (a tuple literal is
+    A loop or a layer passes the same literals every time (a tuple literal is
     one object, small ints are cached): those objects were validated when they were remembered and
     cannot have changed since (only immutable ones are), so the plan made from them holds, and the
     call skips validation and planning (with its prepared call, a (1, 1, 6, 6) global average went
@@ -94,7 +94,7 @@ def _remember(op: str, x: np.ndarray, args: tuple, prepare) -> None:
 
 
 def _new_result(prepared) -> object:
-    """The new-result call of :func:`poolkit._engine.small_call`'s pair, or None."""
+    """The new-result call of :func:`poolkit._engine.prepared_call`'s pair, or None."""
     return None if prepared is None else prepared[0]
 
 
@@ -298,7 +298,7 @@ def max_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
     res, idx = E.max_reduce(x, plan, bool(return_indices))
     if return_indices:
         return res, idx
-    _remember("max", x, args, lambda: _new_result(E.small_call(plan, "max", x)))
+    _remember("max", x, args, lambda: _new_result(E.prepared_call(plan, "max", x)))
     return res
 
 
@@ -385,7 +385,7 @@ def avg_pool(x: ArrayLike, kernel_size: Sizes, stride: Sizes | None = None, padd
         return _deliver(res, direct, out)
     res = E.pool_sums(x, plan, dtype, bool(count_include_pad), divisor_override, None, acc)
     _remember("avg", x, args,
-              lambda: _new_result(E.small_call(plan, "sum", x, bool(count_include_pad), divisor_override, acc)))
+              lambda: _new_result(E.prepared_call(plan, "sum", x, bool(count_include_pad), divisor_override, acc)))
     return res
 
 
