@@ -1000,6 +1000,8 @@ def _prepared_call(plan: geo.Plan, key: tuple):
     prepared = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
     if prepared is not _UNSET:
         return prepared
+    if "kept" not in memo:  # a plan made for this call alone: preparing would cost, not save
+        return None
     prepared = None
     op, dtype = key[0], key[1]
     n_out = math.prod(plan.out_shape)
@@ -1014,6 +1016,13 @@ def _prepared_call(plan: geo.Plan, key: tuple):
             prepared = (_prepared_small if small else _prepared_large)(plan, f, key, total)
     memo[key] = prepared
     return prepared
+
+
+#: Empty C-contiguous 4-D and 1-D arrays of each kernel dtype: what the prepared calls type their
+#: kernels' entry points by (numba types an array by its dtype, dimensions and layout, not its
+#: size), rather than arrays of the call's sizes made for the purpose.
+_TEMPLATE4 = {t: np.empty((0, 0, 0, 0), t) for t in _AS_IS}
+_TEMPLATE1 = {t: np.empty(0, t) for t in _AS_IS}
 
 
 def _fused_types(f, key: tuple) -> tuple:
@@ -1034,8 +1043,8 @@ def _prepared_small(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
     # made here: nothing is ever written to it, so every call and thread may share it
     spare = np.empty(0, wdt) if size == 0 else None
 
-    entry = _entry_point(kern, (np.empty(in4, key[1]), tables, params, divs, np.empty(out4, odt),
-                                np.empty(size, wdt), 0, rows))
+    entry = _entry_point(kern, (_TEMPLATE4[key[1]], tables, params, divs, _TEMPLATE4[odt], _TEMPLATE1[wdt], 0,
+                                rows))
     empty = np.empty
     if tuple(in4) == plan.in_shape and tuple(out4) == shape:  # a 4-D call: no reshape (0.3 us each)
         def call(x: np.ndarray) -> np.ndarray:
@@ -1068,8 +1077,8 @@ def _prepared_large(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
     in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
     odt, wdt, divs = _fused_types(f, key)
     rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
-    first = _entry_point(kern if fast is None else fast, (np.empty(in4, dtype), tables, params, divs,
-                                                           np.empty(out4, odt), np.empty(size, wdt), 0, rows))
+    first = _entry_point(kern if fast is None else fast, (_TEMPLATE4[dtype], tables, params, divs, _TEMPLATE4[odt],
+                                                           _TEMPLATE1[wdt], 0, rows))
     empty = np.empty
 
     def call(x: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import math
 import numbers
 import operator
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -543,11 +544,19 @@ def make_plan(shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=
         if any(isinstance(a, np.ndarray) for a in args):
             return _make_plan(*args)
         key = repr(args)
+    return kept_plan(key, lambda: _make_plan(*args))
+
+
+def kept_plan(key, build: Callable[[], Plan]) -> Plan:
+    """The plan memoised under ``key`` (hashable), made by ``build()`` the first time and marked
+    kept (``plan.memo["kept"]``): what the engine prepares for a kept plan serves every later call
+    with that key, so it pays to prepare (see :func:`poolkit._engine._prepared_call`)."""
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _make_plan(*args)
+        plan = build()
         if len(_PLANS) >= 4096:
             _PLANS.clear()
+        plan.memo["kept"] = True
         _PLANS[key] = plan
     return plan
 

@@ -429,7 +429,10 @@ def _adaptive_plan(shape, output_size, axes) -> geo.Plan:
     sizes = _adaptive_sizes(output_size, len(ax))
     _check_nonempty_axes(shape, ax)
     sizes = [shape[a] if s is None else s for a, s in zip(ax, sizes)]
-    return geo.Plan.of(shape, ax, [geo.adaptive_plan(shape[a], s) for a, s in zip(ax, sizes)])
+    # memoised once validated (ints only in the key): a layer applied batch after batch reuses it
+    key = ("adaptive", tuple(int(n) for n in shape), tuple(int(a) for a in ax), tuple(int(s) for s in sizes))
+    return geo.kept_plan(key, lambda: geo.Plan.of(shape, ax, [geo.adaptive_plan(shape[a], s)
+                                                              for a, s in zip(ax, sizes)]))
 
 
 @fill
