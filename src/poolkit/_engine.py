@@ -995,7 +995,8 @@ def _prepared_call(plan: geo.Plan, key: tuple):
     runs it on the pool (:func:`run`) as :func:`_fused_forward` does, its chunks calling the
     kernel's compiled entry point.  The Python around a large call runs with cold caches (its
     kernel has just streamed the input through them) and costs tens of microseconds there: see
-    "Prepared large calls" in BENCHMARKS.md."""
+    "Prepared large calls" in BENCHMARKS.md.  Only a kept plan (:func:`poolkit._geometry.kept_plan`)
+    is prepared: preparing one made for a single call would cost that call more than it saves."""
     memo = plan.memo
     prepared = memo.get(key, _UNSET)  # one lookup: hashing a dtype is a good part of a tiny call
     if prepared is not _UNSET:
