@@ -788,30 +788,36 @@ def _fastmax(f, op: str, dtype: np.dtype):
     return memo[key]
 
 
-def _fused_rows(f, op: str, dtype: np.dtype):
+def _fused_rows(f, op: str, dtype: np.dtype, first_of: Callable | None = None):
     """(``rows(x4, divs, out4, work, t0, t1)``, work size): the fused forward of ``op`` over the
     output rows ``t0 <= t < t1``.  For the maxima of a ``dtype`` whose variant has a fastmax twin
     (:mod:`poolkit._kernels.sliding`), the twin runs first, combining without max2's NaN rules,
     and the exact variant makes the rest of the rows from the first whose windows may hold a NaN:
-    the same bits, and the exact kernel compiles only once a NaN is seen (for integers, never)."""
+    the same bits, and the exact kernel compiles only once a NaN is seen (for integers, never).
+    ``first_of(kernel)`` gives what to call for the kernel that runs first (the prepared calls: its
+    compiled entry point); the exact kernel after a twin is always called through its dispatcher."""
     kern, size = _fused_kernel(f, op)
     fast = _fastmax(f, op, dtype)
     tables, params = f.tables, f.params
+    first = kern if fast is None else fast
+    if first_of is not None:
+        first = first_of(first)
     if fast is None:
-        return (lambda x4, divs, o4, work, t0, t1: kern(x4, tables, params, divs, o4, work, t0, t1)), size
+        return (lambda x4, divs, o4, work, t0, t1: first(x4, tables, params, divs, o4, work, t0, t1)), size
 
     def rows(x4, divs, o4, work, t0, t1):
-        t = fast(x4, tables, params, divs, o4, work, t0, t1)
+        t = first(x4, tables, params, divs, o4, work, t0, t1)
         if t < t1:
             kern(x4, tables, params, divs, o4, work, t, t1)
 
     return rows, size
 
 
-def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray, acc: np.dtype = F64) -> None:
+def _fused_forward(src: np.ndarray, f, op: str, divs, out: np.ndarray, acc: np.dtype = F64,
+                   rows_of: tuple | None = None) -> None:
     """The fused forward kernel of ``op`` ("max" or "sum", summed in ``acc``) over all output rows
-    of ``out``."""
-    body, size = _fused_rows(f, op, src.dtype)
+    of ``out``; ``rows_of``: :func:`_fused_rows`'s pair when the caller made it already."""
+    body, size = _fused_rows(f, op, src.dtype) if rows_of is None else rows_of
     work_dtype = acc if op == "sum" else src.dtype
     x4, o4 = src.reshape(f.in4), out.reshape(f.out4)
     rows = f.out4[0] * f.out4[1] * f.out4[2]
@@ -1014,7 +1020,7 @@ def _prepared_call(plan: geo.Plan, key: tuple):
             _check_memory(plan.out_shape, 8 if op == "sum" else dtype.itemsize, plan)
         f = plan.fused
         if f is not None:
-            prepared = (_prepared_small if small else _prepared_large)(plan, f, key, total)
+            prepared = (_prepared_small if small else _prepared_large)(plan, f, key)
     memo[key] = prepared
     return prepared
 
@@ -1034,8 +1040,8 @@ def _fused_types(f, key: tuple) -> tuple:
     return dtype, dtype, f.divisors(None, None)
 
 
-def _prepared_small(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
-    """_prepared_call's pair for a call of ``total`` < SERIAL_BELOW elements."""
+def _prepared_small(plan: geo.Plan, f, key: tuple) -> tuple:
+    """_prepared_call's pair for a call of under SERIAL_BELOW elements."""
     kern, size = _fused_kernel(f, key[0])
     in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
     odt, wdt, divs = _fused_types(f, key)
@@ -1068,31 +1074,18 @@ def _prepared_small(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
     return call, into_out
 
 
-def _prepared_large(plan: geo.Plan, f, key: tuple, total: int) -> tuple:
-    """_prepared_call's pair for a call of ``total`` >= SERIAL_BELOW elements: the chunks of
-    :func:`_fused_forward` (for maxima with a fastmax twin, the twin first, see :func:`_fused_rows`),
-    the new result's through the kernels' compiled entry points."""
+def _prepared_large(plan: geo.Plan, f, key: tuple) -> tuple:
+    """_prepared_call's pair for a call of SERIAL_BELOW elements or more: :func:`_fused_forward` on
+    the pool, the new result's first kernel called through its compiled entry point."""
     op, dtype = key[0], key[1]
-    kern, size = _fused_kernel(f, op)
-    fast = _fastmax(f, op, dtype)
-    in4, out4, tables, params = f.in4, f.out4, f.tables, f.params
     odt, wdt, divs = _fused_types(f, key)
-    rows, shape = out4[0] * out4[1] * out4[2], plan.out_shape
-    first = _entry_point(kern if fast is None else fast, (_TEMPLATE4[dtype], tables, params, divs, _TEMPLATE4[odt],
-                                                           _TEMPLATE1[wdt], 0, rows))
-    empty = np.empty
+    rows, shape = f.out4[0] * f.out4[1] * f.out4[2], plan.out_shape
+    types = (_TEMPLATE4[dtype], f.tables, f.params, divs, _TEMPLATE4[odt], _TEMPLATE1[wdt], 0, rows)
+    rows_of = _fused_rows(f, op, dtype, lambda kern: _entry_point(kern, types))
 
     def call(x: np.ndarray) -> np.ndarray:
         out = new_result(shape, odt)
-        x4, o4 = x.reshape(in4), out.reshape(out4)
-
-        def chunk(t0: int, t1: int) -> None:
-            work = empty(size, wdt)
-            t = first(x4, tables, params, divs, o4, work, t0, t1)
-            if fast is not None and t < t1:  # windows from row t on may hold a NaN: the exact kernel
-                kern(x4, tables, params, divs, o4, work, t, t1)
-
-        run(chunk, rows, total)
+        _fused_forward(x, f, op, divs, out, wdt, rows_of)
         return out
 
     def into_out(x: np.ndarray, out: np.ndarray) -> np.ndarray:
