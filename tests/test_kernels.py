@@ -118,6 +118,74 @@ def test_wide_windows_nan_and_ties():
     np.testing.assert_array_equal(out[~np.isnan(out)], ref[~np.isinf(ref)])
 
 
+DOUBLED_CASES = {  # (shape, kernel, stride, padding, dilation, ceil_mode, axes): windows doubled along W
+    "1-D, padded": ((3, 2, 29), (9,), (1,), 4, 1, False, (2,)),
+    "1-D, dilated": ((3, 2, 31), (9,), (1,), 5, 2, False, (2,)),
+    "1-D, dilated 3, ceil mode": ((2, 3, 40), (8,), (2,), 4, 3, True, (2,)),
+    "1-D, asymmetric padding": ((2, 2, 23), (11,), (1,), ((3, 5),), 1, False, (2,)),
+    "2-D one row high": ((2, 2, 3, 37), (1, 13), (1, 1), (0, 6), 1, False, (2, 3)),
+    "2-D van Herk and doubled (wide)": ((2, 2, 30, 33), (9, 9), (1, 1), 4, 1, False, (2, 3)),
+    "2-D wide, ceil mode": ((1, 3, 26, 27), (9, 9), (1, 2), (4, 4), 1, True, (2, 3)),
+    "channels-last, stride 1": ((2, 3, 29, 4), (1, 9), (1, 1), (0, 4), (1, 2), False, (1, 2)),
+    "channels-last wide": ((2, 21, 25, 3), (9, 9), (1, 1), 4, 1, False, (1, 2)),
+    "dilation 4, wide padding": ((2, 2, 21), (5,), (1,), 7, 4, False, (2,)),
+}
+
+
+def _pad_pairs(padding, n):
+    """(before, after) per axis from an int or a tuple of ints and pairs."""
+    if isinstance(padding, int):
+        return [(padding, padding)] * n
+    return [p if isinstance(p, tuple) else (p, p) for p in padding]
+
+
+@pytest.mark.parametrize("case", list(DOUBLED_CASES), ids=list(DOUBLED_CASES))
+def test_doubled_windows_clipped_by_padding(case):
+    """The doubled column strategy pads the row buffer so that the windows clipped by the padding
+    (or ceil mode) are full windows of the padded row: maxima with copies of the window's own
+    first or last tap, sums with -0.0.  Against the oracle, bit for bit where the kernels reduce a
+    window in the oracle's order (one row per window: NaN payloads and the sign of tied zeros
+    included), with large values at the row's ends (a copy of a tap outside a window shows)."""
+    shape, k, s, padding, d, ceil, axes = DOUBLED_CASES[case]
+    pads = _pad_pairs(padding, len(k))
+    plan = geo.make_plan(shape, k, s, padding, d, ceil, axes)
+    f = plan.fused
+    assert sliding.variant(f, "max") in ("max_doubled", "max_wide")
+    assert f.params[sliding.P_LO_W] > 0 and f.params[sliding.P_HI_W] < f.params[sliding.P_OW]  # clipped windows
+    assert f.params[sliding.P_PAD_W] == pads[-1][0]
+    rng = np.random.default_rng(len(case))
+    x = rng.integers(-50, 50, shape).astype(np.float32)
+    w = axes[-1]
+    ends = [slice(None)] * len(shape)
+    for sl in (slice(0, 2), slice(-2, None)):  # the row's ends hold its largest and smallest values
+        ends[w] = sl
+        x[tuple(ends)] = rng.choice([1e6, -1e6], x[tuple(ends)].shape)
+    one_row = all(kk == 1 for kk in k[:-1])
+    if one_row:
+        nan = rng.random(shape) < 0.03  # NaNs of many payloads: the first in a window wins
+        x.view(np.uint32)[nan] = np.uint32(0x7FC00000) | rng.integers(1, 1 << 20, int(nan.sum()), dtype=np.uint32)
+        x[rng.random(shape) < 0.1] = -0.0
+        x[rng.random(shape) < 0.1] = 0.0
+    for dtype in (np.float32, np.float64, np.int16):
+        xd = x.astype(dtype) if dtype != np.int16 else np.nan_to_num(x, nan=7).clip(-30000, 30000).astype(dtype)
+        got = poolkit.max_pool(xd, k, s, padding, dilation=d, ceil_mode=ceil, axes=axes)
+        ref, _ = R.ref_max_pool(xd, k, s, pads, d, ceil, axes)
+        if one_row:
+            np.testing.assert_array_equal(np.ascontiguousarray(got).view(np.uint8),
+                                          np.ascontiguousarray(ref).view(np.uint8))
+        else:
+            np.testing.assert_array_equal(got, ref)
+    xf = np.nan_to_num(x, nan=3.0).astype(np.float64)
+    if d == 1 or (isinstance(d, tuple) and set(d) == {1}):
+        for cip in (True, False):
+            got = poolkit.avg_pool(xf, k, s, padding, ceil_mode=ceil, count_include_pad=cip, axes=axes)
+            np.testing.assert_allclose(got, R.ref_avg_pool(xf, k, s, pads, 1, ceil, axes, count_include_pad=cip),
+                                       rtol=1e-12, atol=1e-9)
+        zeros = np.full(shape, -0.0)
+        got = poolkit.avg_pool(zeros, k, s, padding, ceil_mode=ceil, count_include_pad=False, axes=axes)
+        assert np.signbit(got).all(), "a window of -0.0 padded with +0.0 would sum to +0.0"
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 12)),
        st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 6)),
@@ -348,6 +416,8 @@ FASTMAX_GEOMETRY = {
     "small_k3s2 3-D wide rows": ((2, 2, 5, 6, 40), (3, 3, 3), 2, 1, (2, 3, 4)),
     "small_k3s2 4 rows": _warmup.TWIN_GEOMETRY["small_k3s2 rows"],
     "taps dilated": ((2, 2, 11, 9), (3, 3), 3, 1, (2, 3), (2, 1)),
+    "wide": ((1, 2, 14, 16), (9, 9), 1, 4, (2, 3)),
+    "wide, dilated along W": ((1, 2, 14, 20), (9, 5), 1, 4, (2, 3), (1, 2)),
 }
 
 

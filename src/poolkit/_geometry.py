@@ -436,7 +436,7 @@ class FusedView:
         self.params = np.array(
             (self.inner,) + tuple(p.dilation for p in axes) + self._regular_h() + self._regular_w()
             + (_disjoint(self.pd) and _disjoint(self.ph),)  # no input row (d, h) lies in two windows
-            + tuple(p.out_size for p in axes) + (self.ph.in_size, self.pw.in_size), dtype=np.int64)
+            + tuple(p.out_size for p in axes) + (self.ph.in_size, self.pw.in_size) + self._pads_w(), dtype=np.int64)
         self._divisors: dict[tuple, np.ndarray] = {}
         #: the engine's kernel choices for this view, by op
         self.kernels: dict[str, tuple] = {}
@@ -479,6 +479,20 @@ class FusedView:
         k = p.kernel
         doubling = (k.bit_length() - 1) * max(p.stride, 1) + bin(k).count("1") < k
         return (k, p.stride, p.full_lo, p.full_hi, bool(doubling and p.full_hi > p.full_lo))
+
+    def _pads_w(self) -> tuple[int, int]:
+        """(positions before, positions after) the row in the row buffer of the doubled column
+        strategy (``poolkit._kernels.sliding._cols_doubled``; doubling, and inner == 1 or stride
+        1), else (0, 0).  That strategy pads the row so that every window along W is a full window
+        of it: the padding before W, and what the last window reaches past the row (the padding
+        after, or ceil mode's overhang).  A plan that doubles has sliding windows (irregular
+        tables have no full windows), and those are the padded windows clipped to the row, none
+        of them empty (``make_plan`` refuses a window wholly in the padding)."""
+        p = self.pw
+        if not (self._regular_w()[4] and (self.inner == 1 or p.stride == 1)):
+            return 0, 0
+        end = (p.out_size - 1) * p.stride - p.pad_before + (p.kernel - 1) * p.dilation + 1  # the last window's
+        return p.pad_before, max(0, end - p.in_size)
 
     def divisors(self, count_include_pad, divisor_override):
         """Reciprocals of the per-axis divisor factors, one per output position of D, then H, then W,

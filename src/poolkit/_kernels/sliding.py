@@ -63,7 +63,7 @@ from ._runs import (
 # and counts) and the scalars in another (poolkit._geometry.FusedView.params), so that a call passes
 # few arguments: numba's dispatch costs about 45 ns per argument, which is most of a tiny call.
 (P_INNER, P_DD, P_DH, P_DW, P_KH, P_STRIDE_H, P_LO_H, P_HI_H, P_BLOCKS_H, P_KW, P_STRIDE_W, P_LO_W, P_HI_W,
- P_DOUBLING_W, P_ROWS_DISJOINT, P_OD, P_OH, P_OW, P_HEIGHT, P_WIDTH) = range(20)
+ P_DOUBLING_W, P_ROWS_DISJOINT, P_OD, P_OH, P_OW, P_HEIGHT, P_WIDTH, P_PAD_W, P_OVER_W) = range(22)
 
 
 @njit(inline="always")
@@ -169,8 +169,9 @@ def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
     prefix and suffix reductions, make each row buffer from one suffix and one prefix.  A window
     clipped by the padding is scanned as one short prefix into slot 0 (which then holds no block):
     the same code, so the kernel compiles one scan instead of two (0.5 s less of a first call).
-    ``state`` is (plane, r0, block in slot 0, block in slot 1)."""
-    plane, r0, slot0, slot1 = state
+    ``state`` is (plane, r0, block in slot 0, block in slot 1, and two entries of the ``stop``'s,
+    :func:`_window_nan`)."""
+    plane, r0, slot0, slot1 = state[0], state[1], state[2], state[3]
     kh = params[P_KH]
     s = sh[oh]
     full = params[P_LO_H] <= oh < params[P_HI_H]
@@ -210,7 +211,7 @@ def _rows_blocks(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
             vcopy(buf, 0, g, ge, row_len, 1)
     else:
         vpair(buf, 0, sfx, ((m % 2) * kh + (s - r0) % kh) * row_len, g, ge, row_len, comb)
-    return plane, r0, slot0, slot1
+    return plane, r0, slot0, slot1, state[4], state[5]
 
 
 @njit(inline="always")
@@ -332,38 +333,76 @@ def _cols_inner(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
 
 @njit(inline="always")
 def _cols_doubled(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first):
-    """Full windows by doubling, when inner == 1 or the stride is 1: level l + 1 combines pairs of
+    """Every window by doubling, when inner == 1 or the stride is 1: level l + 1 combines pairs of
     level-l entries 2**l taps apart (ping-ponging between the two halves of ``work``), and each
     output combines the levels of the set bits of kw -- about log2(kw) + popcount(kw) passes
     instead of kw, with no subtraction, so sums stay as accurate as a direct sum.  The row buffer
-    (first half of ``work``) is overwritten."""
-    _cols_edges(work, b, n_inner, sw, cw, params, comb, dst, a0, lit, first)
-    dw, kw, stride, lo, hi = params[P_DW], params[P_KW], params[P_STRIDE_W], params[P_LO_W], params[P_HI_W]
-    d0 = a0 + lo * n_inner
+    (first half of ``work``) is overwritten.
+
+    The row sits in the buffer after ``P_PAD_W`` positions (the padding before W) and before
+    ``P_OVER_W`` more (the padding after, and ceil mode's overhang), which ``lit`` fills
+    (:func:`_pad_copies` for maxima, :func:`_pad_zeros` for sums) so that they change no window's
+    result: the windows clipped by the padding are then full windows of the padded row, window 0
+    starting at its position 0, made by the same passes.  Made tap by tap, as the other column
+    strategies make them (:func:`_cols_edges`), the 8 clipped windows of a 9x9 s1 p4 max of
+    (4, 16, 256, 256) float32 took a third of its time (two threads, back to back: 2.74 ms, and
+    1.85 ms for the same call without padding); padded, 1.87-2.11 ms (the average 3.43 -> 2.80 ms),
+    and its cold first call 2.24-2.31 -> 2.14-2.20 s (the average's 2.57-2.61 -> 2.24-2.25 s)."""
+    dw, kw, stride = params[P_DW], params[P_KW], params[P_STRIDE_W]
     width = work.shape[0] // 2
+    tap = dw * n_inner
+    lit(work, params[P_PAD_W] * n_inner, width - params[P_OVER_W] * n_inner, width, tap)
+    n = sw.shape[0] * n_inner  # every window: n entries at ``stride`` (inner == 1 or stride == 1)
     level = 0
     other = width
     span = 1
     covered = 0
-    bits = kw if hi > lo else 0
+    bits = kw
     while bits:
         if bits & 1:
-            vput(dst, d0, work, level + (sw[lo] + covered * dw) * n_inner, (hi - lo) * n_inner, stride, covered == 0,
-                 comb)
+            vput(dst, a0, work, level + covered * tap, n, stride, covered == 0, comb)
             covered += span
         bits >>= 1
         if bits:
-            off = span * dw * n_inner
+            off = span * tap
             vpair(work, other, work, level, work, level + off, width - off, comb)
             level, other = other, level
             span *= 2
 
 
 @njit(inline="always")
+def _pad_copies(work, lo, hi, width, tap):
+    """The padding of a maximum's row buffer (:func:`_cols_doubled`): work[:lo] and work[hi:width]
+    around the row work[lo:hi], each entry a copy of the row's entry ``tap`` (the dilation in
+    entries) or a multiple of it apart -- before the row, the row's first entry of its class
+    modulo ``tap``; after it, the last.  The taps of a window are one such class, so that entry is
+    the window's own first (or last) tap: a window's maximum does not change, bits included (a
+    repeated operand next to the one it copies, which max2 keeps first among its ties).  The row
+    is longer than ``tap`` (the plan doubles only with a full window, ``(kw - 1) * tap + 1``
+    entries at least), so it holds every class."""
+    for i in range(lo - 1, -1, -1):  # right to left: each from a row entry or a copy made already
+        work[i] = work[i + tap]
+    for i in range(hi, width):
+        work[i] = work[i - tap]
+
+
+@njit(inline="always")
+def _pad_zeros(work, lo, hi, width, tap):
+    """The padding of a sum's row buffer (:func:`_cols_doubled`): -0.0 in work[:lo] and
+    work[hi:width], the additive identity for every float64 (x + -0.0 is x, -0.0 and NaN payloads
+    included)."""
+    for i in range(lo):
+        work[i] = -0.0
+    for i in range(hi, width):
+        work[i] = -0.0
+
+
+@njit(inline="always")
 def _feed_buffer(xf, buf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, g, sfx, state, comb,
                  rows, cols, n_inner, sw, cw, dst, a0, lit, direct):
     """The window's rows reduced into the row buffer by ``rows``, then its taps by ``cols``."""
-    state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb)
+    state = rows(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf[params[P_PAD_W] * n_inner:],
+                 g, sfx, state, comb)
     cols(buf, 0, n_inner, sw, cw, params, comb, dst, a0, lit, True)
     return state
 
@@ -397,12 +436,13 @@ def _window_nan(xf, o, od, oh, sd, cd, sh, ch, params, height, row_len, plane_le
 
     The window's rows lie between flat input rows lo and hi (rows of all planes counted in order;
     rows in between that a 3-D or dilated window skips are scanned too: a NaN there only hands
-    the rest of the chunk over early).  Each row is scanned once per chunk: ``state`` is (the first
-    row not yet scanned, the previous window's lo, unused, unused).  Windows start at
+    the rest of the chunk over early).  Each row is scanned once per chunk: ``state``'s last two
+    entries are the first row not yet scanned and the previous window's lo (its first four are the
+    row strategy's, :func:`_rows_blocks`).  Windows start at
     nondecreasing rows, so the rows from lo to the first unscanned one were scanned, and found
     clean, before; a window starting before the one before it (no pooling here makes one)
     rescans from its own lo."""
-    upto, prev = state[0], state[1]
+    upto, prev = state[4], state[5]
     lo = o * (plane_len // row_len) + sd[od] * height + sh[oh]
     hi = lo + (cd[od] - 1) * params[P_DD] * height + (ch[oh] - 1) * params[P_DH]
     if lo < prev:
@@ -415,7 +455,7 @@ def _window_nan(xf, o, od, oh, sd, cd, sh, ch, params, height, row_len, plane_le
             bad |= xf[b + q] != xf[b + q]  # vectorised (fastmax kernels are for float dtypes only)
         if bad:
             return True, state
-    return False, (max(upto, hi + 1), lo, state[2], state[3])
+    return False, (state[0], state[1], state[2], state[3], max(upto, hi + 1), lo)
 
 
 @njit(inline="always")
@@ -630,7 +670,7 @@ def _pairs(x, tables, params, divs, out, work, t0, t1, comb, lit, is_sum, guarde
             prefetch_ahead(xf, r0, uh)
             row(of, t * uo, xf, r0, r0 + rs, step, m, comb, wide, scale, is_sum)
         return t1
-    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(0))
+    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1), np.int64(-1), np.int64(0))
     o, od, oh = _row_coords(t0, n_od, n_oh)
     for t in range(t0, t1):
         r0 = np.uint64(o * plane_len + (sd[od] * height + sh[oh]) * row_len)
@@ -734,12 +774,14 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     ``work`` of x's dtype) or of the window sums times the reciprocal divisors (is_sum True, sums
     accumulated in a float64 ``work``), with the row strategy ``rows`` and column strategy ``cols``.
 
-    ``work`` (see work_size) holds the row buffer and doubling scratch (2 * row_len), the sums of
+    ``work`` (see work_size) holds the row buffer and doubling scratch (2 * row_len, each half with
+    the row's padding for :func:`_cols_doubled`), the sums of
     one output row (out_len, sums only) and the blocks' ring of prefix and suffix rows.
 
     ``feed`` (:func:`_feed_buffer`, :func:`_feed_single`, :func:`_feed_rows`) says where the
     column strategy reads each output row's window from; ``lit`` is the column strategy's constant
-    (a literal stride for :func:`_cols_taps`, the loop for :func:`_cols_small`); ``finish`` ends
+    (a literal stride for :func:`_cols_taps`, the loop for :func:`_cols_small`, the row's padding
+    for :func:`_cols_doubled`); ``finish`` ends
     each output row: :func:`_keep` for maxima, :func:`_scale` for sums.  Passing the sums' scaling
     as a function, rather than behind ``is_sum``, keeps it out of the maxima's kernels altogether:
     numba inlines every call before it prunes the branches of a literal (with the loops of
@@ -758,13 +800,14 @@ def _forward(x, tables, params, divs, out, work, t0, t1, comb, rows, cols, lit, 
     out_len = out.shape[3]
     of = out.reshape(out.size)
     plane_len = x.shape[1] * height * row_len
-    buf = work[:2 * row_len]
-    a = 2 * row_len + (out_len if is_sum else 0)
-    acc = work[2 * row_len:a]
+    span = row_len + (params[P_PAD_W] + params[P_OVER_W]) * n_inner  # the row and its padding (doubled only)
+    buf = work[:2 * span]
+    a = 2 * span + (out_len if is_sum else 0)
+    acc = work[2 * span:a]
     ring = (work.shape[0] - a) // 2
     g = work[a:a + ring]
     sfx = work[a + ring:]
-    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1))
+    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1), np.int64(-1), np.int64(0))
     lo, hi = params[P_LO_W], params[P_HI_W]
     o, od, oh = _row_coords(t0, n_od, n_oh)
     for t in range(t0, t1):
@@ -790,7 +833,8 @@ def work_size(name: str, in4, out4, params) -> int:
     if "_pairs_" in name:
         return 0
     row_len = in4[3]
-    return (2 * row_len + (out4[3] if name.startswith("sum_") else 0)
+    padded = row_len + (int(params[P_PAD_W]) + int(params[P_OVER_W])) * int(params[P_INNER])  # see _cols_doubled
+    return (2 * padded + (out4[3] if name.startswith("sum_") else 0)
             + (4 * int(params[P_KH]) * row_len if name.endswith(("_blocks", "_wide")) else 0)
             + (in4[2] * row_len if name == "max_small_k3s2" and in4[1] > 1 else 0))  # fastmax_volume_k3s2's plane
 
@@ -988,7 +1032,7 @@ def max_inner3(x, tables, params, divs, out, work, t0, t1):
 def max_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along W: taps combined by doubling."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_direct, _cols_doubled, 0, False, _feed_buffer, _keep, _no_stop)
+             max2, _rows_direct, _cols_doubled, _pad_copies, False, _feed_buffer, _keep, _no_stop)
 
 
 @kernel
@@ -1002,7 +1046,7 @@ def max_blocks(x, tables, params, divs, out, work, t0, t1):
 def max_wide(x, tables, params, divs, out, work, t0, t1):
     """Window maxima of windows wide along H and W: row blocks and doubled taps."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             max2, _rows_blocks, _cols_doubled, 0, False, _feed_buffer, _keep, _no_stop)
+             max2, _rows_blocks, _cols_doubled, _pad_copies, False, _feed_buffer, _keep, _no_stop)
 
 
 # The NaN-guarded twins of the max variants whose windows overlap along H (each input row read by
@@ -1017,7 +1061,13 @@ def max_wide(x, tables, params, divs, out, work, t0, t1):
 # 1.19x), the scan costs about what it saves or more: those variants have no twin.  From memory the
 # scan also serves as a prefetch: the 3x3 twin without it took 1.45x as long.  A twin holding the
 # exact path itself, rather than handing over, took 0.35-0.55 s longer to compile (a first 3x3 max
-# 1.3 -> 1.9 s); handing over costs 0.1-0.2 s (the scan).
+# 1.3 -> 1.9 s); handing over costs 0.1-0.2 s (the scan).  The wide twin (van Herk rows and doubled
+# taps, the row scan keeping its two entries after the blocks' four in the kernels' ``state``), on
+# this project's Intel Xeon, a 9x9 s1 p4 max of (4, 16, 256, 256) float32, fresh processes in turn
+# with the exact variant, the suite's timing (the second call after idle, two threads): 2.00-2.10
+# against 2.29-2.68 ms; back to back, one thread 3.43-3.46 against 3.59-3.73 ms.  (Before the
+# padded rows of _cols_doubled, when the clipped windows took a third of the call, such a twin
+# saved 1-6%, and was not kept.)
 
 
 @kernel
@@ -1025,6 +1075,13 @@ def fastmax_small_k3s2(x, tables, params, divs, out, work, t0, t1):
     """max_small_k3s2 with max_num, up to the first row whose windows may hold a NaN (returned)."""
     return _forward(x, tables, params, divs, out, work, t0, t1,
                     max_num, _rows_direct, _cols_small, _k3s2, False, _feed_single, _keep, _window_nan)
+
+
+@kernel
+def fastmax_wide(x, tables, params, divs, out, work, t0, t1):
+    """max_wide with max_num, up to the first row whose windows may hold a NaN (returned)."""
+    return _forward(x, tables, params, divs, out, work, t0, t1,
+                    max_num, _rows_blocks, _cols_doubled, _pad_copies, False, _feed_buffer, _keep, _window_nan)
 
 
 #: The largest plane (bytes) :func:`fastmax_plane_k3s2` scans whole and the plane kernels prefetch
@@ -1503,7 +1560,7 @@ def sum_inner3(x, tables, params, divs, out, work, t0, t1):
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_doubled, 0, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_direct, _cols_doubled, _pad_zeros, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
@@ -1517,7 +1574,7 @@ def sum_blocks(x, tables, params, divs, out, work, t0, t1):
 def sum_wide(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_wide."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_blocks, _cols_doubled, 0, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_blocks, _cols_doubled, _pad_zeros, True, _feed_buffer, _scale, _no_stop)
 
 
 # --------------------------------------------------------------------------------------------
