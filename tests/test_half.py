@@ -404,7 +404,7 @@ def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, mo
     plan = poolkit._geometry.make_plan(x.shape, 2, axes=axes)  # any plan over these axes: the same view
     assert plan.fused is not None and E._half_blocks(x, plan.fused)  # the blocked path is taken
     monkeypatch.setattr(E, "HALF_BLOCK", block)
-    monkeypatch.setattr(E, "_half_sums_cl", lambda f, op: None)
+    monkeypatch.setattr(E, "_half_cl", lambda f, op: None)
     with np.errstate(invalid="ignore"):  # signalling NaNs
         got = pool(x, axes=axes)
         want = pool(x.astype(np.float32), axes=axes).astype(np.float16)
@@ -462,7 +462,8 @@ def test_half_maxima_as_keys(shape, k, s, pad, axes, data, rng, two_threads, mon
         x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float16), size=int((x == 0).sum()))
     plan = poolkit._geometry.make_plan(x.shape, k, s, pad, 1, False, axes)
     assert plan.fused is not None and E._half_blocks(x, plan.fused)
-    assert E._half_plane(plan.fused, "max") is None and E._half_sums_cl(plan.fused, "max") is None
+    assert E._half_plane(plan.fused, "max") is None
+    monkeypatch.setattr(E, "_half_cl", lambda f, op: None)  # channels-last 3x3 s2 maxima: max_cl_half, below
     monkeypatch.setattr(E, "HALF_BLOCK", 40)
     if E._half_pairs(plan.fused):  # the tiled 2x2 windows take the pair kernels first
         monkeypatch.setattr(E, "_half_pairs", lambda f: False)
@@ -489,6 +490,100 @@ def test_half_maxima_as_keys(shape, k, s, pad, axes, data, rng, two_threads, mon
         assert len(by_float32) == 1 and by_float32[0] <= per < planes
     else:
         assert sum(by_float32) > planes // 2  # nearly every block holds a -0.0
+
+
+# Channels-last 3x3 stride-2 maxima are read straight from float16 as int16 keys (max_cl_half),
+# shared columns for the full windows, tap by tap for the clipped ones; a row whose windows hold a
+# NaN or a -0.0 hands its plane to the float32 path, and the kernel goes on from the next plane.
+CL_MAXIMA = [
+    ((8, 20, 22, 16), (3, 3), 2, 1, {}),                     # the suite's windows
+    ((8, 21, 23, 24), (3, 3), 2, 1, {"ceil_mode": True}),    # the last windows clipped too
+    ((8, 19, 20, 8), (3, 3), 2, ((0, 1), (1, 0)), {}),       # asymmetric padding
+    ((8, 13, 9, 40), (3, 3), 2, 0, {}),                      # no clipped window along W
+]
+
+
+def _cl_max_case(shape, k, s, pad, kw):
+    plan = poolkit._geometry.make_plan(shape, k, s, pad, 1, kw.get("ceil_mode", False), (1, 2))
+    assert E._half_cl(plan.fused, "max") is K.half.max_cl_half
+    return plan, lambda a: poolkit.max_pool(a, k, s, pad, axes=(1, 2), **kw)
+
+
+@pytest.mark.parametrize("shape, k, s, pad, kw", CL_MAXIMA)
+@pytest.mark.parametrize("data", ["ordered", "specials", "one NaN", "one -0.0", "zeros of both signs"])
+def test_half_channels_last_maxima_straight(shape, k, s, pad, kw, data, rng, two_threads, monkeypatch):
+    """The float32 path's bits, and the oracle's values, from the kernel alone where no window
+    holds a NaN or a -0.0 ("ordered": ties, neighbouring bit patterns, infinities, +0.0), with one
+    plane handed over for one NaN or one -0.0, and nearly every plane for zeros of both signs;
+    "specials": half the input special values, NaNs of several payloads (one signalling) among
+    them."""
+    plan, pool = _cl_max_case(shape, k, s, pad, kw)
+    if data == "specials":
+        x = _mostly_special_half(rng, shape, "everywhere")
+    elif data == "zeros of both signs":
+        x = rng.integers(-3, 1, shape).astype(np.float16)
+        x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float16), size=int((x == 0).sum()))
+    else:
+        x = _ordered_half(rng, shape)
+        special = {"one NaN": 0xFC01, "one -0.0": 0x8000}.get(data)
+        if special is not None:
+            x.reshape(-1)[x.size // 3] = np.array(special, np.uint16).view(np.float16)
+    assert E._half_blocks(x, plan.fused)
+    made = []  # (first row, rows) of each kernel call, and the row it returned
+    kern = K.half.max_cl_half
+
+    def spy(x4, tables, params, divs, out4, work, t0, t1):
+        t = kern(x4, tables, params, divs, out4, work, t0, t1)
+        made.append((t0, t1, t))
+        return t
+
+    monkeypatch.setattr(E, "_half_cl", lambda f, op: spy)
+    got, want = _pooled_both_ways(pool, x)
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    if data != "specials":
+        oracle = R.ref_max_pool(x, k, s, [tuple(p) for p in plan.pads], 1, False, (1, 2))[0]
+        np.testing.assert_array_equal(got, oracle)
+    handed = [t for t0, t1, t in made if t < t1]
+    if data == "ordered":
+        assert handed == [] and made
+    elif data in ("one NaN", "one -0.0"):
+        rows_per_plane = plan.fused.out4[1] * plan.fused.out4[2]  # (2-D: OD is 1)
+        assert len(handed) == 1 and handed[0] // rows_per_plane == (x.size // 3) // (x.size // shape[0])
+    elif data == "zeros of both signs":
+        assert len(handed) > shape[0] // 2
+
+
+def test_max_cl_half_stops_at_the_first_row_reading_a_nan():
+    """max_cl_half alone, a NaN or a -0.0 in each input row in turn: it returns a row no later than
+    the first output row whose windows read it, and every row before is the float32 path's."""
+    shape, k, s, pad, kw = CL_MAXIMA[1]
+    plan, pool = _cl_max_case(shape, k, s, pad, kw)
+    f = plan.fused
+    rows = math.prod(f.out4[:3])
+    x = _ordered_half(np.random.default_rng(5), shape)
+
+    def run(xs):
+        out = np.full(f.out4, 7, np.uint16)
+        work = np.empty(E._fused_rows(f, "max", np.dtype(np.float32))[1], np.float32)
+        t = K.half.max_cl_half(xs.view(np.uint16).reshape(f.in4), f.tables, f.params, f.divisors(None, None), out,
+                               work, 0, rows)
+        return out.reshape(rows, -1), t
+
+    out, t = run(x)
+    assert t == rows
+    want = pool(x.astype(np.float32)).astype(np.float16).view(np.uint16).reshape(rows, -1)
+    np.testing.assert_array_equal(out, want)
+    in_rows = shape[0] * shape[1]
+    for r in range(0, in_rows, 3):
+        for special in (0x7E00, 0x8000):
+            xs = x.copy()
+            xs.reshape(in_rows, -1)[r, r % xs.shape[2]] = np.array(special, np.uint16).view(np.float16)
+            out, t = run(xs)
+            plane, h = divmod(r, shape[1])
+            starts, counts = f.ph.starts, f.ph.counts
+            first_reader = min(oh for oh in range(f.out4[2]) if starts[oh] <= h < starts[oh] + counts[oh])
+            assert t <= plane * f.out4[2] + first_reader
+            np.testing.assert_array_equal(out[:t], want[:t])
 
 
 def _mostly_special_half(rng, shape, nans):
@@ -675,7 +770,7 @@ def test_half_channels_last_sums_straight(shape, k, stride, pad, kw, nans, rng, 
     plan = poolkit._geometry.make_plan(x.shape, k, stride, pad, kw.get("dilation", 1), kw.get("ceil_mode", False),
                                        axes)
     assert plan.fused is not None and E._half_blocks(x, plan.fused)
-    assert E._half_sums_cl(plan.fused, "sum") is K.half.sum_cl_half
+    assert E._half_cl(plan.fused, "sum") is K.half.sum_cl_half
     got, want = _pooled_both_ways(pool, x)
     nan = np.isnan(want)
     if nans == "everywhere":

@@ -892,15 +892,22 @@ def _half_plane(f, op: str):
     return memo[key]
 
 
-def _half_sums_cl(f, op: str):
-    """:func:`poolkit._kernels.half.sum_cl_half` for the sums of channels-last view ``f`` (F16C
-    only) whose float32 kernel adds each window's taps rows first, then taps (``sum_inner``,
-    ``sum_inner2``, ``sum_inner3``: the order that kernel keeps), or None."""
+def _half_cl(f, op: str):
+    """The kernel that pools channels-last view ``f`` straight from float16, or None:
+    :func:`poolkit._kernels.half.sum_cl_half` for sums (F16C only) whose float32 kernel adds each
+    window's taps rows first, then taps (``sum_inner``, ``sum_inner2``, ``sum_inner3``: the order
+    that kernel keeps); :func:`poolkit._kernels.half.max_cl_half` for maxima of 3x3 windows at
+    stride 2 over 2-D planes (``max_inner3``, the columns it shares; other channels-last maxima
+    keep the keys of whole blocks, :func:`_half_key_blocks`)."""
     memo = f.kernels
-    key = ("half sums cl", op)
+    key = ("half cl", op)
     if key not in memo:
-        memo[key] = (K.half.sum_cl_half if K.half.F16C and op == "sum" and f.inner > 1
-                     and K.sliding.variant(f, op) in ("sum_inner", "sum_inner2", "sum_inner3") else None)
+        name, p = K.sliding.variant(f, op), f.params
+        if op == "sum":
+            ok = K.half.F16C and f.inner > 1 and name in ("sum_inner", "sum_inner2", "sum_inner3")
+        else:
+            ok = name == "max_inner3" and p[K.sliding.P_STRIDE_W] == 2 and p[K.sliding.P_DW] == 1
+        memo[key] = (K.half.sum_cl_half if op == "sum" else K.half.max_cl_half) if ok else None
     return memo[key]
 
 
@@ -914,7 +921,8 @@ def _half_key_blocks(f, src: np.ndarray, dst: np.ndarray, per: int, blocks):
     blocks (interleaved, three rounds): channels-last (32, 112, 112, 64) 3x3 s2 p1 6.6-7.2 ->
     3.5-4.4 ms, (2, 16, 64, 64, 64) 3x3x3 s2 p1 3.6-3.7 -> 1.9-2.1 ms.  (Channels first, the 3x3
     windows keep the plane kernel read as float16, :func:`_half_plane`: as keys, 5.6-7.7 against
-    6.3-8.3 ms, the int16 plane twin's taps at stride 2 being slow to gather.)"""
+    6.3-8.3 ms, the int16 plane twin's taps at stride 2 being slow to gather.  Channels last, the
+    3x3 stride-2 windows now make their keys as they read them, :func:`_half_cl`.)"""
     pool, size = _fused_rows(f, "max", np.dtype(np.int16))
     plane_in, plane_out = math.prod(f.in4[1:]), math.prod(f.out4[1:])
     rows_per_plane = f.out4[1] * f.out4[2]
@@ -943,10 +951,11 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
     :func:`narrow` rounds), while it is in cache -- the same operations, element for element, as
     widening the whole array, pooling it and narrowing the result, so the same bits.  Tiled 2x2
     windows skip the float32 block (:func:`_half_pairs`), and so do the windows of the plane
-    kernels (:func:`_half_plane`; a maximum's planes from the first that holds a NaN go through
-    the block), channels-last sums (:func:`_half_sums_cl`) and the other maxima, pooled as int16
-    keys (:func:`_half_key_blocks`).  The result is written into ``out`` when it :func:`takes`
-    it."""
+    kernels (:func:`_half_plane`), channels-last sums and 3x3 s2 maxima (:func:`_half_cl`) and the
+    other maxima, pooled as int16 keys (:func:`_half_key_blocks`).  A direct kernel's maximum stops
+    at a plane whose windows hold a NaN (or, read as keys, a -0.0): that plane goes through the
+    block, and the kernel goes on from the next.  The result is written into ``out`` when it
+    :func:`takes` it."""
     out = into(out, out_shape, np.float16)
     if _half_pairs(f):
         return _fused_half_pairs(x, f, op, divs, out)
@@ -969,7 +978,7 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
             pool(wide[:n], divs, pooled[:n], work, 0, n * rows_per_plane)
             K.half.narrow(pooled_flat, dst[b0 * plane_out:(b0 + n) * plane_out], 0, n * plane_out)
 
-    direct = _half_plane(f, op) or _half_sums_cl(f, op)
+    direct = _half_plane(f, op) or _half_cl(f, op)
     body = blocks
     if direct is None and op == "max":
         body = _half_key_blocks(f, src, dst, per, blocks)
@@ -977,10 +986,13 @@ def _fused_half(x: np.ndarray, f, op: str, divs, out_shape, out: np.ndarray | No
         src4, dst4 = src.reshape(f.in4), dst.reshape(f.out4)
 
         def body(p0: int, p1: int) -> None:
-            t = direct(src4, f.tables, f.params, divs, dst4, np.empty(size, work_dtype), p0 * rows_per_plane,
-                       p1 * rows_per_plane)
-            if t is not None and t < p1 * rows_per_plane:  # a maximum's plane holding a NaN
-                blocks(t // rows_per_plane, p1)
+            work = np.empty(size, work_dtype)
+            while p0 < p1:
+                t = direct(src4, f.tables, f.params, divs, dst4, work, p0 * rows_per_plane, p1 * rows_per_plane)
+                if t is None or t >= p1 * rows_per_plane:
+                    return
+                p0 = t // rows_per_plane + 1  # a maximum's plane holding a NaN (or a -0.0: max_cl_half)
+                blocks(p0 - 1, p0)
 
     run(body, f.in4[0], x.size + out.size)
     return out

@@ -109,17 +109,20 @@ def _sum_kernel(kind: str) -> str:
     return E._fused_kernel(_fused(kind), "sum")[0].__name__
 
 
-def _half_direct_jobs() -> list[tuple[str, Callable[[], object]]]:
-    """Calls of the float16 plane kernels (3x3 s2 windows over 2-D planes) and of the channels-last
-    sums (float16 bits; F16C only), with the engine's argument types."""
+def _half_direct_jobs(f16c: bool) -> list[tuple[str, Callable[[], object]]]:
+    """Calls of the kernels that pool float16 bits directly, with the engine's argument types: with
+    ``f16c`` the plane kernels (3x3 s2 windows over 2-D planes) and the channels-last sums, which
+    need F16C; without, the channels-last 3x3 s2 maxima (integer keys)."""
     jobs: list[tuple[str, Callable[[], object]]] = []
-    for kind, label, kern, op, dt in [("small_k3s2", "half_plane_max", half.plane_max_half_k3s2, "max", np.float32),
-                                      ("small_k3s2", "half_plane_sum", half.plane_sum_half_k3s2, "sum", np.float64),
-                                      ("inner3", "half_sum_cl", half.sum_cl_half, "sum", np.float64)]:
+    kernels = ([("small_k3s2", "half_plane_max", half.plane_max_half_k3s2, "max", np.float32),
+                ("small_k3s2", "half_plane_sum", half.plane_sum_half_k3s2, "sum", np.float64),
+                ("inner3", "half_sum_cl", half.sum_cl_half, "sum", np.float64)] if f16c else
+               [("inner3", "half_max_cl", half.max_cl_half, "max", np.float32)])
+    for kind, label, kern, op, dt in kernels:
         f = _fused(kind)
         x4, o4, rows = np.zeros(f.in4, np.uint16), np.zeros(f.out4, np.uint16), int(np.prod(f.out4[:3]))
         divs = f.divisors(True, None) if op == "sum" else f.divisors(None, None)
-        work = np.empty(E._fused_kernel(f, "sum")[1], dt)
+        work = np.empty(E._fused_kernel(f, op)[1], dt)
         jobs.append((label, partial(kern, x4, f.tables, f.params, divs, o4, work, 0, rows)))
     return jobs
 
@@ -191,7 +194,8 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
                      ("half_pairs_sum_cf", partial(half.pairs_sum_half_cf, src, dst, 2, 2, 1, 1, 0.25, 0, 1)),
                      ("half_pairs_max_cl", partial(half.pairs_max_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1)),
                      ("half_pairs_sum_cl", partial(half.pairs_sum_half_cl, src, dst, 2, 2, 1, 1, 1, 0.25, 0, 1))]
-            jobs += _half_direct_jobs()
+            jobs += _half_direct_jobs(True)
+        jobs += _half_direct_jobs(False)
     return jobs
 
 
