@@ -807,8 +807,10 @@ def max_cl_half(x, tables, params, divs, out, work, t0, t1):
     The kernel keeps half_keys' check of every tap it reads and returns the first output row whose
     windows held either (t1 when none did), for the engine to make that row's plane by the float32
     path.  Full 3x3 windows at stride 2 take the maximum of each column of three taps once and
-    share it with the next window, as :func:`sum_cl_half` shares its column sums; every other
-    window (clipped by padding, other sizes, 3-D) is reduced in ``work``'s keys, tap by tap.
+    share it with the next window, as :func:`sum_cl_half` shares its column sums; the windows the
+    padding or ceil mode clips are reduced in ``work``'s keys, tap by tap (as other sizes and 3-D
+    windows would be: the engine sends this kernel 3x3 stride-2 windows only, see
+    :func:`poolkit._engine._half_cl`).
     Against the keys of whole blocks (:func:`poolkit._engine._half_key_blocks`: the keys made and
     stored, pooled by the int16 kernel, mapped back), (32, 112, 112, 64) 3x3 s2 p1 on two threads:
     3.89 -> 1.59-1.72 ms back to back, 5.05-5.29 -> 3.57-4.09 ms in the suite's timing (the second
