@@ -755,19 +755,25 @@ def sum_cl_half(x, tables, params, divs, out, work, t0, t1):
 
 
 @njit(inline="always")
+def _flip(s):
+    """:func:`half_keys`' map on int16 ``s``: the 15 bits after the sign flipped where the sign is
+    set (float16 bits to their key, and, being its own inverse, a key back to its bits)."""
+    return np.int16(s ^ np.int16(np.int16(s >> np.int16(15)) & np.int16(0x7FFF)))
+
+
+@njit(inline="always")
 def _key_of(h, big, low):
     """(the int16 key of the float16 bits ``h``, as :func:`half_keys` makes it; ``big`` and ``low``
     with ``h`` taken in: half_keys' running maximum of the magnitudes and minimum of the bits with
     the sign flipped, which tell a NaN or a -0.0)."""
-    s = np.int16(h)
-    return (np.int16(s ^ np.int16(np.int16(s >> np.int16(15)) & np.int16(0x7FFF))),
-            max(big, np.uint16(h & np.uint16(0x7FFF))), min(low, np.uint16(h ^ np.uint16(0x8000))))
+    return (_flip(np.int16(h)), max(big, np.uint16(h & np.uint16(0x7FFF))),
+            min(low, np.uint16(h ^ np.uint16(0x8000))))
 
 
 @njit(inline="always")
 def _bits_of(k):
     """The float16 bits (uint16) of the int16 key ``k``: the key map is its own inverse."""
-    return np.uint16(k ^ np.int16(np.int16(k >> np.int16(15)) & np.int16(0x7FFF)))
+    return np.uint16(_flip(k))
 
 
 @njit(inline="always")
