@@ -402,7 +402,8 @@ BLOCKED = [
 def test_half_in_blocks_of_planes(shape, axes, pool, block, rng, two_threads, monkeypatch):
     x = _special_half(rng, shape)
     plan = poolkit._geometry.make_plan(x.shape, 2, axes=axes)  # any plan over these axes: the same view
-    assert plan.fused is not None and E._half_blocks(x, plan.fused)  # the blocked path is taken
+    assert plan.fused is not None and E._half_blocks(x, plan.fused, "sum")
+    assert plan.fused.in4[0] >= 4 * E.get_num_threads()  # planes enough: the blocked path is taken
     monkeypatch.setattr(E, "HALF_BLOCK", block)
     monkeypatch.setattr(E, "_half_cl", lambda f, op: None)
     with np.errstate(invalid="ignore"):  # signalling NaNs
@@ -461,7 +462,7 @@ def test_half_maxima_as_keys(shape, k, s, pad, axes, data, rng, two_threads, mon
         x = rng.integers(-3, 1, shape).astype(np.float16)
         x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float16), size=int((x == 0).sum()))
     plan = poolkit._geometry.make_plan(x.shape, k, s, pad, 1, False, axes)
-    assert plan.fused is not None and E._half_blocks(x, plan.fused)
+    assert plan.fused is not None and E._half_blocks(x, plan.fused, "max")
     assert E._half_plane(plan.fused, "max") is None
     monkeypatch.setattr(E, "_half_cl", lambda f, op: None)  # channels-last 3x3 s2 maxima: max_cl_half, below
     monkeypatch.setattr(E, "HALF_BLOCK", 40)
@@ -528,7 +529,7 @@ def test_half_channels_last_maxima_straight(shape, k, s, pad, kw, data, rng, two
         special = {"one NaN": 0xFC01, "one -0.0": 0x8000}.get(data)
         if special is not None:
             x.reshape(-1)[x.size // 3] = np.array(special, np.uint16).view(np.float16)
-    assert E._half_blocks(x, plan.fused)
+    assert E._half_blocks(x, plan.fused, "max")
     made = []  # (first row, rows) of each kernel call, and the row it returned
     kern = K.half.max_cl_half
 
@@ -640,7 +641,8 @@ def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
     second NaN, made by their sum) must be NaN, with either payload."""
     x = _mostly_special_half(rng, shape, nans)
     plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes, ceil_mode=kw.get("ceil_mode", False))
-    assert plan.fused is not None and E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
+    assert plan.fused is not None and E._half_pairs(plan.fused)
+    assert E._half_blocks(x, plan.fused, op if op == "max" else "sum")
     if op == "max":
         kw = {k: v for k, v in kw.items() if k != "divisor_override"}
         pool = lambda a: poolkit.max_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
@@ -696,7 +698,7 @@ def test_half_pair_sums_round_once(channels_last, divisor, rng, two_threads):
     if channels_last:
         x, oracle, axes = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), oracle.transpose(0, 2, 3, 1), (1, 2)
     plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=axes)
-    assert E._half_blocks(x, plan.fused) and E._half_pairs(plan.fused)
+    assert E._half_blocks(x, plan.fused, "sum") and E._half_pairs(plan.fused)
     kw = {} if divisor is None else {"divisor_override": divisor}
     got, want = _pooled_both_ways(lambda a: poolkit.avg_pool(a, 2, 2, axes=axes, **kw), x)
     np.testing.assert_array_equal(got.view(np.uint16), oracle.view(np.uint16))
@@ -733,7 +735,7 @@ def test_half_planes_straight(shape, k, pad, kw, op, nans, rng, two_threads):
         kw = {a: v for a, v in kw.items() if a != "dilation"}
         pool = lambda a: poolkit.avg_pool(a, k, 2, pad, axes=axes, **kw)  # noqa: E731
     plan = poolkit._geometry.make_plan(x.shape, k, 2, pad, kw.get("dilation", 1), kw.get("ceil_mode", False), axes)
-    assert plan.fused is not None and E._half_blocks(x, plan.fused)
+    assert plan.fused is not None and E._half_blocks(x, plan.fused, op if op == "max" else "sum")
     assert E._half_plane(plan.fused, "max" if op == "max" else "sum") is not None
     got, want = _pooled_both_ways(pool, x)
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
@@ -769,7 +771,7 @@ def test_half_channels_last_sums_straight(shape, k, stride, pad, kw, nans, rng, 
     pool = lambda a: poolkit.avg_pool(a, k, stride, pad, axes=axes, **kw)  # noqa: E731
     plan = poolkit._geometry.make_plan(x.shape, k, stride, pad, kw.get("dilation", 1), kw.get("ceil_mode", False),
                                        axes)
-    assert plan.fused is not None and E._half_blocks(x, plan.fused)
+    assert plan.fused is not None and E._half_blocks(x, plan.fused, "sum")
     assert E._half_cl(plan.fused, "sum") is K.half.sum_cl_half
     got, want = _pooled_both_ways(pool, x)
     nan = np.isnan(want)
@@ -778,6 +780,58 @@ def test_half_channels_last_sums_straight(shape, k, stride, pad, kw, nans, rng, 
         np.testing.assert_array_equal(np.isnan(got), nan)
         got, want = got[~nan], want[~nan]
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+# Few planes (one image channels last, one big image channels first): the direct float16 kernels
+# share a plane's output rows between the threads, and a maximum that stops at a NaN hands the rest
+# of its chunk's rows in that plane -- not the whole plane -- to the float32 path.
+FEW_PLANES = [
+    ((1, 90, 44, 40), (1, 2), 3, "max", "max_cl_half"),            # one image, channels last
+    ((1, 90, 44, 40), (1, 2), 3, "avg", "sum_cl_half"),
+    ((1, 1, 300, 520), (2, 3), 3, "avg", "plane_sum_half_k3s2"),   # one big plane, channels first
+    ((1, 3, 200, 250), (2, 3), 3, "max", "plane_max_half_k3s2"),   # three planes of at most 256 KB
+    ((2, 90, 44, 40), (1, 2), 2, "max", None),                     # 2x2 tiles: the pair kernels
+    ((2, 90, 44, 40), (1, 2), 2, "avg", None),
+]
+
+
+@pytest.mark.skipif(not H.F16C, reason="the float16 plane, pair and channels-last sum kernels need F16C")
+@pytest.mark.parametrize("shape, axes, k, op, kernel", FEW_PLANES)
+@pytest.mark.parametrize("nans", ["none", "first chunk", "second chunk", "both chunks"])
+def test_half_few_planes_straight_by_rows(shape, axes, k, op, kernel, nans, rng, two_threads, monkeypatch):
+    """Fewer planes than four per thread take the float16 kernels (they took three passes over
+    whole arrays before), split by output rows: the float32 path's bits, with NaNs in the rows of
+    either thread's share or both (``nans``), and a chunk starting inside a plane."""
+    s, pad = 2, (1 if k == 3 else 0)
+    plan = poolkit._geometry.make_plan(shape, k, s, pad, 1, False, axes)
+    f, kind = plan.fused, "max" if op == "max" else "sum"
+    assert f.in4[0] < 4 * E.get_num_threads()
+    x = _ordered_half(rng, shape)
+    rows = x.reshape(-1, math.prod(shape[axes[-1]:]))  # the input rows, in order
+    for r in {"none": [], "first chunk": [0.2], "second chunk": [0.7], "both chunks": [0.3, 0.6, 0.9]}[nans]:
+        rows[int(r * rows.shape[0]), 5] = np.float16("nan")
+    made = []  # (t0, t1, returned) of each call of the direct kernel
+    direct = E._half_direct(f, kind)
+    if kernel is None:
+        assert E._half_pairs(f)  # taken before any direct kernel
+    else:
+        assert direct is getattr(K.half, kernel)
+
+        def spy(*args):
+            t = direct(*args)
+            made.append((args[-2], args[-1], t))
+            return t
+
+        monkeypatch.setattr(E, "_half_direct", lambda f, op: spy)
+    assert E._half_blocks(x, f, kind)
+    pool = getattr(poolkit, op + "_pool")
+    got, want = _pooled_both_ways(lambda a: pool(a, k, s, pad, axes=axes), x)
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+    if kernel is not None:
+        per_plane = f.out4[1] * f.out4[2]
+        assert any(t0 % per_plane for t0, _, _ in made)  # a chunk began inside a plane
+        handed = [t for _, t1, t in made if t is not None and t < t1]
+        assert bool(handed) == (op == "max" and nans != "none")
 
 
 def test_half_channels_last_sums_column_order_is_exact(rng):
@@ -807,7 +861,7 @@ def test_half_pooling_without_f16c(rng, two_threads, monkeypatch):
              lambda a: poolkit.max_pool(a, 3, 2, 1, axes=(1, 2)), lambda a: poolkit.avg_pool(a, 3, 2, 1, axes=(1, 2))]
     x = _special_half(rng, (8, 20, 22, 16))
     plan = poolkit._geometry.make_plan(x.shape, 2, stride=2, axes=(1, 2))
-    assert E._half_blocks(x, plan.fused) and not E._half_pairs(plan.fused)
+    assert E._half_blocks(x, plan.fused, "max") and not E._half_pairs(plan.fused)
     for pool in calls:
         with np.errstate(invalid="ignore", over="ignore"):
             got = pool(x)
