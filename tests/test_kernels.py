@@ -509,35 +509,56 @@ VOLUMES = [((2, 3, 9, 10, 11), 3, 2, 1), ((3, 2, 8, 9, 13), (2, 3, 3), (2, 1, 2)
            ((2, 2, 7, 7, 9), (3, 2, 3), 2, 1)]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, k, s, pad", VOLUMES)
-def test_fastmax_volume_signed_zeros(shape, k, s, pad):
+def test_fastmax_volume_signed_zeros(shape, k, s, pad, dtype):
     """The volume twin reorders each window's taps (slices first), which changes a maximum's bits
     only where the taps hold a NaN or both zeros, so it hands over at a -0.0 too: values of -3..0
     with zeros of both signs, so that many windows' maximum is a tie of 0.0 and -0.0, give the exact
-    variant's bits through the call; without -0.0 the twin alone makes every row, the same bits."""
+    variant's bits through the call; without -0.0 the twin alone makes every row, the same bits;
+    and it hands over at one NaN of either sign and the smallest payload (its check reads bits)."""
     plan = geo.make_plan(shape, k, s, pad, 1, False, (2, 3, 4))
     f = plan.fused
-    assert sliding.twin(f, 4) == "fastmax_volume_k3s2" and sliding.variant(f, "max") == "max_small_k3s2"
+    size = np.dtype(dtype).itemsize
+    assert sliding.twin(f, size) == "fastmax_volume_k3s2" and sliding.variant(f, "max") == "max_small_k3s2"
     rng = np.random.default_rng(7)
-    x = rng.integers(-3, 1, shape).astype(np.float32)
-    x[x == 0] = rng.choice(np.array([0.0, -0.0], np.float32), size=int((x == 0).sum()))
+    x = rng.integers(-3, 1, shape).astype(dtype)
+    x[x == 0] = rng.choice(np.array([0.0, -0.0], dtype), size=int((x == 0).sum()))
     rows = math.prod(f.out4[:3])
-    work = np.empty(sliding.work_size("max_small_k3s2", f.in4, f.out4, f.params), np.float32)
+    work = np.empty(sliding.work_size("max_small_k3s2", f.in4, f.out4, f.params), dtype)
+    bits = {4: np.uint32, 8: np.uint64}[size]
 
     def run(kern, xs):
-        out = np.full(f.out4, 7, np.float32)
+        out = np.full(f.out4, 7, dtype)
         t = kern(xs.reshape(f.in4), f.tables, f.params, f.divisors(None, None), out, work, 0, rows)
-        return out.reshape(-1).view(np.uint32), t
+        return out.reshape(-1).view(bits), t
 
     exact = run(sliding.max_small_k3s2, x)[0]
-    zeros = exact[(exact & np.uint32(0x7FFFFFFF)) == 0]
+    zeros = exact[(exact << bits(1)) == 0]
     assert zeros.size > 10 and (zeros == 0).any() and (zeros != 0).any()  # ties of both signs won
     got = poolkit.max_pool(x, k, s, pad, axes=(2, 3, 4))
-    np.testing.assert_array_equal(got.reshape(-1).view(np.uint32), exact)
-    clean = x + np.float32(0)  # every zero +0.0
+    np.testing.assert_array_equal(got.reshape(-1).view(bits), exact)
+    clean = x + dtype(0)  # every zero +0.0
     fast, t = run(sliding.fastmax_volume_k3s2, clean)
     assert t == rows
     np.testing.assert_array_equal(fast, run(sliding.max_small_k3s2, clean)[0])
+    inf = np.array(np.inf, dtype).view(bits)
+    nans = np.array([inf + bits(1), inf + bits(1) | ~(~bits(0) >> bits(1))], bits).view(dtype)  # payload 1, +-
+    per_row = exact.size // rows
+    for d in range(shape[2]):  # the specials in each D slice of the first volume in turn (each tap's role)
+        for special in ("NaN", "-NaN", "-0.0"):
+            xs = clean.copy()
+            plane = xs[0, 0, d]
+            if special == "-0.0":
+                plane[plane == 0] = -0.0
+            else:
+                plane.reshape(-1)[rng.integers(plane.size)] = nans[int(special == "-NaN")]
+            want = run(sliding.max_small_k3s2, xs)[0]
+            fast, t = run(sliding.fastmax_volume_k3s2, xs)
+            assert t < rows  # handed over, and every row made before is the exact variant's
+            np.testing.assert_array_equal(fast[:t * per_row], want[:t * per_row])
+            got = poolkit.max_pool(xs, k, s, pad, axes=(2, 3, 4))
+            np.testing.assert_array_equal(got.reshape(-1).view(bits), want)
 
 
 def test_integer_twins_are_chosen_by_kind():

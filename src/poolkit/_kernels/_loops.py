@@ -268,3 +268,79 @@ def prefetch_ahead(xf, s0, n):
     s = np.uint64(s0) + np.uint64(AHEAD_BYTES // xf.itemsize)
     for z in range(np.uint64(0), np.uint64(n), line):
         prefetch(xf, s + z)
+
+
+# --------------------------------------------------------------------------------------------
+# NaN and -0.0 found by the bits: integer maxima and minima, which vectorise
+# --------------------------------------------------------------------------------------------
+
+
+@intrinsic
+def _float_bits(typingctx, v):
+    """The bits of the float ``v`` as an unsigned integer of its width (a bitcast)."""
+    if not isinstance(v, types.Float) or v.bitwidth not in (32, 64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(v.bitwidth))
+
+    return (types.uint32 if v.bitwidth == 32 else types.uint64)(v), codegen
+
+
+def unruly_start(v):
+    """(big, low): the start of :func:`unruly_take`'s running maximum and minimum, for values of
+    ``v``'s type."""
+
+
+def unruly_take(a, b, e, big, low):
+    """(big, low) with the floats ``a``, ``b``, ``e`` taken in: the running maximum of their
+    magnitudes' bits, above infinity's after a NaN, and the running minimum of their bits with the
+    sign flipped, 0 after a -0.0 (:func:`unruly_seen` tells).  Other types: unchanged.
+
+    The kernels used to or together compares (``v != v``, ``v == 0 and signbit(v)``): on AVX-512
+    those land in mask registers, whose ors run on one port, and a 3-D max spent 30% of its time
+    there (two threads, (2, 16, 64, 64, 64) float32 3x3x3 s2 p1: 1.49-1.70 ms, 1.21-1.35 with no
+    check at all, 1.46-1.53 by these integer maxima and minima, in vector registers)."""
+
+
+def unruly_seen(big, low):
+    """Whether :func:`unruly_take` took a NaN or a -0.0."""
+
+
+@overload(unruly_start)
+def _unruly_start(v):
+    if isinstance(v, types.Float) and v.bitwidth == 32:
+        return lambda v: (np.uint32(0), np.uint32(0xFFFFFFFF))
+    if isinstance(v, types.Float) and v.bitwidth == 64:
+        return lambda v: (np.uint64(0), np.uint64(0xFFFFFFFFFFFFFFFF))
+    return lambda v: (np.uint8(0), np.uint8(1))
+
+
+@overload(unruly_take)
+def _unruly_take(a, b, e, big, low):
+    if isinstance(a, types.Float) and a.bitwidth == 32:
+        def take32(a, b, e, big, low):
+            m, s = np.uint32(0x7FFFFFFF), np.uint32(0x80000000)
+            ua, ub, ue = _float_bits(a), _float_bits(b), _float_bits(e)
+            top = max(max(np.uint32(ua & m), np.uint32(ub & m)), np.uint32(ue & m))
+            bottom = min(min(np.uint32(ua ^ s), np.uint32(ub ^ s)), np.uint32(ue ^ s))
+            return max(big, top), min(low, bottom)
+        return take32
+    if isinstance(a, types.Float) and a.bitwidth == 64:
+        def take64(a, b, e, big, low):
+            m, s = np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x8000000000000000)
+            ua, ub, ue = _float_bits(a), _float_bits(b), _float_bits(e)
+            top = max(max(np.uint64(ua & m), np.uint64(ub & m)), np.uint64(ue & m))
+            bottom = min(min(np.uint64(ua ^ s), np.uint64(ub ^ s)), np.uint64(ue ^ s))
+            return max(big, top), min(low, bottom)
+        return take64
+    return lambda a, b, e, big, low: (big, low)
+
+
+@overload(unruly_seen)
+def _unruly_seen(big, low):
+    if big == types.uint32:
+        return lambda big, low: (big > np.uint32(0x7F800000)) | (low == np.uint32(0))
+    if big == types.uint64:
+        return lambda big, low: (big > np.uint64(0x7FF0000000000000)) | (low == np.uint64(0))
+    return lambda big, low: False

@@ -45,6 +45,9 @@ from ._loops import (
     prefetch,
     prefetch_ahead,
     rmw,
+    unruly_seen,
+    unruly_start,
+    unruly_take,
     vacc,
     vcopy,
     vpair,
@@ -1251,13 +1254,6 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
                        max_rows3, max_taps3)
 
 
-@njit(inline="always")
-def _unruly(v):
-    """Whether ``v`` is NaN or -0.0: the values whose place in a window can change a maximum's bits
-    (the first NaN wins, and the first of -0.0 and 0.0)."""
-    return (v != v) | ((v == 0) & np.signbit(v))
-
-
 @kernel
 def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
     """max_small_k3s2 with max_num for 3-D windows (D > 1) of at most 3 slices and 3 rows, 3 wide at
@@ -1270,7 +1266,8 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
     entries), and that plane's output rows are then made as a 2-D plane's are
     (:func:`_plane_k3s2`).  That combines each window's taps in another order than the variant --
     which changes no bit while the taps hold neither NaN nor -0.0 (equal numbers other than the two
-    zeros have the same bits), and the pass finds those.  One thread, (2, 16, 64, 64, 64) float32
+    zeros have the same bits), and the pass finds those, by their bits
+    (:func:`~poolkit._kernels._loops.unruly_take`).  One thread, (2, 16, 64, 64, 64) float32
     3x3x3 s2 p1, interleaved with the row twin (fastmax_small_k3s2): 3.24-3.56 ms against
     4.80-5.05 ms (a prototype of this kernel, BENCHMARKS.md)."""
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
@@ -1291,26 +1288,26 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
         stop = min(t1, t - oh + n_oh)  # this (o, od)'s rows in the chunk
         b0 = np.uint64((o * depth + sd[od]) * plane)
         nd = cd[od]
-        bad = False
+        big, low = unruly_start(xf[b0])
         if nd == 3:
             b1 = b0 + dd
             b2 = b1 + dd
             for i in range(n):
                 a, b, c = xf[b0 + i], xf[b1 + i], xf[b2 + i]
                 p[i] = max_num(max_num(a, b), c)
-                bad |= _unruly(a) | _unruly(b) | _unruly(c)
+                big, low = unruly_take(a, b, c, big, low)
         elif nd == 2:
             b1 = b0 + dd
             for i in range(n):
                 a, b = xf[b0 + i], xf[b1 + i]
                 p[i] = max_num(a, b)
-                bad |= _unruly(a) | _unruly(b)
+                big, low = unruly_take(a, b, b, big, low)
         else:
             for i in range(n):
                 a = xf[b0 + i]
                 p[i] = a
-                bad |= _unruly(a)
-        if bad:
+                big, low = unruly_take(a, a, a, big, low)
+        if unruly_seen(big, low):  # a NaN or a -0.0
             return t
         e = (o * n_od + od) * n_oh * out_len
         o4 = of[e:e + n_oh * out_len].reshape((1, 1, n_oh, out_len))
