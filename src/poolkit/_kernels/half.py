@@ -264,6 +264,14 @@ def narrow(src, dst, t0: int, t1: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@njit(inline="always")
+def _flip(s):
+    """The key map of :func:`half_keys` on int16 ``s``: the 15 bits after the sign flipped where
+    the sign is set (float16 bits to their key, and, being its own inverse, a key back to its
+    bits)."""
+    return np.int16(s ^ np.int16(np.int16(s >> np.int16(15)) & np.int16(0x7FFF)))
+
+
 @kernel
 def half_keys(src, dst, t0, t1):
     """dst[i] = the key of the float16 bits src[i] for t0 <= i < t1 (both flat uint16): the bits
@@ -283,8 +291,7 @@ def half_keys(src, dst, t0, t1):
         h = src[i]
         big = max(big, np.uint16(h & np.uint16(0x7FFF)))
         low = min(low, np.uint16(h ^ np.uint16(0x8000)))
-        s = np.int16(h)
-        dst[i] = np.uint16(s ^ np.int16(np.int16(s >> np.int16(15)) & np.int16(0x7FFF)))
+        dst[i] = np.uint16(_flip(np.int16(h)))
     return (big > np.uint16(0x7C00)) | (low == np.uint16(0))
 
 
@@ -752,13 +759,6 @@ def sum_cl_half(x, tables, params, divs, out, work, t0, t1):
 # --------------------------------------------------------------------------------------------
 # channels-last maxima as int16 keys, read straight from float16
 # --------------------------------------------------------------------------------------------
-
-
-@njit(inline="always")
-def _flip(s):
-    """:func:`half_keys`' map on int16 ``s``: the 15 bits after the sign flipped where the sign is
-    set (float16 bits to their key, and, being its own inverse, a key back to its bits)."""
-    return np.int16(s ^ np.int16(np.int16(s >> np.int16(15)) & np.int16(0x7FFF)))
 
 
 @njit(inline="always")
