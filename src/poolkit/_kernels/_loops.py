@@ -318,23 +318,17 @@ def _unruly_start(v):
 
 @overload(unruly_take)
 def _unruly_take(a, b, e, big, low):
-    if isinstance(a, types.Float) and a.bitwidth == 32:
-        def take32(a, b, e, big, low):
-            m, s = np.uint32(0x7FFFFFFF), np.uint32(0x80000000)
-            ua, ub, ue = _float_bits(a), _float_bits(b), _float_bits(e)
-            top = max(max(np.uint32(ua & m), np.uint32(ub & m)), np.uint32(ue & m))
-            bottom = min(min(np.uint32(ua ^ s), np.uint32(ub ^ s)), np.uint32(ue ^ s))
-            return max(big, top), min(low, bottom)
-        return take32
-    if isinstance(a, types.Float) and a.bitwidth == 64:
-        def take64(a, b, e, big, low):
-            m, s = np.uint64(0x7FFFFFFFFFFFFFFF), np.uint64(0x8000000000000000)
-            ua, ub, ue = _float_bits(a), _float_bits(b), _float_bits(e)
-            top = max(max(np.uint64(ua & m), np.uint64(ub & m)), np.uint64(ue & m))
-            bottom = min(min(np.uint64(ua ^ s), np.uint64(ub ^ s)), np.uint64(ue ^ s))
-            return max(big, top), min(low, bottom)
-        return take64
-    return lambda a, b, e, big, low: (big, low)
+    if not (isinstance(a, types.Float) and a.bitwidth in (32, 64)):
+        return lambda a, b, e, big, low: (big, low)
+    u = np.uint32 if a.bitwidth == 32 else np.uint64  # every step kept in the float's width
+    m, s = u(2 ** (a.bitwidth - 1) - 1), u(2 ** (a.bitwidth - 1))  # the magnitude bits, the sign bit
+
+    def take(a, b, e, big, low):
+        ua, ub, ue = _float_bits(a), _float_bits(b), _float_bits(e)
+        top = max(max(u(ua & m), u(ub & m)), u(ue & m))
+        bottom = min(min(u(ua ^ s), u(ub ^ s)), u(ue ^ s))
+        return max(big, top), min(low, bottom)
+    return take
 
 
 @overload(unruly_seen)
