@@ -84,7 +84,8 @@ def _probe(cache, cases):
 
 CORE_OPS = ["max", "avg", "max_indices", "max_backward", "avg_backward", "unpool", "masked_max", "masked_mean"]
 CORE_DTYPES = ["float32", "float16", "int32"]
-OTHER_OPS = ["max3", "avg3", "max_nhwc", "avg_nhwc", "max_wide", "avg_wide", "max_large", "max_large_nan", "max_1d",
+OTHER_OPS = ["max3", "avg3", "max_nhwc", "avg_nhwc", "max_wide", "avg_wide", "max_large", "max_large_nan",
+             "max_indices_nan", "max_indices_nhwc", "max_indices_nhwc_nan", "max_1d",
              "max_axes", "avg_axes", "lp", "masked_min", "adaptive_max", "adaptive_avg", "roi_pool", "roi_align",
              "avg_acc32", "global_acc32", "global_large"]
 ALL_CASES = ([f"{op}:{dt}" for op in CORE_OPS for dt in CORE_DTYPES] + [f"{op}:float32" for op in OTHER_OPS]

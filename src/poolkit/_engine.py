@@ -1230,17 +1230,32 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out:
         idx = new_result(plan.out_shape, np.int64) if return_indices else None
         if out.size:
             if idx is not None:
-                src, dst, ix = cur.reshape(f.in4), out.reshape(f.out4), idx.reshape(f.out4)
-                kern, size = K.sliding.max_indices, K.sliding.index_work_size(f.in4, f.out4)
-                run(lambda t0, t1: kern(src, f.tables, f.params, dst, ix, np.empty(size, src.dtype),
-                                        np.empty(size, np.int64), t0, t1),
-                    f.out4[0] * f.out4[1] * f.out4[2], cur.size + 2 * out.size)
+                _max_indices(cur.reshape(f.in4), f, out.reshape(f.out4), idx.reshape(f.out4))
             else:
                 _fused_forward(cur, f, "max", f.divisors(None, None), out)
         cur = out
     else:
         cur, idx = _max_separable(cur, plan, return_indices)
     return from_kernel(cur, x.dtype), idx
+
+
+def _max_indices(src: np.ndarray, f, dst: np.ndarray, ix: np.ndarray) -> None:
+    """The fused maxima with indices of ``src`` (viewed as ``f.in4``) into ``dst`` and ``ix``:
+    the index twin first where the view has one (:func:`poolkit._kernels.sliding.index_twin`),
+    max_indices for the rest of each chunk from the first row whose plane holds a NaN."""
+    kern, size = K.sliding.max_indices, K.sliding.index_work_size(f.in4, f.out4)
+    memo, key = f.kernels, ("index twin", src.dtype.itemsize)
+    if key not in memo:
+        name = K.sliding.index_twin(f, src.dtype.itemsize)
+        memo[key] = None if name is None else getattr(K.sliding, name)
+    fast = memo[key]
+
+    def body(t0: int, t1: int) -> None:
+        t = t0 if fast is None else fast(src, f.tables, f.params, dst, ix, t0, t1)
+        if t < t1:
+            kern(src, f.tables, f.params, dst, ix, np.empty(size, src.dtype), np.empty(size, np.int64), t, t1)
+
+    run(body, f.out4[0] * f.out4[1] * f.out4[2], src.size + 2 * dst.size)
 
 
 def _max_separable(cur: np.ndarray, plan: geo.Plan, return_indices: bool):

@@ -143,7 +143,9 @@ def _jobs(dtype: np.dtype) -> list[tuple[str, Callable[[], object]]]:
             jobs.append((_sum_kernel(kind), partial(pooling.avg_pool, np.ones(shape, dtype), k, s, p, axes=axes)))
     v, i = pooling.max_pool(np.ones((2, 3, 8, 9), np.float64), (2, 2), return_indices=True)  # the indices only
     jobs += [
-        ("max_indices", partial(pooling.max_pool, x, (3, 3), 2, 1, return_indices=True)),
+        ("index_plane_k3s2", partial(pooling.max_pool, x, (3, 3), 2, 1, return_indices=True)),
+        ("index_cl_k3s2", partial(pooling.max_pool, x, (3, 3), 2, 1, axes=(1, 2), return_indices=True)),
+        ("max_indices", partial(pooling.max_pool, x, (3, 3), 1, 1, return_indices=True)),  # stride 1: no twin
         ("scatter_add", partial(pooling.max_pool_backward, g, x, (3, 3), 2, 1)),
         ("scatter_set", partial(pooling.max_unpool, v.astype(dtype), i, (8, 9))),
         ("max_axis", partial(pooling.max_pool, x, (2, 2), axes=(1, 3))),

@@ -63,10 +63,14 @@ def _max_large(nan, k=(3, 3), s=2, p=1, shape=(4, 16, 40, 40)):
     return case
 
 
-def _max_indices(dtype):
+def _max_indices(dtype, nan=False, axes=(2, 3)):
+    """3x3 s2 p1 windows run an index twin first (channels first or last: ``axes``); with a NaN,
+    max_indices makes the rows from the first that reads it on."""
     x = _data(dtype, (2, 3, 6, 7))
-    out, idx = poolkit.max_pool(x, (3, 3), 2, 1, return_indices=True)
-    ref, ref_idx = R.ref_max_pool(x, (3, 3), 2, 1, 1, False, (2, 3))
+    if nan:
+        x[1, 1, 2, 3] = np.nan
+    out, idx = poolkit.max_pool(x, (3, 3), 2, 1, axes=axes, return_indices=True)
+    ref, ref_idx = R.ref_max_pool(x, (3, 3), 2, 1, 1, False, axes)
     return (out, idx), (ref, ref_idx)
 
 
@@ -164,6 +168,9 @@ CASES = {
     "max_axes": _max((5, 3, 6), (2, 3), 1, 0, (0, 2)),
     "avg_axes": _avg((5, 3, 6), (2, 3), 1, 0, (0, 2)),
     "max_indices": _max_indices,
+    "max_indices_nan": lambda dtype: _max_indices(dtype, nan=True),
+    "max_indices_nhwc": lambda dtype: _max_indices(dtype, axes=(1, 2)),
+    "max_indices_nhwc_nan": lambda dtype: _max_indices(dtype, nan=True, axes=(1, 2)),
     "max_backward": _max_backward,
     "avg_backward": _avg_backward,
     "lp": _lp,

@@ -1127,6 +1127,15 @@ def _no_nan(xf, base, n, is_nan):
 
 
 @njit(inline="always")
+def _plane_scan(xf, o, scanned, plane_len, scan, is_nan):
+    """(whether plane ``o`` holds a NaN by ``scan``, the plane now scanned): the plane kernels
+    scan a plane once, whole, before its first output row (``scanned``: the plane scanned last)."""
+    if o == scanned:
+        return False, scanned
+    return scan(xf, np.uint64(o * plane_len), plane_len, is_nan), o
+
+
+@njit(inline="always")
 def _emit_max(of, i, v, f, store):
     """A maximum's output: ``v`` (``f`` unused)."""
     store(of, i, v)
@@ -1193,10 +1202,9 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
     scanned = -1
     for t in range(t0, t1):
         base = np.uint64(o * plane_len)
-        if o != scanned:
-            if scan(xf, base, plane_len, is_nan):
-                return t
-            scanned = o
+        nan, scanned = _plane_scan(xf, o, scanned, plane_len, scan, is_nan)
+        if nan:
+            return t
         ahead = base + np.uint64(plane_len) + np.uint64(oh) * share
         for z in range(np.uint64(0), share, line):
             prefetch(xf, ahead + z)
@@ -1728,6 +1736,196 @@ def max_indices(x, tables, params, out, idx, buf, row, t0, t1):
                         stride, step, width, n_inner)
             c = nd
         o, od, oh = _next_row(o, od, oh, n_od, n_oh)
+
+
+@njit(inline="always")
+def _first_max(b, bi, v, vi):
+    """The maximum so far ``b`` (at code ``bi``) against a later tap ``v`` (at code ``vi``) of a
+    NaN-free window, taps in row-major order: the strictly greater one, so the first maximum
+    stays."""
+    take = v > b
+    return (v if take else b), (vi if take else bi)
+
+
+@njit(inline="always")
+def _index_views(x, out, idx):
+    """The index twins' flat views of their input, maxima and indices (4-D), and the lengths of an
+    input row, an output row and an input plane."""
+    row_len = x.shape[3]
+    return x.reshape(x.size), out.reshape(out.size), idx.reshape(idx.size), row_len, out.shape[3], x.shape[2] * row_len
+
+
+@njit(inline="always")
+def _tap_codes(down):
+    """The offsets (int32) of taps 1-8 of a 3x3 window from its first, in flat indices, rows
+    ``down`` apart (numba widens int32 arithmetic: made once, outside the loops)."""
+    return (np.int32(1), np.int32(2), np.int32(down), np.int32(down + 1), np.int32(down + 2),
+            np.int32(2 * down), np.int32(2 * down + 1), np.int32(2 * down + 2))
+
+
+@njit(inline="always")
+def _first_of_nine(xf, p0, p1, p2, s1, s2, codes):
+    """(maximum, offset code) of the NaN-free taps ``xf[p + 0]``, ``xf[p + s1]``, ``xf[p + s2]`` of
+    the window rows p0, p1, p2, in that order (row-major): the first maximum.  A window of fewer
+    rows repeats its last one, whose taps never win again."""
+    b, bi = _first_max(xf[p0], np.int32(0), xf[p0 + s1], codes[0])
+    b, bi = _first_max(b, bi, xf[p0 + s2], codes[1])
+    b, bi = _first_max(b, bi, xf[p1], codes[2])
+    b, bi = _first_max(b, bi, xf[p1 + s1], codes[3])
+    b, bi = _first_max(b, bi, xf[p1 + s2], codes[4])
+    b, bi = _first_max(b, bi, xf[p2], codes[5])
+    b, bi = _first_max(b, bi, xf[p2 + s1], codes[6])
+    return _first_max(b, bi, xf[p2 + s2], codes[7])
+
+
+@njit(inline="always")
+def _nine_run(xf, of, idf, p0, p1, p2, s1, s2, sc, d, m, f0, fc, codes):
+    """m outputs of 3x3 windows: output q's maximum into of[d + q], its flat index f0 + q * fc +
+    (the winner's offset code) into idf[d + q], its taps at p + q * sc (+ s1, + s2) of the rows
+    p0, p1, p2 (:func:`_first_of_nine`).  Inlined at one call per row count, so each loop sees
+    how its rows lie: a row count tested inside one loop (or rows picked by it) made it slower,
+    see BENCHMARKS.md."""
+    for q in range(m):
+        c = sc * q
+        b, bi = _first_of_nine(xf, p0 + c, p1 + c, p2 + c, s1, s2, codes)
+        of[d + q] = b
+        idf[d + q] = f0 + np.int64(q) * fc + np.int64(bi)
+
+
+@njit(inline="always")
+def _nine_rows(xf, of, idf, r0, step, nh, s1, s2, sc, d, m, f0, fc, codes):
+    """:func:`_nine_run` for a window of ``nh`` rows (1 to 3) from r0, ``step`` apart, its last
+    row repeated."""
+    if nh == 3:
+        _nine_run(xf, of, idf, r0, r0 + step, r0 + step + step, s1, s2, sc, d, m, f0, fc, codes)
+    elif nh == 2:
+        _nine_run(xf, of, idf, r0, r0 + step, r0 + step, s1, s2, sc, d, m, f0, fc, codes)
+    else:
+        _nine_run(xf, of, idf, r0, r0, r0, s1, s2, sc, d, m, f0, fc, codes)
+
+
+@kernel
+def index_plane_k3s2(x, tables, params, out, idx, t0, t1):
+    """max_indices for windows 3 wide at stride 2 and at most 3 rows high over 2-D planes (D = 1,
+    inner 1) of at most PLANE_SCAN_BYTES, up to the first row of the first plane that holds a NaN
+    (returned; max_indices makes the rest).  The same results: without a NaN, max_indices' winner
+    is the window's maximum at its smallest flat index, which a scan of the taps in row-major order
+    (flat order) keeping a strictly greater tap finds too -- a -0.0 and a 0.0 of one window are
+    equal, and the first of them wins in both.
+
+    Each window's taps are read straight from the input rows, nine per output, with the tap's
+    offset from the window's first as an int32 beside the maximum (:func:`_first_of_nine`); the
+    full windows of an output row in one pass (:func:`_nine_rows`; the taps at the literal stride
+    2: LLVM loads pairs and splits them), the clipped ones one by one.  max_indices instead keeps a
+    row buffer of the window rows' maxima and an int64 row per column and compares flat indices on
+    ties.  Measured: BENCHMARKS.md, "Maxima with indices read straight"."""
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    dh, lo, hi = params[P_DH], params[P_LO_W], params[P_HI_W]
+    n_oh, n_ow = sh.shape[0], sw.shape[0]
+    xf, of, idf, row_len, out_len, plane_len = _index_views(x, out, idx)
+    tail = max(hi, lo)
+    m = np.uint64(max(hi - lo, 0))
+    w0 = np.uint64(sw[lo] if m else 0)
+    two = np.uint64(2)
+    step = np.uint64(dh * row_len)  # from one window row to the next
+    row_down = dh * row_len  # the same, as a flat index's step
+    codes = _tap_codes(row_down)
+    one = np.uint64(1)
+    o, _, oh = _row_coords(t0, 1, n_oh)
+    scanned = -1
+    for t in range(t0, t1):
+        nan, scanned = _plane_scan(xf, o, scanned, plane_len, _any_nan, _nan_at)
+        if nan:
+            return t
+        first = sh[oh] * row_len  # the flat index of the window's first row's column 0
+        a = np.uint64(o * plane_len + first)
+        nh = ch[oh]
+        d0 = t * out_len
+        for e in range(lo + n_ow - tail):  # the clipped windows, one by one
+            ow = e if e < lo else e - lo + tail
+            s0 = np.uint64(sw[ow])
+            b, bi = xf[a + s0], np.int32(0)
+            for k in range(nh):
+                for j in range(cw[ow]):
+                    if k or j:
+                        b, bi = _first_max(b, bi, xf[a + np.uint64(k) * step + s0 + np.uint64(j)],
+                                           np.int32(k * row_down + j))
+            of[d0 + ow] = b
+            idf[d0 + ow] = np.int64(first + sw[ow]) + np.int64(bi)
+        # the full windows: output lo + q reads columns w0 + 2q, + 1, + 2 of each window row
+        d = np.uint64(d0 + lo)
+        f0 = np.int64(first) + np.int64(w0)
+        _nine_rows(xf, of, idf, a + w0, step, nh, one, two, two, d, m, f0, np.int64(2), codes)
+        o, _, oh = _next_row(o, 0, oh, 1, n_oh)
+    return t1
+
+
+@kernel
+def index_cl_k3s2(x, tables, params, out, idx, t0, t1):
+    """max_indices for windows 3 wide at stride 2 and at most 3 rows high over 2-D channels-last
+    planes (D = 1, inner > 1), up to the first output row whose window rows hold a NaN (returned;
+    max_indices makes the rest): the same results, as :func:`index_plane_k3s2` gives them.  Each
+    tap is a run of the inner axis, so each window's taps are added up a run at a time, nine loads
+    a vector of outputs, the offset of each lane's winner an int32 beside it.  An output row checks
+    its window rows for NaN first (a row the row before checked is not checked again)."""
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    dh, lo, hi = params[P_DH], params[P_LO_W], params[P_HI_W]
+    n_inner, width = params[P_INNER], params[P_WIDTH]
+    n_oh, n_ow = sh.shape[0], sw.shape[0]
+    xf, of, idf, row_len, out_len, plane_len = _index_views(x, out, idx)
+    ni = np.uint64(n_inner)
+    n2 = ni + ni
+    step = np.uint64(dh * row_len)  # from one window row to the next
+    down = dh * width  # the same in flat indices
+    codes = _tap_codes(down)
+    checked = np.uint64(x.size)  # the start of the last row found free of NaN (none yet)
+    o, _, oh = _row_coords(t0, 1, n_oh)
+    for t in range(t0, t1):
+        a = np.uint64(o * plane_len + sh[oh] * row_len)
+        nh = ch[oh]
+        for k in range(nh):
+            r = a + np.uint64(k) * step
+            if r != checked:
+                if _any_nan(xf, r, row_len, _nan_at):
+                    return t
+                checked = r
+        flat = sh[oh] * width  # the flat index of the window's first row's first column
+        d0 = t * out_len
+        for ow in range(n_ow):
+            s0 = np.uint64(sw[ow]) * ni
+            d = np.uint64(d0) + np.uint64(ow) * ni
+            f = np.int64(flat + sw[ow])
+            r0 = a + s0
+            if ow < lo or ow >= hi:  # a clipped window, a channel at a time
+                for i in range(ni):
+                    b, bi = xf[r0 + i], np.int32(0)
+                    for k in range(nh):
+                        for j in range(cw[ow]):
+                            if k or j:
+                                b, bi = _first_max(b, bi, xf[r0 + np.uint64(k) * step + np.uint64(j) * ni + i],
+                                                   np.int32(k * down + j))
+                    of[d + i] = b
+                    idf[d + i] = f + np.int64(bi)
+                continue
+            _nine_rows(xf, of, idf, r0, step, nh, ni, n2, np.uint64(1), d, ni, f, np.int64(0), codes)
+        o, _, oh = _next_row(o, 0, oh, 1, n_oh)
+    return t1
+
+
+def index_twin(f, itemsize: int) -> str | None:
+    """The name of the kernel that runs before max_indices for the fused view ``f`` and elements
+    of ``itemsize`` bytes (max_indices makes the rows it leaves), or None:
+    :func:`index_plane_k3s2` for windows 3 wide at stride 2 and at most 3 high over 2-D planes
+    (inner 1) of at most PLANE_SCAN_BYTES, the fastmax plane twin's windows;
+    :func:`index_cl_k3s2` for such windows over channels-last planes (inner > 1) of any size."""
+    p = f.params
+    if f.in4[1] != 1 or p[P_KH] > 3:
+        return None
+    if variant(f, "max") == "max_small_k3s2" and f.in4[2] * f.in4[3] * itemsize <= PLANE_SCAN_BYTES:
+        return "index_plane_k3s2"
+    if p[P_INNER] > 1 and p[P_KW] == 3 and p[P_STRIDE_W] == 2 and p[P_DW] == 1:
+        return "index_cl_k3s2"
+    return None
 
 
 def index_work_size(in4, out4) -> int:
