@@ -1242,7 +1242,8 @@ def max_reduce(x: np.ndarray, plan: geo.Plan, return_indices: bool = False, out:
 def _max_indices(src: np.ndarray, f, dst: np.ndarray, ix: np.ndarray) -> None:
     """The fused maxima with indices of ``src`` (viewed as ``f.in4``) into ``dst`` and ``ix``:
     the index twin first where the view has one (:func:`poolkit._kernels.sliding.index_twin`),
-    max_indices for the rest of each chunk from the first row whose plane holds a NaN."""
+    max_indices for the rest of each chunk from the row the twin stops at (the first whose plane,
+    or channels last whose window rows, hold a NaN)."""
     kern, size = K.sliding.max_indices, K.sliding.index_work_size(f.in4, f.out4)
     memo, key = f.kernels, ("index twin", src.dtype.itemsize)
     if key not in memo:
