@@ -774,18 +774,24 @@ def _fused_kernel(f, op: str):
     return memo[op]
 
 
+def _twin_kernel(f, key: tuple, pick: Callable[[], str | None]):
+    """The kernel of :mod:`poolkit._kernels.sliding` named by ``pick()`` (or None), chosen once
+    per view ``f`` and ``key``."""
+    memo = f.kernels
+    if key not in memo:
+        name = pick()
+        memo[key] = None if name is None else getattr(K.sliding, name)
+    return memo[key]
+
+
 def _fastmax(f, op: str, dtype: np.dtype):
     """The fastmax twin of the fused forward of ``op`` for the view ``f`` and the kernel dtype
     ``dtype``, or None: only maxima whose variant has one (see :func:`_fused_rows` and
     :func:`poolkit._kernels.sliding.twin`)."""
     if op != "max" or dtype.kind not in "fiu":
         return None
-    memo = f.kernels
-    key = ("twin", dtype.kind, dtype.itemsize)
-    if key not in memo:
-        name = K.sliding.twin(f, dtype.itemsize, dtype.kind)
-        memo[key] = None if name is None else getattr(K.sliding, name)
-    return memo[key]
+    return _twin_kernel(f, ("twin", dtype.kind, dtype.itemsize),
+                        lambda: K.sliding.twin(f, dtype.itemsize, dtype.kind))
 
 
 def _fused_rows(f, op: str, dtype: np.dtype, first_of: Callable | None = None):
@@ -1245,11 +1251,7 @@ def _max_indices(src: np.ndarray, f, dst: np.ndarray, ix: np.ndarray) -> None:
     max_indices for the rest of each chunk from the row the twin stops at (the first whose plane,
     or channels last whose window rows, hold a NaN)."""
     kern, size = K.sliding.max_indices, K.sliding.index_work_size(f.in4, f.out4)
-    memo, key = f.kernels, ("index twin", src.dtype.itemsize)
-    if key not in memo:
-        name = K.sliding.index_twin(f, src.dtype.itemsize)
-        memo[key] = None if name is None else getattr(K.sliding, name)
-    fast = memo[key]
+    fast = _twin_kernel(f, ("index twin", src.dtype.itemsize), lambda: K.sliding.index_twin(f, src.dtype.itemsize))
 
     def body(t0: int, t1: int) -> None:
         t = t0 if fast is None else fast(src, f.tables, f.params, dst, ix, t0, t1)

@@ -1748,6 +1748,19 @@ def _first_max(b, bi, v, vi):
 
 
 @njit(inline="always")
+def _first_in_window(xf, p, step, nh, nw, tap, down):
+    """(maximum, offset code) of a clipped window of ``nh`` rows ``step`` apart and ``nw`` taps
+    ``tap`` apart from ``xf[p]``, NaN-free, taps in row-major order (rows ``down`` apart in flat
+    indices): the first maximum, one tap at a time."""
+    b, bi = xf[p], np.int32(0)
+    for k in range(nh):
+        for j in range(nw):
+            if k or j:
+                b, bi = _first_max(b, bi, xf[p + np.uint64(k) * step + np.uint64(j) * tap], np.int32(k * down + j))
+    return b, bi
+
+
+@njit(inline="always")
 def _index_views(x, out, idx):
     """The index twins' flat views of their input, maxima and indices (4-D), and the lengths of an
     input row, an output row and an input plane."""
@@ -1843,13 +1856,7 @@ def index_plane_k3s2(x, tables, params, out, idx, t0, t1):
         d0 = t * out_len
         for e in range(lo + n_ow - tail):  # the clipped windows, one by one
             ow = e if e < lo else e - lo + tail
-            s0 = np.uint64(sw[ow])
-            b, bi = xf[a + s0], np.int32(0)
-            for k in range(nh):
-                for j in range(cw[ow]):
-                    if k or j:
-                        b, bi = _first_max(b, bi, xf[a + np.uint64(k) * step + s0 + np.uint64(j)],
-                                           np.int32(k * row_down + j))
+            b, bi = _first_in_window(xf, a + np.uint64(sw[ow]), step, nh, cw[ow], np.uint64(1), row_down)
             of[d0 + ow] = b
             idf[d0 + ow] = np.int64(first + sw[ow]) + np.int64(bi)
         # the full windows: output lo + q reads columns w0 + 2q, + 1, + 2 of each window row
@@ -1867,7 +1874,8 @@ def index_cl_k3s2(x, tables, params, out, idx, t0, t1):
     max_indices makes the rest): the same results, as :func:`index_plane_k3s2` gives them.  Each
     tap is a run of the inner axis, so each window's taps are added up a run at a time, nine loads
     a vector of outputs, the offset of each lane's winner an int32 beside it.  An output row checks
-    its window rows for NaN first (a row the row before checked is not checked again)."""
+    its window rows for NaN first, as the fastmax row twins do (:func:`_window_nan`: each row once
+    per chunk)."""
     sd, cd, sh, ch, sw, cw = _tables(tables, params)
     dh, lo, hi = params[P_DH], params[P_LO_W], params[P_HI_W]
     n_inner, width = params[P_INNER], params[P_WIDTH]
@@ -1878,17 +1886,15 @@ def index_cl_k3s2(x, tables, params, out, idx, t0, t1):
     step = np.uint64(dh * row_len)  # from one window row to the next
     down = dh * width  # the same in flat indices
     codes = _tap_codes(down)
-    checked = np.uint64(x.size)  # the start of the last row found free of NaN (none yet)
+    height = x.shape[2]
+    state = (np.int64(-1), np.int64(0), np.int64(-1), np.int64(-1), np.int64(-1), np.int64(0))
     o, _, oh = _row_coords(t0, 1, n_oh)
     for t in range(t0, t1):
+        nan, state = _window_nan(xf, o, 0, oh, sd, cd, sh, ch, params, height, row_len, plane_len, state)
+        if nan:
+            return t
         a = np.uint64(o * plane_len + sh[oh] * row_len)
         nh = ch[oh]
-        for k in range(nh):
-            r = a + np.uint64(k) * step
-            if r != checked:
-                if _any_nan(xf, r, row_len, _nan_at):
-                    return t
-                checked = r
         flat = sh[oh] * width  # the flat index of the window's first row's first column
         d0 = t * out_len
         for ow in range(n_ow):
@@ -1898,12 +1904,7 @@ def index_cl_k3s2(x, tables, params, out, idx, t0, t1):
             r0 = a + s0
             if ow < lo or ow >= hi:  # a clipped window, a channel at a time
                 for i in range(ni):
-                    b, bi = xf[r0 + i], np.int32(0)
-                    for k in range(nh):
-                        for j in range(cw[ow]):
-                            if k or j:
-                                b, bi = _first_max(b, bi, xf[r0 + np.uint64(k) * step + np.uint64(j) * ni + i],
-                                                   np.int32(k * down + j))
+                    b, bi = _first_in_window(xf, r0 + i, step, nh, cw[ow], ni, down)
                     of[d + i] = b
                     idf[d + i] = f + np.int64(bi)
                 continue
