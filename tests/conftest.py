@@ -1,11 +1,13 @@
 """Shared test configuration: ``tests/`` on ``sys.path`` (so that ``from support import oracle``
-works), the Hypothesis profile, and the ``rng`` fixture.  Where each kind of test goes:
+works), the Hypothesis profile, the ``rng`` fixture, and the fuzz count at the end of the run
+(from every pytest-xdist worker).  Where each kind of test goes:
 ``tests/README.md``."""
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -15,6 +17,23 @@ import pytest
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+
+# Under pytest-xdist (``-n``) each worker compiles into a numba cache of its own: numba's cache
+# files are not safe for two processes saving overloads of one function at once (each picks the
+# next free data file from the index it read, so both can write to one file, and the index can end
+# up naming the other signature's code).  The cache shared by fresh processes is tested on its own
+# (test_compile_cache.py).  napari's pytest plugin has imported numba by now, so its configuration
+# is read again (numba would do so only at its next compilation, after poolkit's kernels took
+# their cache directory from it).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if _WORKER:
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        os.environ.get("NUMBA_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "poolkit-tests-numba-cache"),
+        f"xdist-{_WORKER}")
+    if "numba" in sys.modules:
+        from numba.core import config as _numba_config
+
+        _numba_config.reload_config()
 
 try:
     from hypothesis import HealthCheck, settings
@@ -58,3 +77,47 @@ def pytest_make_collect_report(collector):
     if os.environ.get("POOLKIT_NO_SKIP") == "1" and report.skipped:
         report.outcome = "failed"
         report.longrepr = f"module skipped under POOLKIT_NO_SKIP=1: {report.longrepr}"
+
+
+# The fuzz count: how many examples and checked calls tests/test_fuzz.py ran, printed at the end of
+# the run for the CI log.  Under pytest-xdist each worker runs some of the fuzz groups and hands its
+# count to the controller, which adds them up.
+
+
+def _fuzz_count():
+    """This process's fuzz count, or None if tests/test_fuzz.py did not run here."""
+    fuzz = sys.modules.get("test_fuzz")
+    if fuzz is None or not fuzz.EXAMPLES:
+        return None
+    return {"examples": sum(fuzz.EXAMPLES.values()), "calls": sum(fuzz.CASES.values()),
+            "groups": sorted(fuzz.EXAMPLES), "per_group": fuzz.MAX_EXAMPLES}
+
+
+def pytest_configure(config):
+    config._poolkit_fuzz_counts = []
+
+
+def pytest_sessionfinish(session):
+    count = _fuzz_count()
+    if count is not None:
+        if hasattr(session.config, "workeroutput"):  # an xdist worker: to the controller
+            session.config.workeroutput["poolkit_fuzz"] = count
+        else:
+            session.config._poolkit_fuzz_counts.append(count)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """(pytest-xdist, on the controller) a worker's fuzz count."""
+    count = getattr(node, "workeroutput", {}).get("poolkit_fuzz")
+    if count is not None:
+        node.config._poolkit_fuzz_counts.append(count)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    counts = config._poolkit_fuzz_counts
+    if counts:
+        groups = {g for c in counts for g in c["groups"]}
+        terminalreporter.write_line(
+            f"[poolkit fuzz] {sum(c['examples'] for c in counts)} examples, {sum(c['calls'] for c in counts)} "
+            f"checked calls, {len(groups)} groups (POOLKIT_FUZZ_EXAMPLES={counts[0]['per_group']})")

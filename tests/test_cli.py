@@ -344,7 +344,9 @@ def test_readme_quickstart_and_examples():
     text = readme.read_text(encoding="utf-8")
     quick = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     assert 'pip install -e ".[plot,lab]" && poolkit demo' in quick
-    assert 'pip install -e ".[test]" && python -m pytest -q' in quick
+    commands = quick.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    assert len(commands) == 2 and commands[1].startswith('pip install -e ".[test]" && python -m pytest -q')
+    assert commands[1] in (REPO / ".ci" / "run").read_text(encoding="utf-8")  # CI runs the README's command
     for picture in ("docs/feature-extraction.png", "docs/max-pool.gif"):
         assert picture in text and (REPO / picture).is_file()
     result = doctest.testfile(str(readme), module_relative=False, verbose=False,

@@ -22,7 +22,8 @@ OOM-killed (``POOLKIT_FUZZ_MEMORY_GUARD=0`` turns that off).
 The examples are derandomized (the same on every run) and bounded: ``POOLKIT_FUZZ_EXAMPLES`` per
 group (default 90), ``POOLKIT_FUZZ_SHRINK=1`` turns Hypothesis's shrinking on (off by default: a
 slow failing call would be replayed many times), ``POOLKIT_FUZZ_COLLECT=1`` runs every example of a
-group and lists each distinct failure once.  The last test prints how many examples and calls ran.
+group and lists each distinct failure once.  The end of the run prints how many examples and calls
+ran (tests/conftest.py adds up the counts of every pytest-xdist worker).
 
 The second half holds explicit regression cases: the reported failures, then failures this fuzz
 found, each asserting the correct behaviour.
@@ -2184,18 +2185,6 @@ def test_no_runtime_warning(name):
         warnings.simplefilter("error")
         with np.errstate(all="warn"):
             NO_WARNING_CASES[name]()
-
-
-# ---------------------------------------------------------------------------------------------
-# the count (keep last in the file)
-# ---------------------------------------------------------------------------------------------
-
-
-def test_zz_fuzz_case_count(capsys):
-    """Prints how many fuzz calls this session ran (all groups), for the CI log."""
-    with capsys.disabled():
-        print(f"\n[poolkit fuzz] {sum(EXAMPLES.values())} examples, {sum(CASES.values())} checked calls, "
-              f"{len(EXAMPLES)} groups (POOLKIT_FUZZ_EXAMPLES={MAX_EXAMPLES})")
 
 
 @pytest.mark.parametrize("p", [1, 2, 3, 20])
