@@ -56,6 +56,19 @@ def rng():
     return np.random.default_rng(20240607)
 
 
+#: The longest tests (minutes each on a 2-core machine with an empty compile cache, most of it
+#: compiling), run first: under pytest-xdist's worksteal the other workers take the rest of the
+#: work from the worker that runs them, instead of waiting for it at the end.
+LONGEST_FIRST = ("test_fuzz.py::test_fuzz[warmup]",  # every kernel for five dtypes
+                 "test_compile_cache.py::test_warmup_compiles_what_later_calls_need",
+                 "test_compile_cache.py::test_fresh_processes_sharing_one_cache")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.rsplit("/", 1)[-1], len(rank)))  # stable: the rest in order
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With ``POOLKIT_NO_SKIP=1`` (set by ``.ci/run``), a skipped test fails: on a laptop without
