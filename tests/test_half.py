@@ -342,9 +342,19 @@ def test_max_pool_half_is_float32_max_rounded(shape, rng, two_threads):
         np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
-def _window_counts(mask, k, s, pad=0, axes=None):
-    """How many True elements of ``mask`` each window of the pooling (k, s, pad) holds."""
-    return poolkit.avg_pool(mask.astype(np.float32), k, s, pad, axes=axes, divisor_override=1)
+def _window_counts(mask, k, s, pad=0, axes=None, **kw):
+    """How many True elements of ``mask`` each window of the pooling (k, s, pad, kw) holds."""
+    return poolkit.avg_pool(mask.astype(np.float32), k, s, pad, axes=axes, **{**kw, "divisor_override": 1})
+
+
+def _open_nans(a, count, infs=True):
+    """Per window (``count(mask)``: its True elements): whether a sum's NaN there is one of several
+    -- the window holds several NaNs, or (``infs``) infinities of both signs, whose sum is a NaN --
+    so that its sign and payload are open."""
+    opened = count(np.isnan(a)) > 1
+    if infs:
+        opened |= (count(a == np.inf) > 0) & (count(a == -np.inf) > 0)
+    return opened
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 96, 96), (1, 2, 9, 11)])
@@ -356,7 +366,7 @@ def test_avg_and_lp_pool_half_as_with_numpy_casts(shape, rng, two_threads, monke
     a sum keeps depends on the instructions each kernel was compiled to (the two paths agreed on
     the AVX-512 Xeon and differed on the AVX2 EPYC).  A lone NaN's payload is kept, bit for bit."""
     x = _special_half(rng, shape)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # (invalid: signalling NaNs)
         x_big = x * np.float16(1000)  # some sums and norms beyond float16's range
     # (pooling, the per-window count of a mask's True elements, whether both infinities open a NaN)
     calls = [(lambda a: poolkit.avg_pool(a, (2, 2), (2, 2)), lambda m: _window_counts(m, (2, 2), 2), True),
@@ -373,9 +383,7 @@ def test_avg_and_lp_pool_half_as_with_numpy_casts(shape, rng, two_threads, monke
         got = [f(a) for a in (x, x_big) for f, _, _ in calls]
         _numpy_casts(monkeypatch)
         want = [f(a) for a in (x, x_big) for f, _, _ in calls]
-    opens = [count(np.isnan(a)) > 1 if not infs else
-             (count(np.isnan(a)) > 1) | ((count(a == np.inf) > 0) & (count(a == -np.inf) > 0))
-             for a in (x, x_big) for _, count, infs in calls]
+    opens = [_open_nans(a, count, infs) for a in (x, x_big) for _, count, infs in calls]
     lone = 0
     for g, w, o in zip(got, want, opens):
         assert g.dtype == w.dtype == np.float16 and g.shape == w.shape and g.strides == w.strides
@@ -672,10 +680,8 @@ def test_half_pairs_straight(shape, axes, kw, op, nans, rng, two_threads):
         pool = lambda a: poolkit.avg_pool(a, 2, 2, axes=axes, **kw)  # noqa: E731
     got, want = _pooled_both_ways(pool, x)
     if op == "avg":
-        def count(mask):  # per window
-            return poolkit.avg_pool(mask.astype(np.float32), 2, 2, axes=axes, **{**kw, "divisor_override": 1})
         nan = np.isnan(want)
-        open_nan = nan & ((count(np.isnan(x)) > 1) | ((count(x == np.inf) > 0) & (count(x == -np.inf) > 0)))
+        open_nan = nan & _open_nans(x, lambda m: _window_counts(m, 2, 2, axes=axes, **kw))
         if nans == "everywhere":
             assert open_nan.any() and (~nan).any()
         np.testing.assert_array_equal(np.isnan(got), nan)
