@@ -362,9 +362,9 @@ def _forward_kernels():
 
 def test_every_forward_variant_has_a_geometry():
     """Every forward kernel is a variant a warm-up geometry selects, or the plane kernel the engine
-    runs for one instead."""
+    runs for one instead (the volume kernel for the warm-up's 3-D geometry)."""
     names = {f"max_{kind}" for kind in VARIANT_GEOMETRY} | {f"sum_{kind}" for kind in VARIANT_GEOMETRY}
-    for shape, k, s, pad, axes in VARIANT_GEOMETRY.values():
+    for shape, k, s, pad, axes in [*VARIANT_GEOMETRY.values(), *_warmup.TWIN_GEOMETRY.values()]:
         f = geo.make_plan(shape, k, s, pad, 1, False, axes).fused
         names |= {sliding.plane(f, op) for op in ("max", "sum")} - {None}
     assert sorted(names) == _forward_kernels()
@@ -629,8 +629,9 @@ def test_integer_maxima_through_their_twins(shape, k, s, pad, ceil, dtype):
 
 def test_plane_kernel_selection():
     """sum_plane_k3s2 serves the sums of 2-D windows 3 wide at stride 2 and at most 3 rows high,
-    inner 1, whatever the plane's size; 3-D windows, windows of 4 rows, channels-last windows and
-    maxima keep their variant."""
+    inner 1, whatever the plane's size, sum_volume_k3s2 those of such 3-D windows at most 3 deep
+    over planes of at most 32768 float64 sums; deeper windows, larger planes, windows of 4 rows,
+    channels-last windows and maxima keep their variant."""
     def plane(shape, k=(3, 3), axes=(2, 3), op="sum"):
         return sliding.plane(geo.make_plan(shape, k, 2, 1, 1, False, axes).fused, op)
 
@@ -638,28 +639,41 @@ def test_plane_kernel_selection():
     assert plane((2, 3, 9, 9), op="max") is None
     assert plane((2, 3, 9, 9), (4, 3)) is None
     assert plane((2, 3, 9, 9), (3, 2)) is None
-    assert plane((2, 3, 4, 9, 9), (3, 3, 3), axes=(2, 3, 4)) is None
+    volume = (3, 3, 3), (2, 3, 4)
+    assert plane((2, 3, 4, 9, 9), *volume) == plane((1, 1, 2, 128, 256), *volume) == "sum_volume_k3s2"
+    assert plane((2, 3, 4, 9, 9), (2, 2, 3), (2, 3, 4)) == "sum_volume_k3s2"
+    assert plane((1, 1, 2, 129, 256), *volume) is None  # 33024 sums: 258 KiB
+    assert plane((2, 3, 9, 9, 9), (4, 3, 3), (2, 3, 4)) is None
+    assert plane((2, 3, 4, 9, 9), *volume, op="max") is None
     assert plane((2, 9, 9, 3), axes=(1, 2)) is None
 
 
-@settings(max_examples=120, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 3), st.integers(0, 1), st.integers(0, 1),
-       st.integers(1, 2), st.booleans(), st.sampled_from([(True, None), (False, None), (True, 5)]),
+@settings(max_examples=160, deadline=None)
+@given(st.integers(0, 7), st.integers(1, 30), st.integers(1, 30), st.integers(1, 3), st.integers(1, 3),
+       st.integers(1, 2), st.integers(0, 1), st.integers(0, 1), st.integers(0, 1), st.integers(1, 2), st.integers(1, 2),
+       st.booleans(), st.sampled_from([(True, None), (False, None), (True, 5)]),
        st.sampled_from([np.float32, np.float64, np.int16]), st.sampled_from([np.float64, np.float32]),
        st.integers(0, 2**31 - 1))
-def test_plane_sums_are_the_variants_bits(H, W, kh, ph, pw, dh, ceil, divisor, dtype, acc, seed):
-    """sum_plane_k3s2 writes the bits of sum_small_k3s2, the variant it stands in for, over chunks
-    of output rows split anywhere: values spread over 60 binades (float sums that depend on the
-    order of their additions), both divisor rules and an override, float64 and float32 sums."""
+def test_plane_sums_are_the_variants_bits(D, H, W, kd, kh, sd, pd, ph, pw, dd, dh, ceil, divisor, dtype, acc, seed):
+    """sum_plane_k3s2 (2-D planes, D = 0 here) and sum_volume_k3s2 (D slices) write the bits of
+    sum_small_k3s2, the variant they stand in for, over chunks of output rows split anywhere (in a
+    slab's rows too): values spread over 60 binades (float sums that depend on the order of their
+    additions), windows 1-3 deep at stride 1 or 2, dilated and padded along D, both divisor rules
+    and an override, float64 and float32 sums."""
+    shape = (2, 3, D, H, W) if D else (2, 3, H, W)
+    k, pads, dil = ((kd, kh, 3), [(pd, pd), (ph, ph), (pw, pw)], (dd, dh, 1)) if D else ((kh, 3), [(ph, ph), (pw, pw)],
+                                                                                      (dh, 1))
     try:
-        plan = geo.make_plan((2, 3, H, W), (kh, 3), 2, [(ph, ph), (pw, pw)], (dh, 1), ceil, (2, 3))
+        plan = geo.make_plan(shape, k, (sd, 2, 2) if D else 2, pads, dil, ceil, (2, 3, 4) if D else (2, 3))
     except ValueError:
         return
     f = plan.fused
-    if f is None or sliding.plane(f, "sum") is None:
+    name = None if f is None else sliding.plane(f, "sum")
+    if name is None:
         return
+    assert name == ("sum_volume_k3s2" if f.in4[1] > 1 else "sum_plane_k3s2")
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, 3, H, W)) * np.exp2(rng.integers(-30, 30, (2, 3, H, W)))
+    x = rng.standard_normal(shape) * np.exp2(rng.integers(-30, 30, shape))
     x = (x * 1000).astype(dtype) if dtype == np.int16 else x.astype(dtype)
     divs = f.divisors(*divisor)
     rows = math.prod(f.out4[:3])
@@ -669,7 +683,7 @@ def test_plane_sums_are_the_variants_bits(H, W, kh, ph, pw, dh, ceil, divisor, d
     sliding.sum_small_k3s2(x.reshape(f.in4), f.tables, f.params, divs, want, np.empty(size, acc), 0, rows)
     cut = int(rng.integers(0, rows + 1))
     for t0, t1 in ((0, cut), (cut, rows)):
-        sliding.sum_plane_k3s2(x.reshape(f.in4), f.tables, f.params, divs, got, np.empty(size, acc), t0, t1)
+        getattr(sliding, name)(x.reshape(f.in4), f.tables, f.params, divs, got, np.empty(size, acc), t0, t1)
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
 
 
@@ -686,6 +700,21 @@ def test_plane_sums_by_hand():
     np.testing.assert_array_equal(poolkit.avg_pool(x, (3, 3), 2, 1)[0, 0], (sums / 9).astype(np.float32))
     np.testing.assert_array_equal(poolkit.avg_pool(x, (3, 3), 2, 1, count_include_pad=False)[0, 0],
                                   (sums / counts).astype(np.float32))
+
+
+def test_volume_sums_by_hand():
+    """A 3x3x3 s2 p1 average of a (3, 3, 5) volume with the windows written out by hand, through
+    the public call, which runs sum_volume_k3s2: along D and H the windows hold {0, 1} and {1, 2},
+    along W {0, 1}, {1, 2, 3} and {3, 4}; the divisor is 27 (count_include_pad) or the cells."""
+    x = np.arange(45, dtype=np.float32).reshape(1, 1, 3, 3, 5)
+    assert sliding.plane(geo.make_plan(x.shape, (3, 3, 3), 2, 1, 1, False, (2, 3, 4)).fused, "sum") == "sum_volume_k3s2"
+    dh, w = [slice(0, 2), slice(1, 3)], [slice(0, 2), slice(1, 4), slice(3, 5)]
+    sums = np.array([[[x[0, 0, a, b, c].astype(np.float64).sum() for c in w] for b in dh] for a in dh])
+    cells = np.array([[[2 * 2 * (c.stop - c.start) for c in w] for _ in dh] for _ in dh])
+    assert sums[0, 0, 0] == 0 + 1 + 5 + 6 + 15 + 16 + 20 + 21 and cells[1, 1, 1] == 12
+    np.testing.assert_array_equal(poolkit.avg_pool(x, (3, 3, 3), 2, 1)[0, 0], (sums / 27).astype(np.float32))
+    np.testing.assert_array_equal(poolkit.avg_pool(x, (3, 3, 3), 2, 1, count_include_pad=False)[0, 0],
+                                  (sums / cells).astype(np.float32))
 
 
 def test_fastmax_hands_over_inside_threaded_chunks():

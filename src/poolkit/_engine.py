@@ -896,7 +896,7 @@ def _half_plane(f, op: str):
         elif op == "max":
             memo[key] = K.half.plane_max_half_k3s2 if K.sliding.twin(f, 2) == "fastmax_plane_k3s2" else None
         else:
-            memo[key] = K.half.plane_sum_half_k3s2 if K.sliding.plane(f, op) else None
+            memo[key] = K.half.plane_sum_half_k3s2 if K.sliding.plane(f, op) == "sum_plane_k3s2" else None
     return memo[key]
 
 

@@ -57,7 +57,7 @@ VARIANT_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding
 #: (see :func:`poolkit._kernels.sliding.twin` and :func:`~poolkit._kernels.sliding.plane`): 3x3 s2
 #: windows over 2-D planes run ``fastmax_plane_k3s2`` (small planes) and ``sum_plane_k3s2``
 #: (VARIANT_GEOMETRY's), windows 4 rows high ``fastmax_small_k3s2`` and ``sum_small_k3s2``, 3x3x3
-#: s2 windows ``fastmax_volume_k3s2``.
+#: s2 windows ``fastmax_volume_k3s2`` and ``sum_volume_k3s2``.
 TWIN_GEOMETRY: dict[str, tuple[tuple[int, ...], tuple[int, ...], int, Padding, tuple[int, ...]]] = {
     "small_k3s2 rows": ((1, 2, 9, 11), (4, 3), 2, 1, (2, 3)),
     "small_k3s2 volume": ((1, 2, 5, 9, 11), (3, 3, 3), 2, 1, (2, 3, 4)),

@@ -603,14 +603,14 @@ def _nan_at_half(xf, i):
 @kernel
 def plane_max_half_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Maxima, up to the first row of the first plane holding a NaN (returned; else t1)."""
-    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _load_half,
+    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, 0, max_num, _any_nan, _emit_max, _load_half,
                        _store_half, _nan_at_half, max_rows3, max_taps3)
 
 
 @kernel
 def plane_sum_half_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Sums times the reciprocal divisors."""
-    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _load_half, _store_half,
+    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, 0, add2, _no_nan, _emit_sum, _load_half, _store_half,
                 _nan_at_half, _no_row, _no_row)
 
 

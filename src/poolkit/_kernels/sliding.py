@@ -148,6 +148,57 @@ def _rows_direct(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plan
 
 
 @njit(inline="always")
+def _rows_sums(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_len, buf, g, sfx, state, comb):
+    """The row strategy of the sums of the variants that fill the row buffer (small, taps, edges):
+    buf = the sum of the window's input rows in groups of up to three, each group summed first,
+    (a + b) + c, then added to buf.  Over 2-D planes (one slice) a group is three rows along H,
+    as in _rows_direct: one write of buf instead of three read-modify-writes.  Over volumes a group
+    is a row's window slices (d0 + jd*dd, jd ascending), rows h0 + jh*dh in order: the order of
+    :func:`sum_volume_k3s2`, which sums each window's slices into a plane first, once for all the
+    rows of (o, od), and so makes these bits.  (The maxima keep _rows_direct's row-major order,
+    which their NaN and tie rules follow.)  Each tap is converted to ``buf``'s type (float64, or
+    float32 for float32 sums) as it is read, and every addition is in that type."""
+    nd, nh = cd[od], ch[oh]
+    row_step = np.uint64(params[P_DH] * row_len)
+    slice_step = np.uint64(params[P_DD] * height * row_len)
+    base = np.uint64(o * plane_len + (sd[od] * height + sh[oh]) * row_len)
+    # (groups, step between groups, taps per group, step within a group)
+    n_out, out_step, n_in, step = (1, row_step, nh, row_step) if nd == 1 else (nh, row_step, nd, slice_step)
+    wide = buf.dtype.type
+    first = True
+    n = np.uint64(row_len)
+    for i in range(n_out):
+        j = 0
+        while j < n_in:
+            a = base + np.uint64(i) * out_step + np.uint64(j) * step
+            b = a + step
+            c = b + step
+            k = min(n_in - j, 3)
+            if first:
+                if k == 3:
+                    for q in range(n):
+                        buf[q] = comb(comb(wide(xf[a + q]), wide(xf[b + q])), wide(xf[c + q]))
+                elif k == 2:
+                    for q in range(n):
+                        buf[q] = comb(wide(xf[a + q]), wide(xf[b + q]))
+                else:
+                    for q in range(n):
+                        buf[q] = xf[a + q]
+            elif k == 3:
+                for q in range(n):
+                    buf[q] = comb(buf[q], comb(comb(wide(xf[a + q]), wide(xf[b + q])), wide(xf[c + q])))
+            elif k == 2:
+                for q in range(n):
+                    buf[q] = comb(buf[q], comb(wide(xf[a + q]), wide(xf[b + q])))
+            else:
+                for q in range(n):
+                    buf[q] = comb(buf[q], wide(xf[a + q]))
+            first = False
+            j += k
+    return state
+
+
+@njit(inline="always")
 def _row_blocks(xf, plane, row_len, b0, b1, base, n_scans, g, sfx, comb):
     """Prefix reductions (into g) and, when ``n_scans`` is 2, suffix reductions (into sfx) over the
     rows b0 <= h < b1 of the 2-D plane starting at xf[plane]: row h of the scan goes to row
@@ -839,7 +890,7 @@ def work_size(name: str, in4, out4, params) -> int:
     padded = row_len + (int(params[P_PAD_W]) + int(params[P_OVER_W])) * int(params[P_INNER])  # see _cols_doubled
     return (2 * padded + (out4[3] if name.startswith("sum_") else 0)
             + (4 * int(params[P_KH]) * row_len if name.endswith(("_blocks", "_wide")) else 0)
-            + (in4[2] * row_len if name == "max_small_k3s2" and in4[1] > 1 else 0))  # fastmax_volume_k3s2's plane
+            + (in4[2] * row_len if name.endswith("_small_k3s2") and in4[1] > 1 else 0))  # the volume kernels' plane
 
 
 def _one_row(f) -> bool:
@@ -1154,14 +1205,16 @@ def _no_row(x, r0, r1, r2, out, d, m, scale, acc):
 
 
 @njit(inline="always")
-def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, load, store, is_nan, rows3, taps3):
+def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, od, comb, scan, emit, load, store, is_nan, rows3, taps3):
     """Output rows t0 <= t < t1 of 3-wide stride-2 windows of at most 3 rows over 2-D planes
     (D = 1, inner 1), written out rather than through :func:`_forward`: the maxima (``comb``
     max_num, ``scan`` :func:`_any_nan`, ``emit`` :func:`_emit_max`) of
     :func:`fastmax_plane_k3s2`, up to the first row of the first plane that holds a NaN
     (returned), or the sums times the reciprocal divisors (add2, :func:`_no_nan`,
-    :func:`_emit_sum`) of :func:`sum_plane_k3s2` (``work`` float64 for float64 sums; returns t1).
-    Elements are read by ``load(xf, i)``, written by ``store(of, i, v)`` and checked by
+    :func:`_emit_sum`) of :func:`sum_plane_k3s2` (``work`` float64 for float64 sums; returns t1),
+    their divisors those of output slice ``od`` along D (0 over 2-D planes; the slice whose plane
+    :func:`sum_volume_k3s2` passes).  Elements are read by ``load(xf, i)`` (and converted to
+    ``work``'s type), written by ``store(of, i, v)`` and checked by
     ``is_nan(xf, i)`` (:func:`_get`, :func:`_put`, :func:`_nan_at`; the float16 plane kernels of
     :mod:`poolkit._kernels.half` read and write float16 bits, and find NaNs by the bits: 5.3 ->
     4.9 ms against converting them).  ``rows3`` and ``taps3`` make a buffer row of three input
@@ -1193,8 +1246,10 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
     n = np.uint64(row_len)
     zero = np.uint64(0)
     line = np.uint64(max(64 // x.itemsize, 1))
-    # the next plane's elements each row prefetches (none when two planes would not stay in L2)
-    share = np.uint64((plane_len + n_oh - 1) // n_oh if plane_len * x.itemsize <= PLANE_SCAN_BYTES else 0)
+    # the next plane's elements each row prefetches (none when two planes would not stay in L2, or
+    # when x is one plane: the volume kernels' plane in ``work`` has no next one)
+    share = np.uint64((plane_len + n_oh - 1) // n_oh
+                      if plane_len * x.itemsize <= PLANE_SCAN_BYTES and x.shape[0] > 1 else 0)
     tail = max(hi, lo)
     m = np.uint64(max(hi - lo, 0))
     w0 = np.uint64(sw[lo] if m else 0)
@@ -1216,17 +1271,17 @@ def _plane_k3s2(x, tables, params, divs, out, work, t0, t1, comb, scan, emit, lo
             b, c = a + step, a + step + step
             if not rows3(xf, a, b, c, buf, zero, n, 0.0, wide):
                 for q in range(n):
-                    buf[q] = comb(comb(wide(load(xf, a + q)), load(xf, b + q)), load(xf, c + q))
+                    buf[q] = comb(comb(wide(load(xf, a + q)), wide(load(xf, b + q))), wide(load(xf, c + q)))
         elif nh == 2:
             b = a + step
             for q in range(n):
-                buf[q] = comb(wide(load(xf, a + q)), load(xf, b + q))
+                buf[q] = comb(wide(load(xf, a + q)), wide(load(xf, b + q)))
         else:
             for q in range(n):
                 buf[q] = load(xf, a + q)
         # the taps: edge windows (at most 3 taps) one by one, then the full ones in one pass
         d0 = t * out_len
-        scale = div_d[0] * div_h[oh]
+        scale = div_d[od] * div_h[oh]
         for e in range(lo + n_ow - tail):
             ow = e if e < lo else e - lo + tail
             s0, v = sw[ow], buf[sw[ow]]
@@ -1258,8 +1313,31 @@ def fastmax_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     3x3 s2 p1, 16 passes over two images in cache: 5.8 ms with them, 3.6 ms written out; from
     memory, with the prefetch, 6.5 against 4.2 ms).
     """
-    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, max_num, _any_nan, _emit_max, _get, _put, _nan_at,
+    return _plane_k3s2(x, tables, params, divs, out, work, t0, t1, 0, max_num, _any_nan, _emit_max, _get, _put, _nan_at,
                        max_rows3, max_taps3)
+
+
+@njit(inline="always")
+def _volume_views(x, tables, params, out, work):
+    """What the volume kernels (:func:`fastmax_volume_k3s2`, :func:`sum_volume_k3s2`) work with:
+    (flat x, flat out, the plane ``p`` in ``work`` (its first H * W entries), ``p`` as a 4-D
+    one-plane array, the rest of ``work``, H * W as uint64, the step from one window slice to the
+    next, the D window tables sd and cd, OD, OH, D, OW)."""
+    sd, cd, sh, ch, sw, cw = _tables(tables, params)
+    height, row_len = x.shape[2], x.shape[3]
+    plane = height * row_len
+    n = np.uint64(plane)
+    p = work[:plane]
+    return (x.reshape(x.size), out.reshape(out.size), p, p.reshape((1, 1, height, row_len)), work[plane:], n,
+            np.uint64(params[P_DD]) * n, sd, cd, sd.shape[0], sh.shape[0], x.shape[1], out.shape[3])
+
+
+@njit(inline="always")
+def _slab(t, t1, n_od, n_oh, depth, sd, cd, plane):
+    """(o, od, oh of output row t, the end of this (o, od)'s rows in the chunk, the flat index of
+    its first window slice, the window's slices) for the volume kernels."""
+    o, od, oh = _row_coords(t, n_od, n_oh)
+    return o, od, oh, min(t1, t - oh + n_oh), np.uint64((o * depth + sd[od]) * plane), cd[od]
 
 
 @kernel
@@ -1278,24 +1356,10 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
     (:func:`~poolkit._kernels._loops.unruly_take`).  One thread, (2, 16, 64, 64, 64) float32
     3x3x3 s2 p1, interleaved with the row twin (fastmax_small_k3s2): 3.24-3.56 ms against
     4.80-5.05 ms (a prototype of this kernel, BENCHMARKS.md)."""
-    sd, cd, sh, ch, sw, cw = _tables(tables, params)
-    n_od, n_oh = sd.shape[0], sh.shape[0]
-    depth, height, row_len = x.shape[1], x.shape[2], x.shape[3]
-    out_len = out.shape[3]
-    plane = height * row_len
-    n = np.uint64(plane)
-    xf = x.reshape(x.size)
-    of = out.reshape(out.size)
-    p = work[:plane]
-    p4 = p.reshape((1, 1, height, row_len))
-    rest = work[plane:]
-    dd = np.uint64(params[P_DD]) * n  # from one window slice to the next
+    xf, of, p, p4, rest, n, dd, sd, cd, n_od, n_oh, depth, out_len = _volume_views(x, tables, params, out, work)
     t = t0
     while t < t1:
-        o, od, oh = _row_coords(t, n_od, n_oh)
-        stop = min(t1, t - oh + n_oh)  # this (o, od)'s rows in the chunk
-        b0 = np.uint64((o * depth + sd[od]) * plane)
-        nd = cd[od]
+        o, od, oh, stop, b0, nd = _slab(t, t1, n_od, n_oh, depth, sd, cd, p.size)
         big, low = unruly_start(xf[b0])
         if nd == 3:
             b1 = b0 + dd
@@ -1317,29 +1381,68 @@ def fastmax_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
                 big, low = unruly_take(a, a, a, big, low)
         if unruly_seen(big, low):  # a NaN or a -0.0
             return t
-        e = (o * n_od + od) * n_oh * out_len
+        e = (o * n_od + od) * n_oh * out_len  # the slab's output rows, as one plane's
         o4 = of[e:e + n_oh * out_len].reshape((1, 1, n_oh, out_len))
-        _plane_k3s2(p4, tables, params, divs, o4, rest, oh, oh + stop - t, max_num, _no_nan, _emit_max, _get, _put,
+        _plane_k3s2(p4, tables, params, divs, o4, rest, oh, oh + stop - t, 0, max_num, _no_nan, _emit_max, _get, _put,
                     _nan_at, max_rows3, max_taps3)
         t = stop
     return t1
 
 
 @kernel
+def sum_volume_k3s2(x, tables, params, divs, out, work, t0, t1):
+    """sum_small_k3s2 for 3-D windows (D > 1) of at most 3 slices and 3 rows, 3 wide at stride 2,
+    over planes whose float64 sums fit in L2 (:func:`plane`), the same bits: the window slices of
+    each (o, od) are summed first, in one pass over whole planes, into a plane in ``work`` (its
+    first H * W entries, in ``work``'s type), whose output rows are then made as a 2-D plane's are
+    (:func:`_plane_k3s2`), with the divisors of slice od.  The variant sums each row's slices first
+    too (:func:`_rows_sums`), but for each output row again, nine input rows per output row: at
+    stride 2 along D and H it reads each input row 2.25 times, this 1.5 times (and the plane's rows
+    1.5 times).  Measured: BENCHMARKS.md, "3-D averages: the slices first"."""
+    xf, of, p, p4, rest, n, dd, sd, cd, n_od, n_oh, depth, out_len = _volume_views(x, tables, params, out, work)
+    wide = work.dtype.type
+    t = t0
+    while t < t1:
+        o, od, oh, stop, b0, nd = _slab(t, t1, n_od, n_oh, depth, sd, cd, p.size)
+        if nd == 3:
+            b1 = b0 + dd
+            b2 = b1 + dd
+            for i in range(n):
+                p[i] = add2(add2(wide(xf[b0 + i]), wide(xf[b1 + i])), wide(xf[b2 + i]))
+        elif nd == 2:
+            b1 = b0 + dd
+            for i in range(n):
+                p[i] = add2(wide(xf[b0 + i]), wide(xf[b1 + i]))
+        else:
+            for i in range(n):
+                p[i] = xf[b0 + i]
+        e = (o * n_od + od) * n_oh * out_len  # the slab's output rows, as one plane's
+        o4 = of[e:e + n_oh * out_len].reshape((1, 1, n_oh, out_len))
+        _plane_k3s2(p4, tables, params, divs, o4, rest, oh, oh + stop - t, od, add2, _no_nan, _emit_sum, _get, _put,
+                    _nan_at, _no_row, _no_row)
+        t = stop
+
+
+@kernel
 def sum_plane_k3s2(x, tables, params, divs, out, work, t0, t1):
     """sum_small_k3s2 for 2-D windows (D = 1) of at most 3 rows, the same bits, written out
     (:func:`_plane_k3s2`): the engine runs it instead of the variant (see :func:`plane`)."""
-    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, add2, _no_nan, _emit_sum, _get, _put, _nan_at, _no_row,
+    _plane_k3s2(x, tables, params, divs, out, work, t0, t1, 0, add2, _no_nan, _emit_sum, _get, _put, _nan_at, _no_row,
                 _no_row)
 
 
 def plane(f, op: str) -> str | None:
     """The name of the written-out plane kernel the engine runs instead of the fused view ``f``'s
     ``op`` variant, or None: :func:`sum_plane_k3s2` for sums of windows 3 wide at stride 2 and at
-    most 3 high over 2-D planes (inner 1), any plane size (the maxima of such windows have the
-    plane twin instead: :func:`twin`)."""
-    if op == "sum" and variant(f, op) == "sum_small_k3s2" and f.in4[1] == 1 and f.params[P_KH] <= 3:
+    most 3 high over 2-D planes (inner 1), any plane size, and :func:`sum_volume_k3s2` for such
+    windows at most 3 deep over 3-D inputs whose planes of float64 sums are at most
+    PLANE_SCAN_BYTES (the maxima of such windows have twins instead: :func:`twin`)."""
+    if op != "sum" or variant(f, op) != "sum_small_k3s2" or f.params[P_KH] > 3:
+        return None
+    if f.in4[1] == 1:
         return "sum_plane_k3s2"
+    if f.pd.kernel <= 3 and f.in4[2] * f.in4[3] * 8 <= PLANE_SCAN_BYTES:
+        return "sum_volume_k3s2"
     return None
 
 
@@ -1422,42 +1525,42 @@ def fastmax_inner3(x, tables, params, divs, out, work, t0, t1):
 def sum_edges(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_edges."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_edges, 0, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_edges, 0, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k2s2."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s2, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k2s2, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k3s2."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s2, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k3s2, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k2s1."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s1, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k2s1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k3s1."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s1, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k3s1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_small_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_small_k4s4."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k4s4, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k4s4, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
@@ -1465,7 +1568,7 @@ def sum_line_k2s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 2 taps at stride 2
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s2, True, _feed_line, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k2s2, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -1473,7 +1576,7 @@ def sum_line_k3s2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 3 taps at stride 2
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s2, True, _feed_line, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k3s2, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -1481,7 +1584,7 @@ def sum_line_k2s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 2 taps at stride 1
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k2s1, True, _feed_line, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k2s1, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -1489,7 +1592,7 @@ def sum_line_k3s1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 3 taps at stride 1
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k3s1, True, _feed_line, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k3s1, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -1497,7 +1600,7 @@ def sum_line_k4s4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors, windows of one input row and 4 taps at stride 4
     along W (inner == 1), read in place."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_small, _k4s4, True, _feed_line, _scale, _no_stop)
+             add2, _rows_sums, _cols_small, _k4s4, True, _feed_line, _scale, _no_stop)
 
 
 @kernel
@@ -1516,56 +1619,56 @@ def sum_pairs_s1(x, tables, params, divs, out, work, t0, t1):
 def sum_taps1(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps1."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_taps, 1, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_taps, 1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_taps2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps2."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_taps, 2, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_taps, 2, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_taps4(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps4."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_taps, 4, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_taps, 4, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_taps(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_taps."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_taps, -1, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_taps, -1, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
 def sum_inner(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_inner, 0, True, _feed_rows, _scale, _no_stop)
+             add2, _rows_sums, _cols_inner, 0, True, _feed_rows, _scale, _no_stop)
 
 
 @kernel
 def sum_inner2(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner2."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_inner, 1, True, _feed_pairs, _scale_edges, _no_stop)
+             add2, _rows_sums, _cols_inner, 1, True, _feed_pairs, _scale_edges, _no_stop)
 
 
 @kernel
 def sum_inner3(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_inner3."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_inner, 1, True, _feed_nines, _scale_edges, _no_stop)
+             add2, _rows_sums, _cols_inner, 1, True, _feed_nines, _scale_edges, _no_stop)
 
 
 @kernel
 def sum_doubled(x, tables, params, divs, out, work, t0, t1):
     """Window sums times the reciprocal divisors; the windows as in max_doubled."""
     _forward(x, tables, params, divs, out, work, t0, t1,
-             add2, _rows_direct, _cols_doubled, _pad_zeros, True, _feed_buffer, _scale, _no_stop)
+             add2, _rows_sums, _cols_doubled, _pad_zeros, True, _feed_buffer, _scale, _no_stop)
 
 
 @kernel
