@@ -162,15 +162,15 @@ def _rows_sums(xf, o, od, oh, t, sd, cd, sh, ch, params, height, row_len, plane_
     row_step = np.uint64(params[P_DH] * row_len)
     slice_step = np.uint64(params[P_DD] * height * row_len)
     base = np.uint64(o * plane_len + (sd[od] * height + sh[oh]) * row_len)
-    # (groups, step between groups, taps per group, step within a group)
-    n_out, out_step, n_in, step = (1, row_step, nh, row_step) if nd == 1 else (nh, row_step, nd, slice_step)
+    # (groups, taps per group, step within a group): over volumes one group per row, row_step apart
+    n_out, n_in, step = (1, nh, row_step) if nd == 1 else (nh, nd, slice_step)
     wide = buf.dtype.type
     first = True
     n = np.uint64(row_len)
     for i in range(n_out):
         j = 0
         while j < n_in:
-            a = base + np.uint64(i) * out_step + np.uint64(j) * step
+            a = base + np.uint64(i) * row_step + np.uint64(j) * step
             b = a + step
             c = b + step
             k = min(n_in - j, 3)
